@@ -1,0 +1,86 @@
+/**
+ * The `syncgen` command: `serve` runs the server; `get`, `bump`, `clear` and `watch` talk to
+ * one, for operators and scripts.
+ */
+import { Command, Option } from "commander";
+import { Code, GenerationServiceError, createGenerationClient } from "../client/index.js";
+
+const DEFAULT_SERVER = "127.0.0.1:50051";
+
+const program = new Command("syncgen")
+  .description("syncgen: generation numbers for cache keys, shared by many processes")
+  .showHelpAfterError();
+
+const serve = program.command("serve").description("run the server (in-memory store unless a Redis URL is given)");
+// Flags, environment variables and defaults come from one table (src/server/config.ts).
+const { SETTINGS } = await import("../server/config.js");
+for (const setting of SETTINGS) {
+  const shown = setting.default === undefined ? "" : ` (default: ${setting.default})`;
+  serve.addOption(new Option(`--${setting.flag} <value>`, `${setting.description}; env ${setting.env}${shown}`));
+}
+serve.action(async (flags: Record<string, string>) => {
+  const { runServer } = await import("./run-server.js");
+  await runServer(flags);
+});
+
+/** Adds the --server option every client command takes. */
+function clientCommand(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .addOption(
+      new Option("--server <host:port>", "the syncgen server").env("SYNCGEN_SERVER").default(DEFAULT_SERVER),
+    );
+}
+
+clientCommand("get", "print a key's generation (creating it if absent, unless --peek)")
+  .argument("<key>")
+  .option("--peek", "read only: print 0 for an absent key and create nothing")
+  .action(async (key: string, options: { server: string; peek?: boolean }) => {
+    await withClient(options.server, async (client) => {
+      console.log(String(await client.get(key, { peek: options.peek ?? false })));
+    });
+  });
+
+clientCommand("bump", "advance a key's generation and print the new one")
+  .argument("<key>")
+  .action(async (key: string, options: { server: string }) => {
+    await withClient(options.server, async (client) => console.log(String(await client.bump(key))));
+  });
+
+clientCommand("clear", "forget a key: every generation handed out for it becomes stale")
+  .argument("<key>")
+  .action(async (key: string, options: { server: string }) => {
+    await withClient(options.server, (client) => client.clear(key));
+  });
+
+clientCommand("watch", "print each key's generation, then every change, as `KEY<TAB>GENERATION` lines")
+  .argument("<keys...>")
+  .action(async (keys: string[], options: { server: string }) => {
+    const stop = new AbortController();
+    process.once("SIGINT", () => stop.abort());
+    process.once("SIGTERM", () => stop.abort());
+    await withClient(options.server, async (client) => {
+      for await (const response of client.watch(keys, { signal: stop.signal })) {
+        for (const change of response.changes) process.stdout.write(`${change.key}\t${change.generation}\n`);
+      }
+    });
+  });
+
+async function withClient(
+  server: string,
+  use: (client: ReturnType<typeof createGenerationClient>) => Promise<void>,
+): Promise<void> {
+  const client = createGenerationClient(server);
+  try {
+    await use(client);
+  } catch (error) {
+    const failure = GenerationServiceError.from(error);
+    process.stderr.write(`syncgen: ${failure.message}\n`);
+    process.exitCode = failure.code === Code.INVALID_ARGUMENT ? 2 : 1;
+  } finally {
+    client.close();
+  }
+}
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,153 @@
+/**
+ * Serves a generated service on a grpc-js server through typed handlers. Handlers are async
+ * functions that return the response (or, for server streams, take over the call); whatever
+ * they throw becomes a status through ServiceError.from(). A request that fails to decode
+ * (bad protobuf, invalid UTF-8) is answered with INVALID_ARGUMENT, not grpc-js's INTERNAL.
+ */
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import type {
+  MethodDefinition,
+  Server,
+  ServerUnaryCall,
+  ServerWritableStream,
+  UntypedHandleCall,
+  sendUnaryData,
+} from "@grpc/grpc-js";
+import { grpcServiceDefinition, type RequestOf, type ResponseOf } from "../rpc/service-definition.js";
+import { ServiceError, Status } from "./errors.js";
+
+/** A unary handler: resolves with the response or throws. */
+export type UnaryHandler<M extends GenServiceMethods[string]> = (
+  request: RequestOf<M>,
+  call: ServerUnaryCall<RequestOf<M>, ResponseOf<M>>,
+) => Promise<ResponseOf<M>>;
+
+/** A server-streaming handler: owns the call; throwing before it writes ends the call with a status. */
+export type ServerStreamingHandler<M extends GenServiceMethods[string]> = (
+  request: RequestOf<M>,
+  call: ServerWritableStream<RequestOf<M>, ResponseOf<M>>,
+) => void;
+
+/** One handler per method, typed by the method's kind. */
+export type ServiceHandlers<T extends GenServiceMethods> = {
+  [K in keyof T]: T[K]["methodKind"] extends "unary"
+    ? UnaryHandler<T[K]>
+    : T[K]["methodKind"] extends "server_streaming"
+      ? ServerStreamingHandler<T[K]>
+      : never;
+};
+
+/** The handlers of a generated service object, e.g. `HandlersOf<typeof GenerationService>`. */
+export type HandlersOf<S> = S extends GenService<infer T> ? ServiceHandlers<T> : never;
+
+/** Called with every error a handler ends a call with, for logging. */
+export type ErrorObserver = (method: string, error: ServiceError) => void;
+
+/** Counts unary calls in flight, so shutdown knows when they have drained. */
+export class CallTracker {
+  #active = 0;
+  #waiters: (() => void)[] = [];
+
+  begin(): void {
+    this.#active++;
+  }
+
+  end(): void {
+    this.#active--;
+    if (this.#active === 0) for (const resolve of this.#waiters.splice(0)) resolve();
+  }
+
+  /** Resolves once no call is in flight. */
+  idle(): Promise<void> {
+    return this.#active === 0 ? Promise.resolve() : new Promise((resolve) => this.#waiters.push(resolve));
+  }
+}
+
+/** What addGeneratedService reports to. */
+export interface ServeOptions {
+  /** Counts unary calls in flight. */
+  calls: CallTracker;
+  /** Sees every error a call ends with. */
+  onError: ErrorObserver;
+}
+
+/** A request that could not be decoded; reaches no handler. */
+class MalformedRequest {
+  constructor(readonly reason: string) {}
+}
+
+/** Adds `service` to `server`, served by `handlers`. */
+export function addGeneratedService<T extends GenServiceMethods>(
+  server: Server,
+  service: GenService<T>,
+  handlers: ServiceHandlers<T>,
+  { calls, onError }: ServeOptions,
+): void {
+  const definition = grpcServiceDefinition(service);
+  const lenient: Record<string, MethodDefinition<unknown, unknown>> = {};
+  const implementation: Record<string, UntypedHandleCall> = {};
+  for (const method of service.methods) {
+    const name = method.localName;
+    const methodDefinition = definition[name] as MethodDefinition<unknown, unknown>;
+    const path = methodDefinition.path;
+    lenient[name] = {
+      ...methodDefinition,
+      requestDeserialize: (bytes) => {
+        try {
+          return methodDefinition.requestDeserialize(bytes);
+        } catch (error) {
+          return new MalformedRequest(error instanceof Error ? error.message : String(error));
+        }
+      },
+    };
+    const fail = (error: unknown): ServiceError => {
+      const serviceError = ServiceError.from(error);
+      onError(path, serviceError);
+      return serviceError;
+    };
+    const malformed = (request: unknown): ServiceError | undefined =>
+      request instanceof MalformedRequest
+        ? new ServiceError(`the request is not a valid ${method.input.typeName}: ${request.reason}`, Status.INVALID_ARGUMENT)
+        : undefined;
+    // The handler map is typed by method kind; here one loop serves them all.
+    const handler = (handlers as Record<string, unknown>)[name];
+    if (method.methodKind === "unary") {
+      const unary = handler as (request: unknown, call: ServerUnaryCall<unknown, unknown>) => Promise<unknown>;
+      implementation[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+        const invalid = malformed(call.request);
+        if (invalid) return callback(toStatus(fail(invalid)));
+        calls.begin();
+        unary(call.request, call)
+          .then(
+            (response) => callback(null, response),
+            (error: unknown) => callback(toStatus(fail(error))),
+          )
+          .finally(() => calls.end());
+      };
+    } else if (method.methodKind === "server_streaming") {
+      const streaming = handler as (request: unknown, call: ServerWritableStream<unknown, unknown>) => void;
+      implementation[name] = (call: ServerWritableStream<unknown, unknown>) => {
+        try {
+          const invalid = malformed(call.request);
+          if (invalid) throw invalid;
+          streaming(call.request, call);
+        } catch (error) {
+          endStream(call, fail(error));
+        }
+      };
+    } else {
+      throw new Error(`${path}: ${method.methodKind} methods are not supported`);
+    }
+  }
+  server.addService(lenient, implementation);
+}
+
+/** The grpc-js form of a status. */
+export function toStatus(error: ServiceError): { code: Status; details: string } {
+  return { code: error.code, details: error.message };
+}
+
+/** Ends a server stream with an error status (grpc-js sends the status of an emitted error). */
+export function endStream(call: ServerWritableStream<unknown, unknown>, error: ServiceError): void {
+  call.emit("error", toStatus(error));
+}

@@ -1,0 +1,17 @@
+/**
+ * JSON logs (pino): one line per start, stop and store state change; request-level detail
+ * only at debug. Values are plain JSON: bigints are converted by the caller.
+ */
+import { pino, type Logger } from "pino";
+
+export type { Logger };
+
+/** A JSON logger writing to stdout. */
+export function createLogger(level: string): Logger {
+  return pino({ level, base: { service: "syncgen" }, timestamp: pino.stdTimeFunctions.isoTime });
+}
+
+/** A logger that writes nothing, for embedding and tests. */
+export function silentLogger(): Logger {
+  return pino({ level: "silent" });
+}

@@ -1,0 +1,123 @@
+/**
+ * Wiring: a grpc-js server with GenerationService, grpc.health.v1 (SERVING only while the
+ * store is ready) and server reflection, over the configured store; graceful shutdown.
+ */
+import { toBinary } from "@bufbuild/protobuf";
+import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
+import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation, type ServingStatus } from "grpc-health-check";
+import { GenerationService, file_generation_v1_generation } from "../gen/generation/v1/generation_pb.js";
+import type { ServerConfig } from "./config.js";
+import { generationServiceHandlers } from "./generation-service.js";
+import { CallTracker, addGeneratedService } from "./grpc-service.js";
+import type { Logger } from "./logger.js";
+import { createStore } from "./store/create-store.js";
+import type { GenerationStore } from "./store/generation-store.js";
+import { WatchHub } from "./watch-hub.js";
+import { Status } from "./errors.js";
+
+/** What `startServer` needs besides the configuration. */
+export interface StartServerOptions {
+  logger: Logger;
+  /** Overrides the store the configuration names (embedding, tests). */
+  store?: GenerationStore;
+}
+
+/** A running syncgen server. */
+export interface RunningServer {
+  /** The address it listens on, with the port actually bound. */
+  readonly address: string;
+  readonly port: number;
+  readonly store: GenerationStore;
+  readonly hub: WatchHub;
+  /**
+   * Shuts down gracefully: health NOT_SERVING, Watch streams end with UNAVAILABLE (clients
+   * reconnect elsewhere), unary calls in flight finish, then everything is cut off at the
+   * configured deadline. Resolves when closed; safe to call more than once.
+   */
+  shutdown(reason: string): Promise<void>;
+}
+
+const SERVICE_NAME = GenerationService.typeName;
+
+/** Starts a server as configured; resolves once it listens (the store may still be connecting). */
+export async function startServer(config: ServerConfig, options: StartServerOptions): Promise<RunningServer> {
+  const { logger } = options;
+  const store = options.store ?? createStore(config);
+  const hub = new WatchHub(store, {
+    heartbeatMs: config.heartbeatMs,
+    onResyncError: (error) => logger.warn({ event: "resync_failed", err: error }, "re-reading watched keys failed; retrying"),
+  });
+  const health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
+  const setHealth = (status: ServingStatus): void => {
+    health.setStatus("", status);
+    health.setStatus(SERVICE_NAME, status);
+  };
+  store.on("state", (state, reason) => {
+    logger.info({ event: "store_state", store: store.description, state, reason }, `store ${state}: ${reason}`);
+    setHealth(state === "ready" ? "SERVING" : "NOT_SERVING");
+  });
+
+  const server = new Server({
+    // A Watch of the most keys, each of the longest size, plus its `known` map, must fit.
+    "grpc.max_receive_message_length": Math.max(4 << 20, 2 * config.maxWatchKeys * (config.maxKeyBytes + 16)),
+  });
+  const calls = new CallTracker();
+  addGeneratedService(server, GenerationService, generationServiceHandlers(store, hub, config), {
+    calls,
+    onError: (method, error) => {
+      if (error.code === Status.INTERNAL) logger.error({ event: "internal_error", method, err: error.cause }, "internal error");
+      else logger.debug({ event: "call_failed", method, code: Status[error.code], details: error.message }, "call failed");
+    },
+  });
+  health.addToServer(server);
+  new ReflectionService(reflectionPackage()).addToServer(server);
+
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(config.listen, ServerCredentials.createInsecure(), (error, boundPort) =>
+      error ? reject(error) : resolve(boundPort),
+    );
+  });
+  const address = config.listen.replace(/:\d+$/, `:${port}`);
+  logger.info(
+    { event: "start", address, store: store.description, prefix: config.redisUrl ? config.prefix : undefined },
+    config.redisUrl
+      ? `syncgen serving on ${address}, store ${store.description}`
+      : `syncgen serving on ${address} from the in-memory store (one replica only; give --redis to share state)`,
+  );
+  store.connect().catch((error: unknown) => logger.warn({ event: "store_connect_failed", err: error }, "store connect failed"));
+
+  let closing: Promise<void> | undefined;
+  const shutdown = (reason: string): Promise<void> => {
+    closing ??= (async () => {
+      logger.info({ event: "stopping", reason }, `stopping: ${reason}`);
+      setHealth("NOT_SERVING");
+      hub.shutdown("the server is shutting down; reconnect to another replica");
+      // Health watchers and other streams never end by themselves: once our unary calls
+      // have drained (or the deadline passes), cut whatever is left.
+      const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<"deadline">((resolve) => {
+        timer = setTimeout(() => resolve("deadline"), config.shutdownTimeoutMs);
+      });
+      const outcome = await Promise.race([calls.idle().then(() => "drained" as const), drained.then(() => "drained" as const), deadline]);
+      clearTimeout(timer);
+      server.forceShutdown();
+      await store.close();
+      logger.info({ event: "stop", outcome }, outcome === "drained" ? "stopped" : "stopped at the shutdown deadline");
+    })();
+    return closing;
+  };
+
+  return { address, port, store, hub, shutdown };
+}
+
+/** Server reflection needs our file descriptor, in the shape proto-loader would give it. */
+function reflectionPackage(): ConstructorParameters<typeof ReflectionService>[0] {
+  const descriptor = Buffer.from(toBinary(FileDescriptorProtoSchema, file_generation_v1_generation.proto));
+  // The reflection service reads only `fileDescriptorProtos` of each entry.
+  return { [SERVICE_NAME]: { fileDescriptorProtos: [descriptor] } } as unknown as ConstructorParameters<
+    typeof ReflectionService
+  >[0];
+}

@@ -1,0 +1,143 @@
+/**
+ * The embedded store: one process, no dependencies. The default when no Redis URL is given,
+ * for a single replica (its data is this process's memory; replicas do not share it).
+ */
+import { EventEmitter } from "node:events";
+import { performance } from "node:perf_hooks";
+import {
+  DEFAULT_TOMBSTONE_MARGIN_MS,
+  decodeRecord,
+  encodeRecord,
+  nextRevision,
+  tombstoneTtlMs,
+} from "./generation-scheme.js";
+import {
+  type GenerationStore,
+  type KeyState,
+  type StoreEvents,
+  type StoreState,
+  StoreUnavailableError,
+} from "./generation-store.js";
+
+/** Options of the memory store. */
+export interface MemoryStoreOptions {
+  /** How long a tombstone outlives its revision (see generation-scheme.ts). */
+  tombstoneMarginMs?: number;
+}
+
+interface MemoryRecord {
+  /** The stored signed form (generation-scheme.ts). */
+  value: bigint;
+  /** For tombstones: when (performance.now() ms) the record may be forgotten. */
+  expiresAt: number;
+}
+
+/** Microseconds since the epoch from a monotonic source, so it never steps back in-process. */
+function nowMicros(): bigint {
+  return BigInt(Math.floor((performance.timeOrigin + performance.now()) * 1000));
+}
+
+/** A GenerationStore in this process's memory. */
+export class MemoryStore extends EventEmitter<StoreEvents> implements GenerationStore {
+  readonly description = "memory";
+  #state: StoreState = "connecting";
+  readonly #records = new Map<string, MemoryRecord>();
+  readonly #subscriptions = new Set<string>();
+  readonly #tombstoneMarginMs: number;
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    super();
+    this.#tombstoneMarginMs = options.tombstoneMarginMs ?? DEFAULT_TOMBSTONE_MARGIN_MS;
+    // Expired tombstones are also ignored on read; the sweep only bounds memory.
+    this.#sweeper = setInterval(() => this.#sweep(), this.#tombstoneMarginMs).unref();
+  }
+
+  get state(): StoreState {
+    return this.#state;
+  }
+
+  async connect(): Promise<void> {
+    this.#ensureOpen();
+    if (this.#state === "connecting") {
+      this.#state = "ready";
+      this.emit("state", "ready", "memory store created");
+    }
+  }
+
+  async get(key: string): Promise<bigint> {
+    this.#ensureReady();
+    const current = this.#load(key);
+    return current.generation > 0n ? current.generation : this.#write(key, current, "live").generation;
+  }
+
+  async bump(key: string): Promise<bigint> {
+    this.#ensureReady();
+    return this.#write(key, this.#load(key), "live").generation;
+  }
+
+  async clear(key: string): Promise<void> {
+    this.#ensureReady();
+    const current = this.#load(key);
+    // Clearing an absent key changes nothing; a live key becomes a tombstone.
+    if (current.generation > 0n) this.#write(key, current, "tombstone");
+  }
+
+  async read(keys: readonly string[]): Promise<KeyState[]> {
+    this.#ensureReady();
+    return keys.map((key) => this.#load(key));
+  }
+
+  async subscribe(keys: readonly string[]): Promise<void> {
+    this.#ensureReady();
+    for (const key of keys) this.#subscriptions.add(key);
+  }
+
+  async unsubscribe(keys: readonly string[]): Promise<void> {
+    for (const key of keys) this.#subscriptions.delete(key);
+  }
+
+  async close(): Promise<void> {
+    if (this.#state === "closed") return;
+    clearInterval(this.#sweeper);
+    this.#state = "closed";
+    this.emit("state", "closed", "store closed");
+  }
+
+  #load(key: string): KeyState {
+    const record = this.#records.get(key);
+    if (record === undefined) return decodeRecord(null);
+    if (record.expiresAt <= performance.now()) {
+      this.#records.delete(key);
+      return decodeRecord(null);
+    }
+    return decodeRecord(record.value);
+  }
+
+  #write(key: string, previous: KeyState, kind: "live" | "tombstone"): KeyState {
+    const now = nowMicros();
+    const revision = nextRevision(previous.revision, now);
+    const state: KeyState = { generation: kind === "live" ? revision : 0n, revision };
+    const expiresAt =
+      kind === "live" ? Number.POSITIVE_INFINITY : performance.now() + tombstoneTtlMs(revision, now, this.#tombstoneMarginMs);
+    this.#records.set(key, { value: encodeRecord(state), expiresAt });
+    if (this.#subscriptions.has(key)) this.emit("change", key, state);
+    return state;
+  }
+
+  #sweep(): void {
+    const now = performance.now();
+    for (const [key, record] of this.#records) {
+      if (record.expiresAt <= now) this.#records.delete(key);
+    }
+  }
+
+  #ensureOpen(): void {
+    if (this.#state === "closed") throw new StoreUnavailableError("the store is closed");
+  }
+
+  #ensureReady(): void {
+    this.#ensureOpen();
+    if (this.#state !== "ready") throw new StoreUnavailableError("the store is not connected yet");
+  }
+}

@@ -1,0 +1,303 @@
+/**
+ * Watch fan-out: one table of watched keys per process, shared by every Watch stream.
+ *
+ * - One store subscription per key however many streams watch it; a key's first watcher
+ *   subscribes and then reads it (subscribe first, so no change falls in between), later
+ *   watchers are answered from the table without touching the store.
+ * - Level-triggered: the table keeps only each key's latest state, ordered by revision, so a
+ *   stale notification never overwrites a fresh read. Each stream keeps, per key, only the
+ *   generation it last sent and whether that is out of date — bounded by its keys, never by
+ *   the rate of changes — and honours transport backpressure: while a stream cannot take more
+ *   it is skipped, and on drain it gets what is latest.
+ * - After a store reconnect (`resync`) every watched key is read again and streams get what
+ *   differs, so no latest value is lost to a dropped pub/sub message.
+ * - Fan-out happens on a later turn of the event loop, never inside the write that caused it.
+ */
+import { create } from "@bufbuild/protobuf";
+import { type KeyGeneration, KeyGenerationSchema } from "../gen/generation/v1/generation_pb.js";
+import { ServiceError, Status } from "./errors.js";
+import { ABSENT, type GenerationStore, type KeyState } from "./store/generation-store.js";
+
+/** Where a Watch stream's responses go: the gRPC call, seen through what the hub needs. */
+export interface WatchSink {
+  /** Sends one response; false when the transport wants the sender to wait for `onDrain`. */
+  send(changes: KeyGeneration[]): boolean;
+  /** Calls `listener` once, when the transport can take more. */
+  onDrain(listener: () => void): void;
+  /** Ends the stream with an error status. */
+  end(error: ServiceError): void;
+}
+
+/** Options of the hub. */
+export interface WatchHubOptions {
+  /** How often a live, idle stream gets an empty response. */
+  heartbeatMs: number;
+  /** Called when a resync read fails (it is retried); for the log. */
+  onResyncError?: (error: unknown) => void;
+}
+
+/** A watched key: its latest known state and the streams that watch it. */
+interface KeyEntry {
+  readonly key: string;
+  state: KeyState;
+  readonly streams: Set<WatchStream>;
+  /** Settles once the entry holds a state read after subscribing; undefined: must (re)load. */
+  loaded: Promise<void> | undefined;
+}
+
+/** How many keys one store read covers during a resync. */
+const RESYNC_BATCH = 1000;
+/** Pause before a failed resync is tried again. */
+const RESYNC_RETRY_MS = 200;
+
+/** One open Watch stream. Close it when the call ends. */
+export class WatchStream {
+  /** The generation last sent (or known by the client) per key; absent: client holds nothing. */
+  readonly sent: Map<string, bigint>;
+  /** Keys whose latest generation may differ from `sent`. */
+  readonly dirty = new Set<string>();
+  live = false;
+  blocked = false;
+  closed = false;
+
+  constructor(
+    readonly hub: WatchHub,
+    readonly sink: WatchSink,
+    readonly keys: readonly string[],
+    known: Readonly<Record<string, bigint>>,
+  ) {
+    this.sent = new Map();
+    for (const key of keys) {
+      // hasOwn: "constructor" or "toString" must not read Object.prototype's members.
+      if (Object.hasOwn(known, key)) this.sent.set(key, known[key] as bigint);
+    }
+  }
+
+  /** Stops the stream's updates and releases its keys. Idempotent. */
+  close(): void {
+    this.hub.release(this);
+  }
+}
+
+/** The process's watch fan-out over one store. */
+export class WatchHub {
+  readonly #store: GenerationStore;
+  readonly #options: WatchHubOptions;
+  readonly #entries = new Map<string, KeyEntry>();
+  readonly #streams = new Set<WatchStream>();
+  /** Entries changed since the last fan-out. */
+  readonly #changed = new Set<KeyEntry>();
+  /** Streams with something to send once not blocked. */
+  readonly #pending = new Set<WatchStream>();
+  #fanOutScheduled = false;
+  #heartbeat: NodeJS.Timeout;
+  /** Bumped on every resync so an older, slower one gives up. */
+  #resyncRound = 0;
+  #shutDown = false;
+
+  constructor(store: GenerationStore, options: WatchHubOptions) {
+    this.#store = store;
+    this.#options = options;
+    store.on("change", (key, state) => this.#onChange(key, state));
+    store.on("resync", () => void this.#resync());
+    this.#heartbeat = setInterval(() => this.#sendHeartbeats(), options.heartbeatMs).unref();
+  }
+
+  /** Open Watch streams. */
+  get streamCount(): number {
+    return this.#streams.size;
+  }
+
+  /** Distinct keys watched by this process (= store subscriptions). */
+  get keyCount(): number {
+    return this.#entries.size;
+  }
+
+  /**
+   * Opens a stream on `keys` (distinct, validated). The first response goes out once every
+   * key's state is known; if the store cannot serve, the stream ends with UNAVAILABLE.
+   */
+  open(sink: WatchSink, keys: readonly string[], known: Readonly<Record<string, bigint>>): WatchStream {
+    const stream = new WatchStream(this, sink, keys, known);
+    if (this.#shutDown) {
+      sink.end(new ServiceError("the server is shutting down; reconnect to another replica", Status.UNAVAILABLE));
+      stream.closed = true;
+      return stream;
+    }
+    this.#streams.add(stream);
+    const toLoad: KeyEntry[] = [];
+    const loads = new Set<Promise<void>>();
+    for (const key of keys) {
+      let entry = this.#entries.get(key);
+      if (entry === undefined) {
+        entry = { key, state: ABSENT, streams: new Set(), loaded: undefined };
+        this.#entries.set(key, entry);
+      }
+      entry.streams.add(stream);
+      if (entry.loaded === undefined) toLoad.push(entry);
+      else loads.add(entry.loaded);
+    }
+    if (toLoad.length > 0) loads.add(this.#load(toLoad));
+    Promise.all(loads).then(
+      () => this.#goLive(stream),
+      (error: unknown) => {
+        if (stream.closed) return;
+        sink.end(ServiceError.from(error));
+        this.release(stream);
+      },
+    );
+    return stream;
+  }
+
+  /** Releases a stream's keys; the last watcher of a key unsubscribes it. */
+  release(stream: WatchStream): void {
+    if (stream.closed) return;
+    stream.closed = true;
+    this.#streams.delete(stream);
+    this.#pending.delete(stream);
+    const unwatched: string[] = [];
+    for (const key of stream.keys) {
+      const entry = this.#entries.get(key);
+      if (entry === undefined) continue;
+      entry.streams.delete(stream);
+      if (entry.streams.size === 0) {
+        this.#entries.delete(key);
+        this.#changed.delete(entry);
+        unwatched.push(key);
+      }
+    }
+    // A failed unsubscribe leaves a harmless extra subscription until the next reconnect.
+    if (unwatched.length > 0) this.#store.unsubscribe(unwatched).catch(() => {});
+  }
+
+  /** Ends every stream with UNAVAILABLE (clients reconnect elsewhere) and refuses new ones. */
+  shutdown(reason: string): void {
+    this.#shutDown = true;
+    clearInterval(this.#heartbeat);
+    const error = new ServiceError(reason, Status.UNAVAILABLE);
+    for (const stream of [...this.#streams]) {
+      stream.sink.end(error);
+      this.release(stream);
+    }
+  }
+
+  /** Subscribes, then reads, then records the states (unless a newer change already came). */
+  #load(entries: KeyEntry[]): Promise<void> {
+    const keys = entries.map((entry) => entry.key);
+    const loaded = (async () => {
+      await this.#store.subscribe(keys);
+      const states = await this.#store.read(keys);
+      entries.forEach((entry, index) => this.#apply(entry, states[index] ?? ABSENT, "read"));
+    })();
+    for (const entry of entries) entry.loaded = loaded;
+    loaded.catch(() => {
+      // Let the next watcher of these keys try again.
+      for (const entry of entries) if (entry.loaded === loaded) entry.loaded = undefined;
+    });
+    return loaded;
+  }
+
+  /**
+   * Records a key's state. A notification must be newer than what is held; a read taken
+   * after subscribing is at least as new as anything notified before it, so it wins ties.
+   */
+  #apply(entry: KeyEntry, state: KeyState, source: "read" | "notification"): void {
+    const newer = source === "read" ? state.revision >= entry.state.revision : state.revision > entry.state.revision;
+    if (!newer) return;
+    const changed = state.generation !== entry.state.generation;
+    entry.state = state;
+    if (changed) {
+      this.#changed.add(entry);
+      this.#scheduleFanOut();
+    }
+  }
+
+  #onChange(key: string, state: KeyState): void {
+    const entry = this.#entries.get(key);
+    if (entry !== undefined) this.#apply(entry, state, "notification");
+  }
+
+  #goLive(stream: WatchStream): void {
+    if (stream.closed) return;
+    stream.live = true;
+    for (const key of stream.keys) stream.dirty.add(key);
+    // The first response is sent even when nothing differs: it says the watch is live.
+    this.#flush(stream, true);
+  }
+
+  #scheduleFanOut(): void {
+    if (this.#fanOutScheduled) return;
+    this.#fanOutScheduled = true;
+    setImmediate(() => this.#fanOut());
+  }
+
+  #fanOut(): void {
+    this.#fanOutScheduled = false;
+    for (const entry of this.#changed) {
+      for (const stream of entry.streams) {
+        if (!stream.live) continue;
+        stream.dirty.add(entry.key);
+        this.#pending.add(stream);
+      }
+    }
+    this.#changed.clear();
+    for (const stream of this.#pending) {
+      this.#pending.delete(stream);
+      if (!stream.blocked) this.#flush(stream, false);
+    }
+  }
+
+  /** Sends what differs between the table and what the stream has sent. */
+  #flush(stream: WatchStream, always: boolean): void {
+    const changes: KeyGeneration[] = [];
+    for (const key of stream.dirty) {
+      const generation = (this.#entries.get(key)?.state ?? ABSENT).generation;
+      if (stream.sent.get(key) === generation) continue;
+      stream.sent.set(key, generation);
+      changes.push(create(KeyGenerationSchema, { key, generation }));
+    }
+    stream.dirty.clear();
+    if (changes.length > 0 || always) this.#send(stream, changes);
+  }
+
+  #send(stream: WatchStream, changes: KeyGeneration[]): void {
+    if (stream.sink.send(changes)) return;
+    stream.blocked = true;
+    stream.sink.onDrain(() => {
+      stream.blocked = false;
+      if (stream.closed || stream.dirty.size === 0) return;
+      this.#pending.add(stream);
+      this.#scheduleFanOut();
+    });
+  }
+
+  #sendHeartbeats(): void {
+    for (const stream of this.#streams) {
+      if (stream.live && !stream.blocked) this.#send(stream, []);
+    }
+  }
+
+  /** Reads every watched key again; the reads are authoritative, even if they go back. */
+  async #resync(): Promise<void> {
+    const round = ++this.#resyncRound;
+    for (const entry of this.#entries.values()) {
+      // Forget the ordering: after data loss a key's revision may legitimately go back.
+      entry.state = { generation: entry.state.generation, revision: 0n };
+    }
+    const entries = [...this.#entries.values()];
+    for (let start = 0; start < entries.length; ) {
+      if (round !== this.#resyncRound || this.#shutDown) return;
+      const batch = entries.slice(start, start + RESYNC_BATCH);
+      try {
+        const states = await this.#store.read(batch.map((entry) => entry.key));
+        batch.forEach((entry, index) => this.#apply(entry, states[index] ?? ABSENT, "read"));
+        start += RESYNC_BATCH;
+      } catch (error) {
+        this.#options.onResyncError?.(error);
+        // Down again: the next `resync` starts over. Otherwise retry this batch shortly.
+        if (this.#store.state !== "ready") return;
+        await new Promise((resolve) => setTimeout(resolve, RESYNC_RETRY_MS));
+      }
+    }
+  }
+}
