@@ -59,6 +59,8 @@ export class WatchStream {
   live = false;
   blocked = false;
   closed = false;
+  /** Responses written to the transport, heartbeats included. */
+  responsesSent = 0;
 
   constructor(
     readonly hub: WatchHub,
@@ -106,6 +108,11 @@ export class WatchHub {
   /** Open Watch streams. */
   get streamCount(): number {
     return this.#streams.size;
+  }
+
+  /** The open streams (for inspection). */
+  streams(): IterableIterator<WatchStream> {
+    return this.#streams.values();
   }
 
   /** Distinct keys watched by this process (= store subscriptions). */
@@ -261,6 +268,7 @@ export class WatchHub {
   }
 
   #send(stream: WatchStream, changes: KeyGeneration[]): void {
+    stream.responsesSent++;
     if (stream.sink.send(changes)) return;
     stream.blocked = true;
     stream.sink.onDrain(() => {

@@ -1,0 +1,290 @@
+/**
+ * The contract: every semantic of GenerationService, over real gRPC on loopback, against
+ * every store (memory, Redis). A store passes only if it passes all of this.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { Code, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
+import { pausedWatch } from "./helpers/paused-watch.js";
+import { STORE_KINDS } from "./helpers/store-kinds.js";
+import { type TestServer, startTestServer } from "./helpers/test-server.js";
+import { WatchRecorder } from "./helpers/watch-recorder.js";
+
+let unique = 0;
+/** A key no other test uses. */
+function key(name: string): string {
+  return `${name}/${++unique}`;
+}
+
+function nowMicros(): bigint {
+  return BigInt(Date.now()) * 1000n;
+}
+
+async function expectCode(promise: Promise<unknown>, code: Code, message?: RegExp): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(GenerationServiceError);
+  expect(Code[(error as GenerationServiceError).code]).toBe(Code[code]);
+  if (message) expect((error as GenerationServiceError).message).toMatch(message);
+}
+
+describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
+  let backing: Awaited<ReturnType<typeof kind.start>>;
+  let ts: TestServer;
+  let client: GenerationClient;
+  const watchers: WatchRecorder[] = [];
+  const watch = (keys: string[], known?: Record<string, bigint>, on: GenerationClient = client): WatchRecorder => {
+    const recorder = new WatchRecorder(on, keys, known);
+    watchers.push(recorder);
+    return recorder;
+  };
+
+  beforeAll(async () => {
+    backing = await kind.start();
+    ts = await startTestServer({ ...backing.settings, heartbeatMs: 200 });
+    client = ts.client;
+  });
+
+  afterAll(async () => {
+    await Promise.all(watchers.map((w) => w.close()));
+    await ts?.close();
+    await backing?.close();
+  });
+
+  describe("Get", () => {
+    test("creates an absent key once, then returns the same generation (fetch or create)", async () => {
+      const k = key("get");
+      const before = nowMicros();
+      const first = await client.get(k);
+      expect(first).toBeGreaterThanOrEqual(before - 5_000_000n); // the store's clock, in µs
+      expect(first).toBeLessThanOrEqual(nowMicros() + 5_000_000n);
+      expect(await client.get(k)).toBe(first);
+      expect(await client.get(k, { peek: true })).toBe(first);
+    });
+
+    test("with peek, answers 0 for an absent key and creates nothing", async () => {
+      const k = key("peek");
+      expect(await client.get(k, { peek: true })).toBe(0n);
+      expect(await client.get(k, { peek: true })).toBe(0n);
+    });
+
+    test("concurrent creations of one key agree on one generation", async () => {
+      const k = key("race");
+      const results = await Promise.all(Array.from({ length: 50 }, () => client.get(k)));
+      expect(new Set(results).size).toBe(1);
+    });
+  });
+
+  describe("Bump", () => {
+    test("creates an absent key and then advances it", async () => {
+      const k = key("bump");
+      const first = await client.bump(k);
+      expect(first).toBeGreaterThan(0n);
+      const second = await client.bump(k);
+      expect(second).toBeGreaterThan(first);
+      expect(await client.get(k)).toBe(second);
+    });
+
+    test("1,000 concurrent Bumps of one key return 1,000 different generations", async () => {
+      const k = key("concurrent");
+      const results = await Promise.all(Array.from({ length: 1000 }, () => client.bump(k)));
+      expect(new Set(results).size).toBe(1000);
+      const max = results.reduce((a, b) => (a > b ? a : b));
+      expect(await client.get(k, { peek: true })).toBe(max);
+    });
+  });
+
+  describe("Clear", () => {
+    test("forgets the key; the next Get creates a generation above every earlier one", async () => {
+      const k = key("clear");
+      const bumped = await client.bump(k);
+      await client.clear(k);
+      expect(await client.get(k, { peek: true })).toBe(0n);
+      const recreated = await client.get(k);
+      expect(recreated).toBeGreaterThan(bumped);
+    });
+
+    test("of an absent key succeeds and leaves it absent", async () => {
+      const k = key("clear-absent");
+      await client.clear(k);
+      expect(await client.get(k, { peek: true })).toBe(0n);
+    });
+
+    test("Clear then Get, cycled 10,000 times, never repeats a generation", async () => {
+      const lanes = 10;
+      const cycles = 1000;
+      const seen = new Set<bigint>();
+      await Promise.all(
+        Array.from({ length: lanes }, async (_, lane) => {
+          const k = key(`cycle-${lane}`);
+          for (let i = 0; i < cycles; i++) {
+            await client.clear(k);
+            seen.add(await client.get(k));
+          }
+        }),
+      );
+      // Generations are per key; lanes use different keys, so count per lane in total.
+      expect(seen.size).toBe(lanes * cycles);
+    });
+  });
+
+  describe("Watch", () => {
+    test("answers at once with every unknown key, absent ones as 0", async () => {
+      const present = key("w-present");
+      const absent = key("w-absent");
+      const generation = await client.bump(present);
+      const w = watch([present, absent]);
+      await w.live();
+      expect(w.responses[0]?.changes.map((c) => [c.key, c.generation])).toEqual([
+        [present, generation],
+        [absent, 0n],
+      ]);
+    });
+
+    test("sends an empty first response when nothing differs from known", async () => {
+      const k = key("w-known");
+      const generation = await client.bump(k);
+      const w = watch([k], { [k]: generation });
+      await w.live();
+      expect(w.responses[0]?.changes).toEqual([]);
+    });
+
+    test("reports Bump, Clear and re-creation as they happen", async () => {
+      const k = key("w-changes");
+      const w = watch([k]);
+      await w.sees(k, 0n);
+      const bumped = await client.bump(k);
+      await w.sees(k, bumped);
+      await client.clear(k);
+      await w.sees(k, 0n);
+      const recreated = await client.get(k);
+      await w.sees(k, recreated);
+      expect(recreated).toBeGreaterThan(bumped);
+    });
+
+    test("resuming with known sends only the keys that changed", async () => {
+      const keys = Array.from({ length: 10 }, (_, i) => key(`w-resume-${i}`));
+      const known: Record<string, bigint> = {};
+      for (const k of keys) known[k] = await client.get(k);
+      const changed = [keys[1], keys[4], keys[7]] as string[];
+      const expected = new Map<string, bigint>();
+      for (const k of changed) expected.set(k, await client.bump(k));
+      await client.clear(keys[9] as string);
+      expected.set(keys[9] as string, 0n);
+      const w = watch(keys, known);
+      await w.live();
+      const first = w.responses[0]?.changes ?? [];
+      expect(new Map(first.map((c) => [c.key, c.generation]))).toEqual(expected);
+    });
+
+    test("ignores duplicate keys and known entries for unwatched keys", async () => {
+      const k = key("w-dup");
+      const w = watch([k, k, k], { "not-watched": 5n });
+      await w.live();
+      expect(w.responses[0]?.changes.map((c) => c.key)).toEqual([k]);
+    });
+
+    test("handles keys that are special to JavaScript or long or not ASCII", async () => {
+      const keys = ["__proto__", "constructor", "toString", `emoji 🎉 ${key("e")}`, "é".repeat(512)];
+      await Promise.all(keys.map((k) => client.clear(k)));
+      const w = watch(keys, { constructor: 0n, toString: 0n });
+      await w.live();
+      const generations = await Promise.all(keys.map((k) => client.bump(k)));
+      for (const [i, k] of keys.entries()) await w.sees(k, generations[i] as bigint);
+    });
+
+    test("sends heartbeats: empty responses while nothing changes", async () => {
+      const k = key("w-heartbeat");
+      const w = watch([k]);
+      await w.live();
+      await w.until((r) => r.responses.slice(1).filter((x) => x.changes.length === 0).length >= 2, "two heartbeats", 5000);
+    });
+
+    test("every one of 200 watchers of a key sees each change", async () => {
+      const k = key("w-many");
+      const recorders = Array.from({ length: 200 }, () => watch([k]));
+      await Promise.all(recorders.map((w) => w.live()));
+      const generation = await client.bump(k);
+      await Promise.all(recorders.map((w) => w.sees(k, generation)));
+      await Promise.all(recorders.map((w) => w.close()));
+    });
+
+    test("takes 10,000 keys in one Watch", async () => {
+      const keys = Array.from({ length: 10_000 }, (_, i) => key(`w-10k-${i}`));
+      const w = watch(keys);
+      await w.live(20_000);
+      expect(w.responses[0]?.changes.length).toBe(10_000);
+      const generation = await client.bump(keys[9_999] as string);
+      await w.sees(keys[9_999] as string, generation);
+      await w.close();
+    });
+
+    test("a slow watcher under 10,000 bumps ends on the latest value with bounded state", async () => {
+      // Long keys make every response ~1 KB, so HTTP/2 flow control engages quickly.
+      const k = key("w-slow").padEnd(1000, ".");
+      const other = key("w-slow-other");
+      // A reader that pauses after the first response: the server's writes back up.
+      const { stream, latest, paused } = pausedWatch(ts.newClient(), [k, other]);
+      await paused;
+      const serverStream = [...ts.server.hub.streams()].find((s) => s.keys.includes(k));
+      expect(serverStream).toBeDefined();
+      let last = 0n;
+      for (let sent = 0; sent < 10_000; sent += 100) {
+        const batch = await Promise.all(Array.from({ length: 100 }, () => client.bump(k)));
+        last = batch.reduce((a, b) => (a > b ? a : b), last);
+        // What the server holds for this stream is at most one entry per watched key.
+        expect(serverStream?.dirty.size ?? 0).toBeLessThanOrEqual(2);
+      }
+      expect(serverStream?.blocked).toBe(true);
+      // Far fewer responses than bumps were written: the rest were merged while blocked.
+      expect(serverStream?.responsesSent ?? Number.POSITIVE_INFINITY).toBeLessThan(10_000);
+      stream.resume();
+      await latest(k, last);
+      stream.cancel();
+    });
+
+    test("ends streams cancelled by the client and releases their keys", async () => {
+      const k = key("w-release");
+      const w = watch([k]);
+      await w.live();
+      const keysBefore = ts.server.hub.keyCount;
+      await w.close();
+      await expect.poll(() => ts.server.hub.keyCount, { timeout: 5000 }).toBe(keysBefore - 1);
+    });
+  });
+
+  describe("bad input", () => {
+    const tooLong = "k".repeat(1025);
+    test.each([
+      ["Get", (c: GenerationClient, k: string) => c.get(k)],
+      ["Get peek", (c: GenerationClient, k: string) => c.get(k, { peek: true })],
+      ["Bump", (c: GenerationClient, k: string) => c.bump(k)],
+      ["Clear", (c: GenerationClient, k: string) => c.clear(k)],
+    ])("%s: an empty or oversize key is INVALID_ARGUMENT naming the limit", async (_, call) => {
+      await expectCode(call(client, ""), Code.INVALID_ARGUMENT, /key must not be empty/);
+      await expectCode(call(client, tooLong), Code.INVALID_ARGUMENT, /key is 1025 bytes long; the limit is 1024 bytes/);
+      // A 1,024-byte key of multi-byte characters is fine.
+      await call(client, "€".repeat(341) + "k");
+    });
+
+    test("Watch: no keys, too many keys, or a bad key is INVALID_ARGUMENT", async () => {
+      const none = watch([]);
+      await none.done;
+      expect(none.error?.code).toBe(Code.INVALID_ARGUMENT);
+      expect(none.error?.message).toMatch(/at least one key/);
+      const many = watch(Array.from({ length: 10_001 }, (_, i) => `many-${i}`));
+      await many.done;
+      expect(many.error?.code).toBe(Code.INVALID_ARGUMENT);
+      expect(many.error?.message).toMatch(/10001 distinct keys; the limit is 10000 per Watch/);
+      const bad = watch(["fine", tooLong]);
+      await bad.done;
+      expect(bad.error?.message).toMatch(/keys\[1\] is 1025 bytes long/);
+    });
+
+    test("the server keeps serving after bad input", async () => {
+      await expectCode(client.bump(""), Code.INVALID_ARGUMENT);
+      expect(await client.bump(key("after-bad"))).toBeGreaterThan(0n);
+    });
+  });
+});

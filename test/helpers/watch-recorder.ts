@@ -1,0 +1,78 @@
+/**
+ * Records a Watch stream: every response, the latest generation per key, and how it ended.
+ * `until()` waits on responses (never on sleeps), with a deadline.
+ */
+import type { GenerationClient, GenerationServiceError, WatchResponse } from "../../src/client/index.js";
+import { GenerationServiceError as ErrorType } from "../../src/client/index.js";
+
+export class WatchRecorder {
+  readonly responses: WatchResponse[] = [];
+  readonly latest = new Map<string, bigint>();
+  error: GenerationServiceError | undefined;
+  ended = false;
+  readonly #abort = new AbortController();
+  #waiters = new Set<() => void>();
+  readonly done: Promise<void>;
+
+  constructor(client: GenerationClient, keys: readonly string[], known?: Record<string, bigint>) {
+    this.done = (async () => {
+      try {
+        for await (const response of client.watch(keys, { known, signal: this.#abort.signal })) {
+          this.responses.push(response);
+          for (const change of response.changes) this.latest.set(change.key, change.generation);
+          this.#notify();
+        }
+      } catch (error) {
+        this.error = error instanceof ErrorType ? error : ErrorType.from(error);
+      } finally {
+        this.ended = true;
+        this.#notify();
+      }
+    })();
+  }
+
+  /** Resolves once `predicate` holds (checked after every response); rejects at the deadline. */
+  until(predicate: (recorder: this) => boolean, what: string, ms = 5000): Promise<void> {
+    if (predicate(this)) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (predicate(this)) {
+          cleanup();
+          resolve();
+        } else if (this.ended) {
+          cleanup();
+          reject(new Error(`watch ended (${this.error?.message ?? "no error"}) before ${what}`));
+        }
+      };
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error(`timed out after ${ms} ms waiting for ${what}; latest: ${JSON.stringify([...this.latest].map(([k, v]) => [k, String(v)]))}`));
+      }, ms);
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(check);
+      };
+      this.#waiters.add(check);
+    });
+  }
+
+  /** Waits for the first response (the watch is live). */
+  live(ms = 5000): Promise<void> {
+    return this.until((r) => r.responses.length > 0, "the first response", ms);
+  }
+
+  /** Waits until `key` has been reported at `generation`. */
+  sees(key: string, generation: bigint, ms = 5000): Promise<void> {
+    return this.until((r) => r.latest.get(key) === generation, `${key} at ${generation}`, ms);
+  }
+
+  /** Cancels the stream and waits for it to end. */
+  async close(): Promise<void> {
+    this.#abort.abort();
+    await this.done;
+  }
+
+  #notify(): void {
+    for (const waiter of [...this.#waiters]) waiter();
+  }
+}
