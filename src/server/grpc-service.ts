@@ -43,30 +43,18 @@ export type HandlersOf<S> = S extends GenService<infer T> ? ServiceHandlers<T> :
 /** Called with every error a handler ends a call with, for logging. */
 export type ErrorObserver = (method: string, error: ServiceError) => void;
 
-/** Counts unary calls in flight, so shutdown knows when they have drained. */
-export class CallTracker {
-  #active = 0;
-  #waiters: (() => void)[] = [];
-
-  begin(): void {
-    this.#active++;
-  }
-
-  end(): void {
-    this.#active--;
-    if (this.#active === 0) for (const resolve of this.#waiters.splice(0)) resolve();
-  }
-
-  /** Resolves once no call is in flight. */
-  idle(): Promise<void> {
-    return this.#active === 0 ? Promise.resolve() : new Promise((resolve) => this.#waiters.push(resolve));
-  }
+/** Counts the unary calls a server has seen, for inspection and metrics. */
+export class CallCounter {
+  /** Calls dispatched to a handler. */
+  started = 0;
+  /** Calls dispatched and not yet answered. */
+  inFlight = 0;
 }
 
 /** What addGeneratedService reports to. */
 export interface ServeOptions {
-  /** Counts unary calls in flight. */
-  calls: CallTracker;
+  /** Counts unary calls. */
+  calls: CallCounter;
   /** Sees every error a call ends with. */
   onError: ErrorObserver;
 }
@@ -116,13 +104,14 @@ export function addGeneratedService<T extends GenServiceMethods>(
       implementation[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
         const invalid = malformed(call.request);
         if (invalid) return callback(toStatus(fail(invalid)));
-        calls.begin();
+        calls.started++;
+        calls.inFlight++;
         unary(call.request, call)
           .then(
             (response) => callback(null, response),
             (error: unknown) => callback(toStatus(fail(error))),
           )
-          .finally(() => calls.end());
+          .finally(() => calls.inFlight--);
       };
     } else if (method.methodKind === "server_streaming") {
       const streaming = handler as (request: unknown, call: ServerWritableStream<unknown, unknown>) => void;

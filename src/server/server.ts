@@ -6,11 +6,11 @@ import { toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
-import { HealthImplementation, type ServingStatus } from "grpc-health-check";
 import { GenerationService, file_generation_v1_generation } from "../gen/generation/v1/generation_pb.js";
 import type { ServerConfig } from "./config.js";
 import { generationServiceHandlers } from "./generation-service.js";
-import { CallTracker, addGeneratedService } from "./grpc-service.js";
+import { CallCounter, addGeneratedService } from "./grpc-service.js";
+import { ServerHealth } from "./health.js";
 import type { Logger } from "./logger.js";
 import { createStore } from "./store/create-store.js";
 import type { GenerationStore } from "./store/generation-store.js";
@@ -31,6 +31,8 @@ export interface RunningServer {
   readonly port: number;
   readonly store: GenerationStore;
   readonly hub: WatchHub;
+  /** Unary calls seen and in flight. */
+  readonly calls: CallCounter;
   /**
    * Shuts down gracefully: health NOT_SERVING, Watch streams end with UNAVAILABLE (clients
    * reconnect elsewhere), unary calls in flight finish, then everything is cut off at the
@@ -49,21 +51,17 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
     heartbeatMs: config.heartbeatMs,
     onResyncError: (error) => logger.warn({ event: "resync_failed", err: error }, "re-reading watched keys failed; retrying"),
   });
-  const health = new HealthImplementation({ "": "NOT_SERVING", [SERVICE_NAME]: "NOT_SERVING" });
-  const setHealth = (status: ServingStatus): void => {
-    health.setStatus("", status);
-    health.setStatus(SERVICE_NAME, status);
-  };
+  const health = new ServerHealth([SERVICE_NAME]);
   store.on("state", (state, reason) => {
     logger.info({ event: "store_state", store: store.description, state, reason }, `store ${state}: ${reason}`);
-    setHealth(state === "ready" ? "SERVING" : "NOT_SERVING");
+    health.setServing(state === "ready");
   });
 
   const server = new Server({
     // A Watch of the most keys, each of the longest size, plus its `known` map, must fit.
     "grpc.max_receive_message_length": Math.max(4 << 20, 2 * config.maxWatchKeys * (config.maxKeyBytes + 16)),
   });
-  const calls = new CallTracker();
+  const calls = new CallCounter();
   addGeneratedService(server, GenerationService, generationServiceHandlers(store, hub, config), {
     calls,
     onError: (method, error) => {
@@ -92,25 +90,27 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   const shutdown = (reason: string): Promise<void> => {
     closing ??= (async () => {
       logger.info({ event: "stopping", reason }, `stopping: ${reason}`);
-      setHealth("NOT_SERVING");
-      hub.shutdown("the server is shutting down; reconnect to another replica");
-      // Health watchers and other streams never end by themselves: once our unary calls
-      // have drained (or the deadline passes), cut whatever is left.
-      const drained = new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      health.setServing(false);
+      // Streams never end by themselves: end them with UNAVAILABLE so clients reconnect to
+      // another replica. Unary calls in flight (even those not yet dispatched) then drain.
+      const goodbye = "the server is shutting down; reconnect to another replica";
+      hub.shutdown(goodbye);
+      health.endWatches(goodbye);
+      const drained = new Promise<"drained">((resolve) => server.tryShutdown(() => resolve("drained")));
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<"deadline">((resolve) => {
         timer = setTimeout(() => resolve("deadline"), config.shutdownTimeoutMs);
       });
-      const outcome = await Promise.race([calls.idle().then(() => "drained" as const), drained.then(() => "drained" as const), deadline]);
+      const outcome = await Promise.race([drained, deadline]);
       clearTimeout(timer);
-      server.forceShutdown();
+      if (outcome === "deadline") server.forceShutdown();
       await store.close();
       logger.info({ event: "stop", outcome }, outcome === "drained" ? "stopped" : "stopped at the shutdown deadline");
     })();
     return closing;
   };
 
-  return { address, port, store, hub, shutdown };
+  return { address, port, store, hub, calls, shutdown };
 }
 
 /** Server reflection needs our file descriptor, in the shape proto-loader would give it. */

@@ -1,0 +1,88 @@
+/** Runs the real `syncgen` CLI (bin/syncgen.js, built by `npm ci`) as a child process. */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { fileURLToPath } from "node:url";
+import { withDeadline } from "./deadline.js";
+
+export const CLI = fileURLToPath(new URL("../../bin/syncgen.js", import.meta.url));
+
+/** Runs one CLI command to completion. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ stdout: string; stderr: string; code: number }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, timeout: 20_000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === "number" ? error.code : 1) : 0;
+      resolve({ stdout, stderr, code });
+    });
+  });
+}
+
+/** A long-running CLI process whose output lines can be awaited. */
+export class CliProcess {
+  readonly child: ChildProcess;
+  readonly lines: string[] = [];
+  readonly stderrLines: string[] = [];
+  #waiters = new Set<() => void>();
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+    this.#collect(this.child.stdout, this.lines);
+    this.#collect(this.child.stderr, this.stderrLines);
+    this.child.on("exit", () => this.#notify());
+  }
+
+  /** Resolves with the first stdout line that `match` accepts; rejects at the deadline. */
+  line(match: (line: string) => boolean, ms = 10_000, stream: "stdout" | "stderr" = "stdout"): Promise<string> {
+    const lines = stream === "stdout" ? this.lines : this.stderrLines;
+    return withDeadline(
+      new Promise<string>((resolve, reject) => {
+        const check = (): void => {
+          const found = lines.find(match);
+          if (found !== undefined) {
+            this.#waiters.delete(check);
+            resolve(found);
+          } else if (this.child.exitCode !== null) {
+            this.#waiters.delete(check);
+            reject(new Error(`syncgen exited (${this.child.exitCode}) first; stderr: ${this.stderrLines.join("\n")}`));
+          }
+        };
+        this.#waiters.add(check);
+        check();
+      }),
+      ms,
+      `a matching line from syncgen ${stream}; got: ${lines.slice(-5).join(" | ")}`,
+    );
+  }
+
+  /** Sends `signal` and resolves with the exit code; SIGKILLs if it does not exit in time. */
+  async stop(signal: NodeJS.Signals = "SIGTERM", ms = 10_000): Promise<number | null> {
+    if (this.child.exitCode !== null) return this.child.exitCode;
+    const exited = once(this.child, "exit");
+    this.child.kill(signal);
+    try {
+      await withDeadline(exited, ms, "syncgen to exit");
+    } catch (error) {
+      this.child.kill("SIGKILL");
+      throw error;
+    }
+    return this.child.exitCode;
+  }
+
+  #collect(stream: NodeJS.ReadableStream | null, into: string[]): void {
+    let rest = "";
+    stream?.on("data", (chunk: Buffer) => {
+      const parts = (rest + chunk.toString()).split("\n");
+      rest = parts.pop() ?? "";
+      into.push(...parts);
+      this.#notify();
+    });
+  }
+
+  #notify(): void {
+    for (const waiter of [...this.#waiters]) waiter();
+  }
+}
+
+/** Starts `syncgen watch ...` (or any long-running command). */
+export function startCliWatch(args: string[]): CliProcess {
+  return new CliProcess(args);
+}

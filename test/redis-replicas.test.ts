@@ -1,0 +1,191 @@
+/**
+ * Many replicas, one Redis: changes cross replicas, Bumps never collide, one subscription
+ * per key per process; and Redis faults: down, hung, restarted empty under live watches.
+ */
+import { Redis } from "ioredis";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
+import { Code, GenerationServiceError } from "../src/client/index.js";
+import { WRITE_SCRIPT } from "../src/server/store/redis-scripts.js";
+import { waitForEvent } from "./helpers/deadline.js";
+import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
+import { type TestServer, startTestServer } from "./helpers/test-server.js";
+import { WatchRecorder } from "./helpers/watch-recorder.js";
+
+describe("two replicas sharing one Redis", () => {
+  let redis: RedisProcess;
+  let a: TestServer;
+  let b: TestServer;
+  let prefix: string;
+  const recorders: WatchRecorder[] = [];
+
+  beforeEach(async () => {
+    redis = await RedisProcess.start();
+    prefix = uniquePrefix();
+    [a, b] = await Promise.all([
+      startTestServer({ redisUrl: redis.url, prefix }),
+      startTestServer({ redisUrl: redis.url, prefix }),
+    ]);
+  });
+
+  afterEach(async () => {
+    await Promise.all(recorders.splice(0).map((r) => r.close()));
+    await Promise.all([a?.close(), b?.close()]);
+    await redis?.stop();
+  });
+
+  test("a watcher on replica A sees Bump and Clear made on replica B", async () => {
+    const w = new WatchRecorder(a.client, ["shared"]);
+    recorders.push(w);
+    await w.sees("shared", 0n);
+    const bumped = await b.client.bump("shared");
+    await w.sees("shared", bumped);
+    await b.client.clear("shared");
+    await w.sees("shared", 0n);
+    const recreated = await b.client.get("shared");
+    await w.sees("shared", recreated);
+  });
+
+  test("concurrent Bumps on both replicas never return the same generation", async () => {
+    const bumps = (server: TestServer) => Promise.all(Array.from({ length: 500 }, () => server.client.bump("contended")));
+    const [fromA, fromB] = await Promise.all([bumps(a), bumps(b)]);
+    expect(new Set([...fromA, ...fromB]).size).toBe(1000);
+  });
+
+  test("each replica holds one Redis subscription per key, however many watchers it has", async () => {
+    for (let i = 0; i < 3; i++) recorders.push(new WatchRecorder(a.client, ["popular"]));
+    for (let i = 0; i < 2; i++) recorders.push(new WatchRecorder(b.client, ["popular", "other"]));
+    await Promise.all(recorders.map((r) => r.live()));
+    const probe = new Redis(redis.url);
+    try {
+      const counts = (await probe.pubsub("NUMSUB", `${prefix}chg:popular`, `${prefix}chg:other`)) as (string | number)[];
+      expect(counts.map(String)).toEqual([`${prefix}chg:popular`, "2", `${prefix}chg:other`, "1"]);
+    } finally {
+      probe.disconnect();
+    }
+  });
+
+  test("the CLI's bump, get and watch work against two replicas", async () => {
+    const { runCli, startCliWatch } = await import("./helpers/cli.js");
+    const watch = startCliWatch(["watch", "--server", a.address, "cli-key"]);
+    try {
+      await watch.line((l) => l === "cli-key\t0");
+      const bumped = (await runCli(["bump", "--server", b.address, "cli-key"])).stdout.trim();
+      expect(bumped).toMatch(/^\d+$/);
+      await watch.line((l) => l === `cli-key\t${bumped}`);
+      expect((await runCli(["get", "--server", a.address, "cli-key"])).stdout.trim()).toBe(bumped);
+      await runCli(["clear", "--server", b.address, "cli-key"]);
+      await watch.line((l) => l === "cli-key\t0");
+      expect((await runCli(["get", "--peek", "--server", a.address, "cli-key"])).stdout.trim()).toBe("0");
+    } finally {
+      await watch.stop();
+    }
+  });
+});
+
+describe("Redis faults", () => {
+  let redis: RedisProcess;
+  let ts: TestServer;
+  let prefix: string;
+  const recorders: WatchRecorder[] = [];
+
+  beforeEach(async () => {
+    redis = await RedisProcess.start();
+    prefix = uniquePrefix();
+    ts = await startTestServer({ redisUrl: redis.url, prefix, redisTimeoutMs: 300 });
+  });
+
+  afterEach(async () => {
+    await Promise.all(recorders.splice(0).map((r) => r.close()));
+    await ts?.close();
+    await redis?.stop();
+  });
+
+  async function expectUnavailable(call: Promise<unknown>): Promise<void> {
+    const error = await call.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(GenerationServiceError);
+    expect(Code[(error as GenerationServiceError).code]).toBe("UNAVAILABLE");
+  }
+
+  test("Redis down: every RPC fails fast with UNAVAILABLE, and recovers by itself", async () => {
+    const down = waitForEvent(ts.server.store, "state", (s) => s === "unavailable", 5000);
+    await redis.kill();
+    await down;
+    const started = Date.now();
+    await expectUnavailable(ts.client.get("k"));
+    await expectUnavailable(ts.client.get("k", { peek: true }));
+    await expectUnavailable(ts.client.bump("k"));
+    await expectUnavailable(ts.client.clear("k"));
+    const w = new WatchRecorder(ts.client, ["k"]);
+    await w.done;
+    expect(w.error?.code).toBe(Code.UNAVAILABLE);
+    expect(w.error?.message).toMatch(/Redis is unreachable/);
+    expect(Date.now() - started).toBeLessThan(1000);
+
+    const up = waitForEvent(ts.server.store, "state", (s) => s === "ready", 10_000);
+    await redis.restart();
+    await up;
+    expect(await ts.client.bump("k")).toBeGreaterThan(0n);
+  });
+
+  test("Redis hung: calls fail with UNAVAILABLE within the call's deadline", async () => {
+    redis.pause();
+    try {
+      const started = Date.now();
+      await expectUnavailable(ts.client.bump("k", { deadlineMs: 2000 }));
+      expect(Date.now() - started).toBeLessThan(2000);
+    } finally {
+      redis.resume();
+    }
+  });
+
+  test("Redis restarted empty under a live Watch: the watcher ends on the latest value, nothing repeats", async () => {
+    const w = new WatchRecorder(ts.client, ["k", "untouched"]);
+    recorders.push(w);
+    const before = await ts.client.bump("k");
+    await w.sees("k", before);
+
+    const down = waitForEvent(ts.server.store, "state", (s) => s === "unavailable", 5000);
+    await redis.kill();
+    await down;
+    await expectUnavailable(ts.client.bump("k"));
+
+    const resynced = waitForEvent(ts.server.store, "resync", () => true, 10_000);
+    await redis.restart();
+    await resynced;
+    // The data is gone: the watcher learns the key is absent.
+    await w.sees("k", 0n);
+    const after = await ts.client.bump("k");
+    expect(after).toBeGreaterThan(before);
+    await w.sees("k", after);
+    expect(w.latest.get("untouched")).toBe(0n);
+    expect(w.ended).toBe(false);
+  });
+
+  test("a change published while the subscriber was cut off still reaches the watchers", async () => {
+    const w = new WatchRecorder(ts.client, ["k"]);
+    recorders.push(w);
+    await w.sees("k", 0n);
+    const admin = new Redis(redis.url);
+    try {
+      const clients = (await admin.client("LIST")) as string;
+      const subscriberId = /id=(\d+) [^\n]*name=syncgen-subscriber/.exec(clients)?.[1];
+      expect(subscriberId).toBeDefined();
+      const resynced = waitForEvent(ts.server.store, "resync", () => true, 10_000);
+      // In one transaction: drop the subscriber, then bump (as another replica would), so
+      // the change's message is published to nobody and only the resync can deliver it.
+      const results = await admin
+        .multi()
+        .client("KILL", "ID", subscriberId as string)
+        .eval(WRITE_SCRIPT, 1, `${prefix}gen:k`, "bump", `${prefix}chg:k`, "10000")
+        .exec();
+      const bumped = BigInt(String(results?.[1]?.[1]));
+      await resynced;
+      await w.sees("k", bumped);
+    } finally {
+      admin.disconnect();
+    }
+  });
+});
