@@ -8,7 +8,7 @@ import { Code, GenerationServiceError } from "../src/client/index.js";
 import { WRITE_SCRIPT } from "../src/server/store/redis-scripts.js";
 import { waitForEvent } from "./helpers/deadline.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
-import { type TestServer, startTestServer } from "./helpers/test-server.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
 
 describe("two replicas sharing one Redis", () => {
@@ -46,7 +46,8 @@ describe("two replicas sharing one Redis", () => {
   });
 
   test("concurrent Bumps on both replicas never return the same generation", async () => {
-    const bumps = (server: TestServer) => Promise.all(Array.from({ length: 500 }, () => server.client.bump("contended")));
+    const bumps = (server: TestServer) =>
+      Promise.all(Array.from({ length: 500 }, () => server.client.bump("contended")));
     const [fromA, fromB] = await Promise.all([bumps(a), bumps(b)]);
     expect(new Set([...fromA, ...fromB]).size).toBe(1000);
   });
@@ -57,7 +58,10 @@ describe("two replicas sharing one Redis", () => {
     await Promise.all(recorders.map((r) => r.live()));
     const probe = new Redis(redis.url);
     try {
-      const counts = (await probe.pubsub("NUMSUB", `${prefix}chg:popular`, `${prefix}chg:other`)) as (string | number)[];
+      const counts = (await probe.pubsub("NUMSUB", `${prefix}chg:popular`, `${prefix}chg:other`)) as (
+        | string
+        | number
+      )[];
       expect(counts.map(String)).toEqual([`${prefix}chg:popular`, "2", `${prefix}chg:other`, "1"]);
     } finally {
       probe.disconnect();

@@ -13,10 +13,10 @@ import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
-import { type TestServer, startTestServer } from "./helpers/test-server.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
 
-const cleanups: (() => Promise<unknown> | void)[] = [];
+const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
@@ -47,8 +47,23 @@ function rawUnary(client: grpc.Client, path: string, bytes: Buffer): Promise<grp
   });
 }
 
+/** The methods of the generic clients below (grpc-js cannot type them itself). */
+interface HealthStub extends grpc.Client {
+  Watch(request: { service: string }): grpc.ClientReadableStream<{ status: string }>;
+  Check(
+    request: { service: string },
+    callback: (error: grpc.ServiceError | null, response: { status: string }) => void,
+  ): void;
+}
+interface ReflectionStub extends grpc.Client {
+  ServerReflectionInfo(): grpc.ClientDuplexStream<object, Record<string, unknown>>;
+}
+
 describe("grpc.health.v1", () => {
-  const HealthClient = grpc.makeGenericClientConstructor(healthService, "Health");
+  const HealthClient = grpc.makeGenericClientConstructor(healthService, "Health") as unknown as new (
+    address: string,
+    credentials: grpc.ChannelCredentials,
+  ) => HealthStub;
 
   test("reports NOT_SERVING while Redis is unreachable and SERVING once it is back", async () => {
     const redis = await RedisProcess.start();
@@ -58,7 +73,9 @@ describe("grpc.health.v1", () => {
     const health = new HealthClient(ts.address, grpc.credentials.createInsecure());
     cleanups.push(() => health.close());
     const statuses: string[] = [];
-    const watch = health.Watch!({ service: "generation.v1.GenerationService" }) as grpc.ClientReadableStream<{ status: string }>;
+    const watch = health.Watch({ service: "generation.v1.GenerationService" }) as grpc.ClientReadableStream<{
+      status: string;
+    }>;
     cleanups.push(() => watch.cancel());
     watch.on("error", () => {});
     const serving = new Promise<void>((resolve) =>
@@ -76,7 +93,7 @@ describe("grpc.health.v1", () => {
     await redis.restart();
     await withDeadline(serving, 10_000, "SERVING");
     const check = await new Promise<{ status: string }>((resolve, reject) =>
-      health.Check!({ service: "" }, (error: grpc.ServiceError | null, response: { status: string }) =>
+      health.Check({ service: "" }, (error: grpc.ServiceError | null, response: { status: string }) =>
         error ? reject(error) : resolve(response),
       ),
     );
@@ -91,14 +108,18 @@ describe("server reflection", () => {
     const protoDir = join(dirname(require.resolve("@grpc/reflection/package.json")), "build", "proto");
     const definition = loadSync("grpc/reflection/v1/reflection.proto", { includeDirs: [protoDir] });
     const { grpc: root } = grpc.loadPackageDefinition(definition) as unknown as {
-      grpc: { reflection: { v1: { ServerReflection: grpc.ServiceClientConstructor } } };
+      grpc: {
+        reflection: {
+          v1: { ServerReflection: new (address: string, credentials: grpc.ChannelCredentials) => ReflectionStub };
+        };
+      };
     };
     const reflection = new root.reflection.v1.ServerReflection(ts.address, grpc.credentials.createInsecure());
     cleanups.push(() => reflection.close());
     const ask = (request: object): Promise<Record<string, unknown>> =>
       withDeadline(
         new Promise((resolve, reject) => {
-          const call = reflection.ServerReflectionInfo!() as grpc.ClientDuplexStream<object, Record<string, unknown>>;
+          const call = reflection.ServerReflectionInfo();
           call.on("data", (response: Record<string, unknown>) => {
             resolve(response);
             call.end();
@@ -159,7 +180,10 @@ describe("graceful shutdown", () => {
 describe("syncgen serve", () => {
   test("says it uses the in-memory store, serves, and exits 0 on SIGTERM ending watches with UNAVAILABLE", async () => {
     const port = await freePort();
-    const serve = new CliProcess(["serve", "--listen", `127.0.0.1:${port}`, "--shutdown-timeout-ms", "3000"]);
+    // An empty REDIS_URL (CI sets one) means the in-memory store.
+    const serve = new CliProcess(["serve", "--listen", `127.0.0.1:${port}`, "--shutdown-timeout-ms", "3000"], {
+      REDIS_URL: "",
+    });
     cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
     const first = JSON.parse(await serve.line((l) => l.startsWith("{"))) as Record<string, unknown>;
     expect(first.event).toBe("start");
@@ -187,7 +211,11 @@ describe("syncgen serve", () => {
 
   test("reads its settings from the environment", async () => {
     const port = await freePort();
-    const serve = new CliProcess(["serve"], { SYNCGEN_LISTEN: `127.0.0.1:${port}`, SYNCGEN_LOG_LEVEL: "warn" });
+    const serve = new CliProcess(["serve"], {
+      SYNCGEN_LISTEN: `127.0.0.1:${port}`,
+      SYNCGEN_LOG_LEVEL: "warn",
+      REDIS_URL: "",
+    });
     cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
     const { runCli } = await import("./helpers/cli.js");
     // Nothing is logged at warn level on a clean start; the server answers on the env's port.

@@ -3,7 +3,7 @@
  * one, for operators and scripts.
  */
 import { Command, Option } from "commander";
-import { Code, GenerationServiceError, createGenerationClient } from "../client/index.js";
+import { Code, createGenerationClient, GenerationServiceError } from "../client/index.js";
 
 const DEFAULT_SERVER = "127.0.0.1:50051";
 
@@ -28,9 +28,7 @@ function clientCommand(name: string, description: string): Command {
   return program
     .command(name)
     .description(description)
-    .addOption(
-      new Option("--server <host:port>", "the syncgen server").env("SYNCGEN_SERVER").default(DEFAULT_SERVER),
-    );
+    .addOption(new Option("--server <host:port>", "the syncgen server").env("SYNCGEN_SERVER").default(DEFAULT_SERVER));
 }
 
 clientCommand("get", "print a key's generation (creating it if absent, unless --peek)")

@@ -2,13 +2,13 @@
  * `syncgen serve`: resolves the configuration from flags and environment, runs the server,
  * and shuts it down gracefully on SIGTERM or SIGINT (a second signal exits at once).
  */
-import { ConfigError, resolveServerConfig } from "../server/config.js";
+import { ConfigError, resolveServerConfig, type ServerConfig } from "../server/config.js";
 import { createLogger } from "../server/logger.js";
 import { startServer } from "../server/server.js";
 
 /** Runs the server until a signal stops it. */
 export async function runServer(flags: Record<string, string>): Promise<void> {
-  let config;
+  let config: ServerConfig;
   try {
     config = resolveServerConfig(flags, process.env);
   } catch (error) {

@@ -15,8 +15,8 @@ import {
   ClearRequestSchema,
   GenerationService,
   GetRequestSchema,
-  type WatchResponse,
   WatchRequestSchema,
+  type WatchResponse,
 } from "../gen/generation/v1/generation_pb.js";
 import { grpcServiceDefinition } from "../rpc/service-definition.js";
 import { GenerationServiceError } from "./client-error.js";
@@ -98,7 +98,11 @@ export function createGenerationClient(address: string, options: GenerationClien
 
   return {
     async get(key, callOptions) {
-      const response = await unary(methods.get, create(GetRequestSchema, { key, peek: callOptions?.peek ?? false }), callOptions);
+      const response = await unary(
+        methods.get,
+        create(GetRequestSchema, { key, peek: callOptions?.peek ?? false }),
+        callOptions,
+      );
       return response.generation;
     },
     async bump(key, callOptions) {

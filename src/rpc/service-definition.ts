@@ -6,7 +6,7 @@
  * (path, serializers) from the generated descriptor. Both the server and the client use it:
  * the wire format is defined once, by the generated code.
  */
-import { fromBinary, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import type { MethodDefinition } from "@grpc/grpc-js";
 
@@ -24,9 +24,7 @@ export type GrpcServiceDefinition<T extends GenServiceMethods> = {
  * Builds the grpc-js definition of a generated service: method paths as
  * `/package.Service/Method`, messages encoded with protobuf-es's binary format.
  */
-export function grpcServiceDefinition<T extends GenServiceMethods>(
-  service: GenService<T>,
-): GrpcServiceDefinition<T> {
+export function grpcServiceDefinition<T extends GenServiceMethods>(service: GenService<T>): GrpcServiceDefinition<T> {
   const definition: Record<string, MethodDefinition<unknown, unknown>> = {};
   for (const method of service.methods) {
     definition[method.localName] = {

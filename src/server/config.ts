@@ -145,7 +145,8 @@ export const SETTINGS = [
     env: "SYNCGEN_LOG_LEVEL",
     description: `log level (${LOG_LEVELS.join(", ")})`,
     default: "info",
-    parse: (text) => (LOG_LEVELS.includes(text) ? text : { error: `must be one of ${LOG_LEVELS.join(", ")}, not "${text}"` }),
+    parse: (text) =>
+      LOG_LEVELS.includes(text) ? text : { error: `must be one of ${LOG_LEVELS.join(", ")}, not "${text}"` },
   }),
 ] as const satisfies readonly Setting[];
 
@@ -167,7 +168,11 @@ export function resolveServerConfig(
     const fromFlag = flags[setting.flag];
     const fromEnv = env[setting.env];
     const [text, source] =
-      fromFlag !== undefined ? [fromFlag, `--${setting.flag}`] : fromEnv !== undefined ? [fromEnv, setting.env] : [undefined, ""];
+      fromFlag !== undefined
+        ? [fromFlag, `--${setting.flag}`]
+        : fromEnv !== undefined
+          ? [fromEnv, setting.env]
+          : [undefined, ""];
     if (text === undefined) {
       config[setting.key] = setting.default;
       continue;

@@ -24,7 +24,8 @@ export class ServiceError extends Error {
    */
   static from(error: unknown): ServiceError {
     if (error instanceof ServiceError) return error;
-    if (error instanceof StoreUnavailableError) return new ServiceError(error.message, Status.UNAVAILABLE, { cause: error });
+    if (error instanceof StoreUnavailableError)
+      return new ServiceError(error.message, Status.UNAVAILABLE, { cause: error });
     return new ServiceError("internal error", Status.INTERNAL, { cause: error });
   }
 }

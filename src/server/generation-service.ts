@@ -11,9 +11,9 @@ import {
   WatchResponseSchema,
 } from "../gen/generation/v1/generation_pb.js";
 import { ServiceError, Status } from "./errors.js";
-import { type HandlersOf, endStream } from "./grpc-service.js";
+import { endStream, type HandlersOf } from "./grpc-service.js";
 import type { GenerationStore } from "./store/generation-store.js";
-import { type RequestLimits, keyProblem, watchKeysProblem } from "./validation.js";
+import { keyProblem, type RequestLimits, watchKeysProblem } from "./validation.js";
 import type { WatchHub } from "./watch-hub.js";
 
 function checkedKey(key: string, limits: RequestLimits): string {

@@ -10,8 +10,8 @@ import type {
   Server,
   ServerUnaryCall,
   ServerWritableStream,
-  UntypedHandleCall,
   sendUnaryData,
+  UntypedHandleCall,
 } from "@grpc/grpc-js";
 import { grpcServiceDefinition, type RequestOf, type ResponseOf } from "../rpc/service-definition.js";
 import { ServiceError, Status } from "./errors.js";
@@ -95,7 +95,10 @@ export function addGeneratedService<T extends GenServiceMethods>(
     };
     const malformed = (request: unknown): ServiceError | undefined =>
       request instanceof MalformedRequest
-        ? new ServiceError(`the request is not a valid ${method.input.typeName}: ${request.reason}`, Status.INVALID_ARGUMENT)
+        ? new ServiceError(
+            `the request is not a valid ${method.input.typeName}: ${request.reason}`,
+            Status.INVALID_ARGUMENT,
+          )
         : undefined;
     // The handler map is typed by method kind; here one loop serves them all.
     const handler = (handlers as Record<string, unknown>)[name];

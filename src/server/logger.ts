@@ -2,7 +2,7 @@
  * JSON logs (pino): one line per start, stop and store state change; request-level detail
  * only at debug. Values are plain JSON: bigints are converted by the caller.
  */
-import { pino, type Logger } from "pino";
+import { type Logger, pino } from "pino";
 
 export type { Logger };
 

@@ -6,16 +6,16 @@ import { toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
-import { GenerationService, file_generation_v1_generation } from "../gen/generation/v1/generation_pb.js";
+import { file_generation_v1_generation, GenerationService } from "../gen/generation/v1/generation_pb.js";
 import type { ServerConfig } from "./config.js";
+import { Status } from "./errors.js";
 import { generationServiceHandlers } from "./generation-service.js";
-import { CallCounter, addGeneratedService } from "./grpc-service.js";
+import { addGeneratedService, CallCounter } from "./grpc-service.js";
 import { ServerHealth } from "./health.js";
 import type { Logger } from "./logger.js";
 import { createStore } from "./store/create-store.js";
 import type { GenerationStore } from "./store/generation-store.js";
 import { WatchHub } from "./watch-hub.js";
-import { Status } from "./errors.js";
 
 /** What `startServer` needs besides the configuration. */
 export interface StartServerOptions {
@@ -49,7 +49,8 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   const store = options.store ?? createStore(config);
   const hub = new WatchHub(store, {
     heartbeatMs: config.heartbeatMs,
-    onResyncError: (error) => logger.warn({ event: "resync_failed", err: error }, "re-reading watched keys failed; retrying"),
+    onResyncError: (error) =>
+      logger.warn({ event: "resync_failed", err: error }, "re-reading watched keys failed; retrying"),
   });
   const health = new ServerHealth([SERVICE_NAME]);
   store.on("state", (state, reason) => {
@@ -65,8 +66,10 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   addGeneratedService(server, GenerationService, generationServiceHandlers(store, hub, config), {
     calls,
     onError: (method, error) => {
-      if (error.code === Status.INTERNAL) logger.error({ event: "internal_error", method, err: error.cause }, "internal error");
-      else logger.debug({ event: "call_failed", method, code: Status[error.code], details: error.message }, "call failed");
+      if (error.code === Status.INTERNAL)
+        logger.error({ event: "internal_error", method, err: error.cause }, "internal error");
+      else
+        logger.debug({ event: "call_failed", method, code: Status[error.code], details: error.message }, "call failed");
     },
   });
   health.addToServer(server);
@@ -84,7 +87,9 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
       ? `syncgen serving on ${address}, store ${store.description}`
       : `syncgen serving on ${address} from the in-memory store (one replica only; give --redis to share state)`,
   );
-  store.connect().catch((error: unknown) => logger.warn({ event: "store_connect_failed", err: error }, "store connect failed"));
+  store
+    .connect()
+    .catch((error: unknown) => logger.warn({ event: "store_connect_failed", err: error }, "store connect failed"));
 
   let closing: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {

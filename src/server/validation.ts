@@ -20,7 +20,10 @@ export function keyProblem(key: string, limits: RequestLimits, field = "key"): s
 }
 
 /** Checks the keys of a Watch and returns them without duplicates, or the problem. */
-export function watchKeysProblem(keys: readonly string[], limits: RequestLimits): { keys: string[] } | { problem: string } {
+export function watchKeysProblem(
+  keys: readonly string[],
+  limits: RequestLimits,
+): { keys: string[] } | { problem: string } {
   if (keys.length === 0) return { problem: "keys must name at least one key to watch" };
   const distinct = [...new Set(keys)];
   if (distinct.length > limits.maxWatchKeys) {

@@ -194,7 +194,7 @@ export class WatchHub {
     const loaded = (async () => {
       await this.#store.subscribe(keys);
       const states = await this.#store.read(keys);
-      entries.forEach((entry, index) => this.#apply(entry, states[index] ?? ABSENT, "read"));
+      for (const [index, entry] of entries.entries()) this.#apply(entry, states[index] ?? ABSENT, "read");
     })();
     for (const entry of entries) entry.loaded = loaded;
     loaded.catch(() => {
@@ -298,7 +298,7 @@ export class WatchHub {
       const batch = entries.slice(start, start + RESYNC_BATCH);
       try {
         const states = await this.#store.read(batch.map((entry) => entry.key));
-        batch.forEach((entry, index) => this.#apply(entry, states[index] ?? ABSENT, "read"));
+        for (const [index, entry] of batch.entries()) this.#apply(entry, states[index] ?? ABSENT, "read");
         start += RESYNC_BATCH;
       } catch (error) {
         this.#options.onResyncError?.(error);

@@ -9,7 +9,10 @@ export function withDeadline<T>(promise: Promise<T>, ms: number, what: string): 
 
 /** Resolves when `emitter` emits `event` with arguments `accept` likes; rejects at the deadline. */
 export function waitForEvent<A extends unknown[]>(
-  emitter: { on(event: string, listener: (...args: A) => void): unknown; off(event: string, listener: (...args: A) => void): unknown },
+  emitter: {
+    on(event: string, listener: (...args: A) => void): unknown;
+    off(event: string, listener: (...args: A) => void): unknown;
+  },
   event: string,
   accept: (...args: A) => boolean,
   ms: number,

@@ -8,7 +8,7 @@ import { withDeadline } from "./deadline.js";
 export function pausedWatch(client: GenerationClient, keys: string[]) {
   const iterator = client.watch(keys)[Symbol.asyncIterator]();
   const seen = new Map<string, bigint>();
-  let reading: Promise<void> | undefined;
+  let reading = false;
   const paused = iterator.next().then((first) => {
     if (first.done) throw new Error("watch ended before its first response");
     for (const change of first.value.changes) seen.set(change.key, change.generation);
@@ -19,7 +19,9 @@ export function pausedWatch(client: GenerationClient, keys: string[]) {
     stream: {
       /** Reads everything from now on. */
       resume(): void {
-        reading ??= (async () => {
+        if (reading) return;
+        reading = true;
+        void (async () => {
           for (;;) {
             const next = await iterator.next();
             if (next.done) return;

@@ -4,8 +4,8 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { freePort } from "./free-port.js";
 import { withDeadline } from "./deadline.js";
+import { freePort } from "./free-port.js";
 
 export class RedisProcess {
   #child: ChildProcess | undefined;
@@ -48,7 +48,13 @@ export class RedisProcess {
   async #pingUntilUp(): Promise<void> {
     const { Redis } = await import("ioredis");
     for (;;) {
-      const probe = new Redis({ port: this.port, host: "127.0.0.1", lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      const probe = new Redis({
+        port: this.port,
+        host: "127.0.0.1",
+        lazyConnect: true,
+        retryStrategy: () => null,
+        maxRetriesPerRequest: 0,
+      });
       probe.on("error", () => {});
       try {
         await probe.connect();

@@ -1,6 +1,6 @@
 /** A real syncgen server on a free loopback port, with a real client, for tests. */
-import { type GenerationClient, type GenerationClientOptions, createGenerationClient } from "../../src/client/index.js";
-import { type ServerConfig, defaultServerConfig } from "../../src/server/config.js";
+import { createGenerationClient, type GenerationClient, type GenerationClientOptions } from "../../src/client/index.js";
+import { defaultServerConfig, type ServerConfig } from "../../src/server/config.js";
 import { createLogger, silentLogger } from "../../src/server/logger.js";
 import { type RunningServer, startServer } from "../../src/server/server.js";
 import type { GenerationStore } from "../../src/server/store/generation-store.js";

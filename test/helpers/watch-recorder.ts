@@ -46,7 +46,11 @@ export class WatchRecorder {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(new Error(`timed out after ${ms} ms waiting for ${what}; latest: ${JSON.stringify([...this.latest].map(([k, v]) => [k, String(v)]))}`));
+        reject(
+          new Error(
+            `timed out after ${ms} ms waiting for ${what}; latest: ${JSON.stringify([...this.latest].map(([k, v]) => [k, String(v)]))}`,
+          ),
+        );
       }, ms);
       const cleanup = (): void => {
         clearTimeout(timer);

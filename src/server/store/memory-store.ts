@@ -119,7 +119,9 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements Generation
     const revision = nextRevision(previous.revision, now);
     const state: KeyState = { generation: kind === "live" ? revision : 0n, revision };
     const expiresAt =
-      kind === "live" ? Number.POSITIVE_INFINITY : performance.now() + tombstoneTtlMs(revision, now, this.#tombstoneMarginMs);
+      kind === "live"
+        ? Number.POSITIVE_INFINITY
+        : performance.now() + tombstoneTtlMs(revision, now, this.#tombstoneMarginMs);
     this.#records.set(key, { value: encodeRecord(state), expiresAt });
     if (this.#subscriptions.has(key)) this.emit("change", key, state);
     return state;

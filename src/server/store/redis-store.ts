@@ -173,7 +173,8 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
 
   #ensureReady(): void {
     if (this.#state === "ready") return;
-    const why = this.#state === "closed" ? "the store is closed" : `Redis is unreachable (${this.#lastError || this.#state})`;
+    const why =
+      this.#state === "closed" ? "the store is closed" : `Redis is unreachable (${this.#lastError || this.#state})`;
     throw new StoreUnavailableError(why);
   }
 
@@ -187,7 +188,8 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
     const bothReady = this.#commands.status === "ready" && this.#subscriber.status === "ready";
     if (!bothReady) {
       this.#restoreAttempt++;
-      if (this.#state === "ready") this.#setState("unavailable", `${reason}${this.#lastError ? `: ${this.#lastError}` : ""}`);
+      if (this.#state === "ready")
+        this.#setState("unavailable", `${reason}${this.#lastError ? `: ${this.#lastError}` : ""}`);
       return;
     }
     void this.#restore(reason);

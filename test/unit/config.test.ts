@@ -1,0 +1,43 @@
+import { describe, expect, test } from "vitest";
+import { ConfigError, resolveServerConfig } from "../../src/server/config.js";
+
+describe("resolveServerConfig()", () => {
+  test("uses the defaults when nothing is set", () => {
+    expect(resolveServerConfig({}, {})).toEqual({
+      listen: "127.0.0.1:50051",
+      redisUrl: undefined,
+      prefix: "syncgen:",
+      maxKeyBytes: 1024,
+      maxWatchKeys: 10_000,
+      heartbeatMs: 15_000,
+      shutdownTimeoutMs: 10_000,
+      redisTimeoutMs: 2_000,
+      logLevel: "info",
+    });
+  });
+
+  test("a flag wins over its environment variable, which wins over the default", () => {
+    const config = resolveServerConfig(
+      { listen: "0.0.0.0:7000" },
+      { SYNCGEN_LISTEN: "127.0.0.1:6000", REDIS_URL: "redis://127.0.0.1:6380", SYNCGEN_PREFIX: "team-a:" },
+    );
+    expect(config.listen).toBe("0.0.0.0:7000");
+    expect(config.redisUrl).toBe("redis://127.0.0.1:6380");
+    expect(config.prefix).toBe("team-a:");
+  });
+
+  test("an empty REDIS_URL means the in-memory store", () => {
+    expect(resolveServerConfig({}, { REDIS_URL: "" }).redisUrl).toBeUndefined();
+  });
+
+  test.each([
+    [{ listen: "localhost" }, {}, '--listen must be HOST:PORT (e.g. 127.0.0.1:50051), not "localhost"'],
+    [{}, { REDIS_URL: "http://x" }, 'REDIS_URL must be a redis:// or rediss:// URL, not "http://x"'],
+    [{ "max-key-bytes": "0" }, {}, '--max-key-bytes must be a whole number from 1 to 65536, not "0"'],
+    [{}, { SYNCGEN_HEARTBEAT_MS: "1.5" }, 'SYNCGEN_HEARTBEAT_MS must be a whole number from 10 to 3600000, not "1.5"'],
+    [{ "log-level": "loud" }, {}, "--log-level must be one of fatal, error, warn, info, debug, trace, silent"],
+  ])("refuses %j %j: %s", (flags, env, message) => {
+    expect(() => resolveServerConfig(flags, env)).toThrow(ConfigError);
+    expect(() => resolveServerConfig(flags, env)).toThrow(message);
+  });
+});

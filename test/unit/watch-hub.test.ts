@@ -1,0 +1,121 @@
+/**
+ * The hub's ordering rules, driven through a real MemoryStore whose change feed we also feed
+ * by hand: notifications can arrive late (pub/sub and reads travel on different Redis
+ * connections), and after a resync a read is authoritative even when it goes back.
+ */
+import { afterEach, describe, expect, test } from "vitest";
+import type { KeyGeneration } from "../../src/gen/generation/v1/generation_pb.js";
+import { MemoryStore } from "../../src/server/store/memory-store.js";
+import { WatchHub, type WatchSink } from "../../src/server/watch-hub.js";
+import { withDeadline } from "../helpers/deadline.js";
+
+class RecordingSink implements WatchSink {
+  readonly responses: [string, bigint][][] = [];
+  writable = true;
+  #drain: (() => void) | undefined;
+  #waiters = new Set<() => void>();
+  send(changes: KeyGeneration[]): boolean {
+    this.responses.push(changes.map((c) => [c.key, c.generation]));
+    for (const waiter of this.#waiters) waiter();
+    return this.writable;
+  }
+  onDrain(listener: () => void): void {
+    this.#drain = listener;
+  }
+  end(): void {}
+  drain(): void {
+    this.writable = true;
+    this.#drain?.();
+  }
+  /** Waits for the n-th response. */
+  response(n: number): Promise<[string, bigint][]> {
+    return withDeadline(
+      new Promise((resolve) => {
+        const check = (): void => {
+          const found = this.responses[n];
+          if (found) {
+            this.#waiters.delete(check);
+            resolve(found);
+          }
+        };
+        this.#waiters.add(check);
+        check();
+      }),
+      2000,
+      `response ${n}`,
+    );
+  }
+}
+
+const stores: MemoryStore[] = [];
+afterEach(async () => {
+  for (const store of stores.splice(0)) await store.close();
+});
+
+async function setup(): Promise<{ store: MemoryStore; hub: WatchHub }> {
+  const store = new MemoryStore();
+  stores.push(store);
+  await store.connect();
+  const hub = new WatchHub(store, { heartbeatMs: 60_000 });
+  return { store, hub };
+}
+
+describe("WatchHub", () => {
+  test("a late notification older than what was read is ignored", async () => {
+    const { store, hub } = await setup();
+    const first = await store.bump("k");
+    const second = await store.bump("k");
+    const sink = new RecordingSink();
+    hub.open(sink, ["k"], {});
+    expect(await sink.response(0)).toEqual([["k", second]]);
+    store.emit("change", "k", { generation: first, revision: first });
+    const third = await store.bump("k");
+    expect(await sink.response(1)).toEqual([["k", third]]);
+    hub.shutdown("done");
+  });
+
+  test("after a resync a read wins even when it goes back (the store lost its data)", async () => {
+    const { store, hub } = await setup();
+    const sink = new RecordingSink();
+    const generation = await store.bump("k");
+    hub.open(sink, ["k"], {});
+    expect(await sink.response(0)).toEqual([["k", generation]]);
+    await store.clear("k");
+    expect(await sink.response(1)).toEqual([["k", 0n]]);
+    // Simulate data loss: a record older than everything seen, then a resync.
+    const recreated = await store.get("k");
+    store.emit("resync");
+    expect(await sink.response(2)).toEqual([["k", recreated]]);
+    hub.shutdown("done");
+  });
+
+  test("a blocked stream is written nothing until drain, then gets only the latest", async () => {
+    const { store, hub } = await setup();
+    const sink = new RecordingSink();
+    sink.writable = false;
+    hub.open(sink, ["a", "b"], {});
+    await sink.response(0); // the first response is written, and blocks
+    for (let i = 0; i < 100; i++) await store.bump("a");
+    const latestA = await store.bump("a");
+    const latestB = await store.bump("b");
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(sink.responses.length).toBe(1);
+    sink.drain();
+    expect(await sink.response(1)).toEqual([
+      ["a", latestA],
+      ["b", latestB],
+    ]);
+    hub.shutdown("done");
+  });
+
+  test("the last watcher of a key releases its subscription", async () => {
+    const { hub } = await setup();
+    const one = hub.open(new RecordingSink(), ["k", "j"], {});
+    const two = hub.open(new RecordingSink(), ["k"], {});
+    expect(hub.keyCount).toBe(2);
+    one.close();
+    expect(hub.keyCount).toBe(1);
+    two.close();
+    expect(hub.keyCount).toBe(0);
+  });
+});
