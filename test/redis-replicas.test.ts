@@ -52,6 +52,22 @@ describe("two replicas sharing one Redis", () => {
     expect(new Set([...fromA, ...fromB]).size).toBe(1000);
   });
 
+  test("a server with another prefix on the same Redis shares nothing with them", async () => {
+    const other = await startTestServer({ redisUrl: redis.url, prefix: uniquePrefix() });
+    try {
+      const w = new WatchRecorder(other.client, ["isolated"]);
+      recorders.push(w);
+      await w.sees("isolated", 0n);
+      await a.client.bump("isolated");
+      expect(await other.client.get("isolated", { peek: true })).toBe(0n);
+      const own = await other.client.bump("isolated");
+      await w.sees("isolated", own);
+      expect(w.responses.flatMap((r) => r.changes).map((c) => c.generation)).toEqual([0n, own]);
+    } finally {
+      await other.close();
+    }
+  });
+
   test("each replica holds one Redis subscription per key, however many watchers it has", async () => {
     for (let i = 0; i < 3; i++) recorders.push(new WatchRecorder(a.client, ["popular"]));
     for (let i = 0; i < 2; i++) recorders.push(new WatchRecorder(b.client, ["popular", "other"]));

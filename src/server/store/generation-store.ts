@@ -21,8 +21,9 @@ export interface KeyState {
 export const ABSENT: KeyState = Object.freeze({ generation: 0n, revision: 0n });
 
 /**
- * A store's connection state. Transitions: `connecting -> ready`, `ready -> unavailable`,
- * `unavailable -> ready` (after which the store emits `resync`), and any state `-> closed`.
+ * A store's connection state. Transitions: `connecting -> ready`, `connecting -> unavailable`
+ * (the first attempt failed; it keeps trying), `ready -> unavailable`, `unavailable -> ready`
+ * (after which the store emits `resync`), and any state `-> closed`.
  */
 export type StoreState = "connecting" | "ready" | "unavailable" | "closed";
 

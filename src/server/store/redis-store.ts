@@ -99,7 +99,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
   async connect(): Promise<void> {
     const ready = new Promise<void>((resolve, reject) => {
       const onState = (state: StoreState): void => {
-        if (state === "connecting" || state === "unavailable") return;
+        if (state === "unavailable") return;
         this.off("state", onState);
         if (state === "ready") resolve();
         else reject(new StoreUnavailableError("the store was closed while connecting"));
@@ -188,8 +188,10 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
     const bothReady = this.#commands.status === "ready" && this.#subscriber.status === "ready";
     if (!bothReady) {
       this.#restoreAttempt++;
-      if (this.#state === "ready")
+      // While connecting, a closed connection means the attempt failed: say so once.
+      if (this.#state === "ready" || this.#state === "connecting") {
         this.#setState("unavailable", `${reason}${this.#lastError ? `: ${this.#lastError}` : ""}`);
+      }
       return;
     }
     void this.#restore(reason);

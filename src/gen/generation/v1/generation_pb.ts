@@ -269,7 +269,7 @@ export const GenerationService: GenService<{
   },
   /**
    * Clear forgets the key: every generation handed out for it before is now stale, and a
-   * later Get creates a new one that is greater than all of them.
+   * later Get or Bump creates a new one, different from all of them.
    *
    * @generated from rpc generation.v1.GenerationService.Clear
    */
