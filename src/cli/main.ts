@@ -59,8 +59,12 @@ clientCommand("watch", "print each key's generation, then every change, as `KEY<
     process.once("SIGINT", () => stop.abort());
     process.once("SIGTERM", () => stop.abort());
     await withClient(options.server, async (client) => {
-      for await (const response of client.watch(keys, { signal: stop.signal })) {
-        for (const change of response.changes) process.stdout.write(`${change.key}\t${change.generation}\n`);
+      for await (const event of client.watch(keys, { signal: stop.signal })) {
+        if (event.type === "live" || event.type === "changes") {
+          for (const change of event.changes) process.stdout.write(`${change.key}\t${change.generation}\n`);
+        } else if (event.type === "down") {
+          process.stderr.write(`syncgen: watch interrupted (${event.error.message}); reconnecting\n`);
+        }
       }
     });
   });

@@ -1,6 +1,11 @@
 /**
  * A typed client of generation.v1.GenerationService over grpc-js, built from the generated
  * descriptors (rpc/service-definition.ts): no hand-written message types.
+ *
+ * Retries: Get and Clear are retried on UNAVAILABLE within their deadline, with full-jitter
+ * backoff; Bump never is (a retried Bump could advance the generation twice: the caller
+ * decides). Watch resumes by itself after UNAVAILABLE, sending what it already knows, so a
+ * reconnect costs what changed meanwhile and no change is missed.
  */
 import { create } from "@bufbuild/protobuf";
 import {
@@ -9,131 +14,211 @@ import {
   Client,
   type ClientReadableStream,
   credentials as grpcCredentials,
+  Metadata,
 } from "@grpc/grpc-js";
 import {
   BumpRequestSchema,
   ClearRequestSchema,
   GenerationService,
   GetRequestSchema,
+  type KeyGeneration,
   WatchRequestSchema,
   type WatchResponse,
 } from "../gen/generation/v1/generation_pb.js";
 import { grpcServiceDefinition } from "../rpc/service-definition.js";
-import { GenerationServiceError } from "./client-error.js";
+import { Backoff, type BackoffOptions, pause } from "./backoff.js";
+import { Code, GenerationServiceError } from "./client-error.js";
 
-/** How the client connects. */
+/** How the client connects and behaves. */
 export interface GenerationClientOptions {
-  /** Channel credentials; insecure (plaintext) by default. */
+  /** Channel credentials, e.g. `credentials.createSsl(ca, key, cert)` for (mutual) TLS; plaintext when omitted. */
   credentials?: ChannelCredentials;
-  /** Deadline of each unary call, in milliseconds (default 5000). */
+  /** A bearer token, sent as `authorization: Bearer <token>` with every call. */
+  token?: string;
+  /** Deadline of each unary call, in milliseconds, retries included (default 5000). */
   deadlineMs?: number;
-  /** grpc-js channel options, e.g. reconnect backoff. */
+  /** Backoff between retries of Get and Clear and between Watch reconnects (default 100 ms up to 5 s). */
+  backoff?: BackoffOptions;
+  /** grpc-js channel options (reconnect backoff of the connection, keepalive, ...). */
   channelOptions?: ChannelOptions;
 }
 
 /** Per-call options. */
 export interface CallOptions {
-  /** Cancels the call. */
+  /** Cancels the call (it then fails with CANCELLED). */
   signal?: AbortSignal;
   /** Overrides the client's deadline for this call, in milliseconds. */
   deadlineMs?: number;
+  /** Get and Clear only: false makes a single attempt, without retries. */
+  retry?: boolean;
 }
 
 /** Options of a Watch. */
 export interface WatchOptions {
   /** Generations already held, by key: the first response then carries only what differs. */
-  known?: Record<string, bigint>;
-  /** Ends the watch (the iteration then simply stops). */
+  known?: Readonly<Record<string, bigint>>;
+  /** Ends the watch: the iteration then simply stops. */
   signal?: AbortSignal;
+  /** Reconnect after UNAVAILABLE (default true); false ends the iteration with the error instead. */
+  resume?: boolean;
 }
+
+/** What a Watch reports, in order. */
+export type WatchEvent =
+  /**
+   * The stream is (again) live. `changes` are the keys whose generation differs from what
+   * this watch had reported (or from `known`): after a reconnect, exactly what was missed.
+   */
+  | { type: "live"; changes: KeyGeneration[] }
+  /** Keys changed; generation 0 means absent or cleared. */
+  | { type: "changes"; changes: KeyGeneration[] }
+  /** Nothing changed; the server is still there. */
+  | { type: "heartbeat" }
+  /** The stream broke; it reconnects by itself after `retryInMs`. Until `live`, nothing is known. */
+  | { type: "down"; error: GenerationServiceError; retryInMs: number };
 
 /** A client of one syncgen server (or a load balancer in front of several). */
 export interface GenerationClient {
   /** The key's generation, created if absent; with `peek`, 0n for an absent key and nothing created. */
   get(key: string, options?: CallOptions & { peek?: boolean }): Promise<bigint>;
-  /** Advances the key's generation and returns the new one. Not retried: a retry could bump twice. */
-  bump(key: string, options?: CallOptions): Promise<bigint>;
+  /** Advances the key's generation and returns the new one. Never retried. */
+  bump(key: string, options?: Omit<CallOptions, "retry">): Promise<bigint>;
   /** Forgets the key: every generation handed out for it so far is stale. */
   clear(key: string, options?: CallOptions): Promise<void>;
   /**
-   * Streams the keys' generations: first what differs from `known` (possibly nothing: that
-   * response says the watch is live), then each change; empty responses are heartbeats.
-   * Throws GenerationServiceError when the stream fails (UNAVAILABLE: reconnect with `known`).
+   * Watches keys: a `live` event once the stream is up, then `changes` as they happen.
+   * Level-triggered: after a slow stretch or a reconnect you get each key's latest value,
+   * not every value in between. Throws GenerationServiceError on errors it cannot resume
+   * from (INVALID_ARGUMENT, PERMISSION_DENIED, ...).
    */
-  watch(keys: readonly string[], options?: WatchOptions): AsyncIterable<WatchResponse>;
-  /** Closes the channel. */
+  watch(keys: readonly string[], options?: WatchOptions): AsyncIterable<WatchEvent>;
+  /** Closes the channel; calls in flight fail. */
   close(): void;
 }
 
 const methods = grpcServiceDefinition(GenerationService);
 
-/** Creates a client of the server at `address` (HOST:PORT). */
+interface UnaryMethod<I, O> {
+  path: string;
+  requestSerialize: (value: I) => Buffer;
+  responseDeserialize: (bytes: Buffer) => O;
+}
+
+/** Creates a client of the server at `address` (HOST:PORT, or any grpc-js target). */
 export function createGenerationClient(address: string, options: GenerationClientOptions = {}): GenerationClient {
   const client = new Client(address, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions);
   const defaultDeadlineMs = options.deadlineMs ?? 5000;
 
-  function unary<I, O>(
-    method: { path: string; requestSerialize: (value: I) => Buffer; responseDeserialize: (bytes: Buffer) => O },
-    request: I,
-    callOptions: CallOptions | undefined,
-  ): Promise<O> {
+  function metadata(): Metadata {
+    const result = new Metadata();
+    if (options.token !== undefined) result.set("authorization", `Bearer ${options.token}`);
+    return result;
+  }
+
+  function attempt<I, O>(method: UnaryMethod<I, O>, request: I, deadline: number, signal?: AbortSignal): Promise<O> {
     return new Promise<O>((resolve, reject) => {
-      const deadline = Date.now() + (callOptions?.deadlineMs ?? defaultDeadlineMs);
       const call = client.makeUnaryRequest(
         method.path,
         method.requestSerialize,
         method.responseDeserialize,
         request,
+        metadata(),
         { deadline },
         (error, response) => {
-          callOptions?.signal?.removeEventListener("abort", cancel);
+          signal?.removeEventListener("abort", cancel);
           if (error || response === undefined) reject(GenerationServiceError.from(error ?? new Error("no response")));
           else resolve(response);
         },
       );
       const cancel = (): void => call.cancel();
-      callOptions?.signal?.addEventListener("abort", cancel, { once: true });
+      signal?.addEventListener("abort", cancel, { once: true });
     });
+  }
+
+  async function unary<I, O>(
+    method: UnaryMethod<I, O>,
+    request: I,
+    callOptions: CallOptions | undefined,
+    retryable: boolean,
+  ): Promise<O> {
+    const deadline = Date.now() + (callOptions?.deadlineMs ?? defaultDeadlineMs);
+    const backoff = new Backoff(options.backoff);
+    for (;;) {
+      try {
+        return await attempt(method, request, deadline, callOptions?.signal);
+      } catch (error) {
+        const failure = GenerationServiceError.from(error);
+        const wait = backoff.next();
+        const retry = retryable && callOptions?.retry !== false && failure.code === Code.UNAVAILABLE;
+        if (!retry || callOptions?.signal?.aborted || Date.now() + wait >= deadline) throw failure;
+        await pause(wait, callOptions?.signal);
+      }
+    }
+  }
+
+  async function* watch(keys: readonly string[], watchOptions: WatchOptions): AsyncGenerator<WatchEvent> {
+    const { signal } = watchOptions;
+    const reported = new Map<string, bigint>(Object.entries(watchOptions.known ?? {}));
+    const backoff = new Backoff(options.backoff);
+    while (!signal?.aborted) {
+      const known: Record<string, bigint> = {};
+      for (const key of keys) {
+        const generation = reported.get(key);
+        if (generation !== undefined) known[key] = generation;
+      }
+      const call: ClientReadableStream<WatchResponse> = client.makeServerStreamRequest(
+        methods.watch.path,
+        methods.watch.requestSerialize,
+        methods.watch.responseDeserialize,
+        create(WatchRequestSchema, { keys: [...keys], known }),
+        metadata(),
+      );
+      const cancel = (): void => call.cancel();
+      signal?.addEventListener("abort", cancel, { once: true });
+      let live = false;
+      try {
+        // grpc-js streams are async-iterable; their items are untyped, the deserializer's type.
+        for await (const response of call as AsyncIterable<WatchResponse>) {
+          for (const change of response.changes) reported.set(change.key, change.generation);
+          if (!live) {
+            live = true;
+            backoff.reset();
+            yield { type: "live", changes: response.changes };
+          } else if (response.changes.length > 0) {
+            yield { type: "changes", changes: response.changes };
+          } else {
+            yield { type: "heartbeat" };
+          }
+        }
+        // The server never ends a Watch with OK; treat it like a drop.
+        throw new GenerationServiceError("the server ended the watch", Code.UNAVAILABLE);
+      } catch (error) {
+        if (signal?.aborted) return;
+        const failure = GenerationServiceError.from(error);
+        if (watchOptions.resume === false || failure.code !== Code.UNAVAILABLE) throw failure;
+        const retryInMs = backoff.next();
+        yield { type: "down", error: failure, retryInMs };
+        await pause(retryInMs, signal);
+      } finally {
+        signal?.removeEventListener("abort", cancel);
+        call.cancel();
+      }
+    }
   }
 
   return {
     async get(key, callOptions) {
-      const response = await unary(
-        methods.get,
-        create(GetRequestSchema, { key, peek: callOptions?.peek ?? false }),
-        callOptions,
-      );
-      return response.generation;
+      const request = create(GetRequestSchema, { key, peek: callOptions?.peek ?? false });
+      return (await unary(methods.get, request, callOptions, true)).generation;
     },
     async bump(key, callOptions) {
-      return (await unary(methods.bump, create(BumpRequestSchema, { key }), callOptions)).generation;
+      return (await unary(methods.bump, create(BumpRequestSchema, { key }), callOptions, false)).generation;
     },
     async clear(key, callOptions) {
-      await unary(methods.clear, create(ClearRequestSchema, { key }), callOptions);
+      await unary(methods.clear, create(ClearRequestSchema, { key }), callOptions, true);
     },
     watch(keys, watchOptions = {}) {
-      return {
-        async *[Symbol.asyncIterator]() {
-          const request = create(WatchRequestSchema, { keys: [...keys], known: { ...watchOptions.known } });
-          const call: ClientReadableStream<WatchResponse> = client.makeServerStreamRequest(
-            methods.watch.path,
-            methods.watch.requestSerialize,
-            methods.watch.responseDeserialize,
-            request,
-          );
-          const { signal } = watchOptions;
-          const cancel = (): void => call.cancel();
-          signal?.addEventListener("abort", cancel, { once: true });
-          try {
-            for await (const response of call as AsyncIterable<WatchResponse>) yield response;
-          } catch (error) {
-            if (!signal?.aborted) throw GenerationServiceError.from(error);
-          } finally {
-            signal?.removeEventListener("abort", cancel);
-            call.cancel();
-          }
-        },
-      };
+      return { [Symbol.asyncIterator]: () => watch(keys, watchOptions) };
     },
     close() {
       client.close();

@@ -11,6 +11,7 @@ export function pausedWatch(client: GenerationClient, keys: string[]) {
   let reading = false;
   const paused = iterator.next().then((first) => {
     if (first.done) throw new Error("watch ended before its first response");
+    if (first.value.type !== "live") throw new Error(`expected the live event, got ${first.value.type}`);
     for (const change of first.value.changes) seen.set(change.key, change.generation);
   });
   const waiters = new Set<() => void>();
@@ -25,7 +26,9 @@ export function pausedWatch(client: GenerationClient, keys: string[]) {
           for (;;) {
             const next = await iterator.next();
             if (next.done) return;
-            for (const change of next.value.changes) seen.set(change.key, change.generation);
+            if (next.value.type === "changes") {
+              for (const change of next.value.changes) seen.set(change.key, change.generation);
+            }
             for (const waiter of waiters) waiter();
           }
         })().catch(() => {});

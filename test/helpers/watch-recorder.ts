@@ -2,11 +2,14 @@
  * Records a Watch stream: every response, the latest generation per key, and how it ended.
  * `until()` waits on responses (never on sleeps), with a deadline.
  */
-import type { GenerationClient, GenerationServiceError, WatchResponse } from "../../src/client/index.js";
+import type { GenerationClient, GenerationServiceError, KeyGeneration, WatchEvent } from "../../src/client/index.js";
 import { GenerationServiceError as ErrorType } from "../../src/client/index.js";
 
 export class WatchRecorder {
-  readonly responses: WatchResponse[] = [];
+  /** Every response, in order: the first, then changes, and heartbeats as empty ones. */
+  readonly responses: { changes: KeyGeneration[] }[] = [];
+  /** Times the stream broke and was resumed (only with `resume`). */
+  readonly downs: Extract<WatchEvent, { type: "down" }>[] = [];
   readonly latest = new Map<string, bigint>();
   error: GenerationServiceError | undefined;
   ended = false;
@@ -14,12 +17,19 @@ export class WatchRecorder {
   #waiters = new Set<() => void>();
   readonly done: Promise<void>;
 
-  constructor(client: GenerationClient, keys: readonly string[], known?: Record<string, bigint>) {
+  /** `resume` (default false here, to see the server's statuses) reconnects after UNAVAILABLE. */
+  constructor(client: GenerationClient, keys: readonly string[], known?: Record<string, bigint>, resume = false) {
     this.done = (async () => {
       try {
-        for await (const response of client.watch(keys, { known, signal: this.#abort.signal })) {
-          this.responses.push(response);
-          for (const change of response.changes) this.latest.set(change.key, change.generation);
+        const options = { signal: this.#abort.signal, resume, ...(known ? { known } : {}) };
+        for await (const event of client.watch(keys, options)) {
+          if (event.type === "down") {
+            this.downs.push(event);
+          } else {
+            const changes = event.type === "heartbeat" ? [] : event.changes;
+            this.responses.push({ changes });
+            for (const change of changes) this.latest.set(change.key, change.generation);
+          }
           this.#notify();
         }
       } catch (error) {
