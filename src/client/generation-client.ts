@@ -108,6 +108,8 @@ interface UnaryMethod<I, O> {
 export function createGenerationClient(address: string, options: GenerationClientOptions = {}): GenerationClient {
   const client = new Client(address, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions);
   const defaultDeadlineMs = options.deadlineMs ?? 5000;
+  // Aborted by close(): ends every Watch instead of letting it reconnect to a closed channel.
+  const closed = new AbortController();
 
   function metadata(): Metadata {
     const result = new Metadata();
@@ -157,7 +159,7 @@ export function createGenerationClient(address: string, options: GenerationClien
   }
 
   async function* watch(keys: readonly string[], watchOptions: WatchOptions): AsyncGenerator<WatchEvent> {
-    const { signal } = watchOptions;
+    const signal = watchOptions.signal ? AbortSignal.any([watchOptions.signal, closed.signal]) : closed.signal;
     const reported = new Map<string, bigint>(Object.entries(watchOptions.known ?? {}));
     const backoff = new Backoff(options.backoff);
     while (!signal?.aborted) {
@@ -221,6 +223,7 @@ export function createGenerationClient(address: string, options: GenerationClien
       return { [Symbol.asyncIterator]: () => watch(keys, watchOptions) };
     },
     close() {
+      closed.abort();
       client.close();
     },
   };

@@ -1,9 +1,11 @@
 /**
- * syncgen's client library (`syncgen/client`). Imports nothing of the server.
+ * syncgen's client library (`syncgen/client`): a typed client of GenerationService and
+ * djblets' GenerationSynchronizer on top of it. Imports nothing of the server.
  */
 
 export type { KeyGeneration } from "../gen/generation/v1/generation_pb.js";
 export { Backoff, type BackoffOptions } from "./backoff.js";
+export { type CacheKeyOptions, MAX_CACHE_KEY_LENGTH, makeCacheKey } from "./cache-key.js";
 export { Code, GenerationServiceError } from "./client-error.js";
 export {
   type CallOptions,
@@ -13,3 +15,9 @@ export {
   type WatchEvent,
   type WatchOptions,
 } from "./generation-client.js";
+export {
+  type ExpiredListener,
+  GenerationSynchronizer,
+  type SynchronizerOptions,
+} from "./generation-synchronizer.js";
+export type { SyncLogger } from "./rate-limited-log.js";

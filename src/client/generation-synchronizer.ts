@@ -1,0 +1,210 @@
+/**
+ * djblets' GenerationSynchronizer on syncgen: a process remembers the generation of a cache
+ * key it loaded its state at (`syncGen`) and asks whether it is still current.
+ *
+ * Behaviour matches djblets (../shared/research/djblets-semantics.md) case for case:
+ * creating fetches or creates the generation; `isExpired()` reads without creating and is
+ * true when the shared value differs or is absent; `refresh()` adopts; `clear()` deletes
+ * without touching `syncGen`; `markUpdated()` bumps and adopts. Service errors are logged
+ * (at most once per key per interval) and never thrown; `isExpired()` then answers true,
+ * fail-safe, after one short attempt so a check never blocks its caller for long.
+ *
+ * In watch mode the client's shared Watch stream keeps the shared value in memory: while it
+ * is live `isExpired()` makes no call at all, and `onExpired()` tells of a change within
+ * milliseconds. While it is down, checks fall back to a call.
+ */
+import { type CacheKeyOptions, makeCacheKey } from "./cache-key.js";
+import type { GenerationClient } from "./generation-client.js";
+import { RateLimitedLog, type SyncLogger } from "./rate-limited-log.js";
+import { SharedWatch } from "./shared-watch.js";
+
+/** Options of a synchronizer. */
+export interface SynchronizerOptions {
+  /** Pass the key through makeCacheKey (default true); when false the key must be a string. */
+  normalizeCacheKey?: boolean;
+  /** makeCacheKey's options: a prefix (djblets' site domain) and HMAC mode. */
+  cacheKey?: CacheKeyOptions;
+  /** Keep current from the client's shared Watch stream instead of a call per check (default false). */
+  watch?: boolean;
+  /** Where swallowed errors go (default console). */
+  logger?: SyncLogger;
+  /** At most one log line per key per this many milliseconds (default 60000; the first synchronizer of a logger sets it). */
+  logIntervalMs?: number;
+  /** Deadline of the single call a check makes when it must ask the server (default 500 ms). */
+  checkDeadlineMs?: number;
+}
+
+/** One Watch stream per client, shared by all its synchronizers in watch mode. */
+const watchByClient = new WeakMap<GenerationClient, SharedWatch>();
+/** One limiter per logger, so "once per key per interval" holds across synchronizers. */
+const logByLogger = new WeakMap<SyncLogger, RateLimitedLog>();
+
+/** Called when the shared generation moves away from `syncGen`. */
+export type ExpiredListener = (generation: bigint) => void;
+
+/** Knows whether this process's copy of the state behind one cache key is current. */
+export class GenerationSynchronizer {
+  /** The final cache key (after normalisation). */
+  readonly cacheKey: string;
+  readonly #client: GenerationClient;
+  readonly #log: RateLimitedLog;
+  readonly #checkDeadlineMs: number;
+  readonly #watch: SharedWatch | undefined;
+  readonly #expiredListeners = new Set<ExpiredListener>();
+  #leave: (() => void) | undefined;
+  #syncGen: bigint | null = null;
+
+  private constructor(client: GenerationClient, cacheKey: string, options: SynchronizerOptions) {
+    this.cacheKey = cacheKey;
+    this.#client = client;
+    this.#checkDeadlineMs = options.checkDeadlineMs ?? 500;
+    const logger = options.logger ?? console;
+    let log = logByLogger.get(logger);
+    if (log === undefined) {
+      log = new RateLimitedLog(logger, options.logIntervalMs ?? 60_000);
+      logByLogger.set(logger, log);
+    }
+    this.#log = log;
+    if (options.watch) {
+      let watch = watchByClient.get(client);
+      if (watch === undefined) {
+        watch = new SharedWatch(client);
+        watchByClient.set(client, watch);
+      }
+      this.#watch = watch;
+      this.#leave = this.#watch.join(cacheKey, (generation) => {
+        if (generation !== this.#syncGen) for (const listener of [...this.#expiredListeners]) listener(generation);
+      });
+    }
+  }
+
+  /**
+   * Creates a synchronizer and fetches (or creates) the key's current generation. Never
+   * throws for service errors (they are logged and `syncGen` stays null); throws TypeError
+   * at once, before any call, for a non-string key when normalisation is off.
+   */
+  static async create(
+    client: GenerationClient,
+    cacheKey: string | readonly string[],
+    options: SynchronizerOptions = {},
+  ): Promise<GenerationSynchronizer> {
+    let key: string;
+    if (options.normalizeCacheKey ?? true) {
+      key = makeCacheKey(cacheKey, options.cacheKey);
+    } else if (typeof cacheKey === "string") {
+      key = cacheKey;
+    } else {
+      throw new TypeError("cacheKey must be a string when normalizeCacheKey is false");
+    }
+    const synchronizer = new GenerationSynchronizer(client, key, options);
+    await synchronizer.refresh();
+    return synchronizer;
+  }
+
+  /** The generation this instance last fetched or set; null when none could be read. */
+  get syncGen(): bigint | null {
+    return this.#syncGen;
+  }
+
+  /**
+   * Whether the shared generation differs from `syncGen` (or is absent). Never creates the
+   * key. In watch mode with a live stream: no call at all. On a service error: true.
+   */
+  async isExpired(): Promise<boolean> {
+    const watched = this.#watch?.current(this.cacheKey);
+    if (watched !== undefined) return watched === 0n || watched !== this.#syncGen;
+    try {
+      const current = await this.#client.get(this.cacheKey, {
+        peek: true,
+        retry: false,
+        deadlineMs: this.#checkDeadlineMs,
+      });
+      return current === 0n || current !== this.#syncGen;
+    } catch (error) {
+      this.#warn("checking", error);
+      return true;
+    }
+  }
+
+  /** Adopts the shared generation, creating one if the key is absent. */
+  async refresh(): Promise<void> {
+    try {
+      this.#adopt(await this.#client.get(this.cacheKey));
+    } catch (error) {
+      this.#warn("refreshing", error);
+    }
+  }
+
+  /** Deletes the shared generation; everyone, this instance included, now reads as expired. */
+  async clear(): Promise<void> {
+    try {
+      await this.#client.clear(this.cacheKey);
+    } catch (error) {
+      this.#warn("clearing", error);
+    }
+  }
+
+  /** Bumps the shared generation and adopts the result, so this writer stays current. */
+  async markUpdated(): Promise<void> {
+    try {
+      this.#adopt(await this.#client.bump(this.cacheKey));
+    } catch (error) {
+      this.#warn("marking as updated", error);
+    }
+  }
+
+  /**
+   * Writes, then bumps: `write` changes the shared state, and only afterwards do others learn
+   * it changed. (Bumping first would let a reader reload the old state and think it current.)
+   */
+  async update<T>(write: () => Promise<T>): Promise<T> {
+    const result = await write();
+    await this.markUpdated();
+    return result;
+  }
+
+  /**
+   * Notes the generation, then loads: `read` loads the shared state, and the generation it
+   * is recorded at was read before it. (Reading it after would let a change made during the
+   * load go unnoticed; this way such a change only causes one extra reload.)
+   */
+  async load<T>(read: () => Promise<T>): Promise<T> {
+    let generation: bigint | null = null;
+    try {
+      generation = await this.#client.get(this.cacheKey);
+    } catch (error) {
+      this.#warn("loading", error);
+    }
+    const result = await read();
+    if (generation === null) this.#syncGen = null;
+    else this.#adopt(generation);
+    return result;
+  }
+
+  /**
+   * Watch mode only: calls `listener` whenever the shared generation moves away from
+   * `syncGen`. Returns the function that stops it.
+   */
+  onExpired(listener: ExpiredListener): () => void {
+    if (this.#watch === undefined) throw new Error("onExpired needs a synchronizer created with { watch: true }");
+    this.#expiredListeners.add(listener);
+    return () => this.#expiredListeners.delete(listener);
+  }
+
+  /** Stops watching (watch mode); the synchronizer then checks by calls. */
+  close(): void {
+    this.#leave?.();
+    this.#leave = undefined;
+    this.#expiredListeners.clear();
+  }
+
+  #adopt(generation: bigint): void {
+    this.#syncGen = generation;
+    this.#watch?.observe(this.cacheKey, generation);
+  }
+
+  #warn(action: string, error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.#log.warn(this.cacheKey, `syncgen: ${action} generation of cache key "${this.cacheKey}" failed: ${message}`);
+  }
+}

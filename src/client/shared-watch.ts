@@ -1,0 +1,154 @@
+/**
+ * One Watch stream per client, shared by all its synchronizers in watch mode. A key that
+ * joins or leaves restarts the stream with the new key set and `known` set to what is
+ * already held (so the server answers only what differs); the old stream keeps serving
+ * until the new one is live ("make before break").
+ */
+import type { KeyGeneration } from "../gen/generation/v1/generation_pb.js";
+import type { GenerationClient } from "./generation-client.js";
+
+/** Called with a key's new generation (0n: absent). */
+export type GenerationListener = (generation: bigint) => void;
+
+interface WatchedKey {
+  /** The latest generation known for the key; undefined until a stream reported it. */
+  generation: bigint | undefined;
+  readonly listeners: Set<GenerationListener>;
+}
+
+interface StreamRun {
+  readonly keys: ReadonlySet<string>;
+  readonly abort: AbortController;
+  live: boolean;
+}
+
+/** The shared Watch of one client. */
+export class SharedWatch {
+  readonly #client: GenerationClient;
+  readonly #keys = new Map<string, WatchedKey>();
+  /** The stream whose reports are current. */
+  #active: StreamRun | undefined;
+  /** A stream started for a new key set, not yet live. */
+  #next: StreamRun | undefined;
+  #restartScheduled = false;
+  /** The last error that stopped a stream for good (not resumable); for diagnostics. */
+  lastError: unknown;
+
+  constructor(client: GenerationClient) {
+    this.#client = client;
+  }
+
+  /** Watches `key`, calling `listener` on each change; returns the function that stops. */
+  join(key: string, listener: GenerationListener): () => void {
+    let entry = this.#keys.get(key);
+    if (entry === undefined) {
+      entry = { generation: undefined, listeners: new Set() };
+      this.#keys.set(key, entry);
+      this.#scheduleRestart();
+    }
+    entry.listeners.add(listener);
+    return () => {
+      const current = this.#keys.get(key);
+      if (!current?.listeners.delete(listener) || current.listeners.size > 0) return;
+      this.#keys.delete(key);
+      this.#scheduleRestart();
+    };
+  }
+
+  /**
+   * The key's generation as the live stream reports it, or undefined when no live stream
+   * covers the key (then only a call to the server can tell).
+   */
+  current(key: string): bigint | undefined {
+    const stream = this.#active;
+    if (stream === undefined || !stream.live || !stream.keys.has(key)) return undefined;
+    return this.#keys.get(key)?.generation;
+  }
+
+  /**
+   * Records a generation the caller just got from the server (Get, Bump), which may be
+   * newer than what the stream has reported so far.
+   */
+  observe(key: string, generation: bigint): void {
+    const entry = this.#keys.get(key);
+    if (entry !== undefined && isNewer(generation, entry.generation)) entry.generation = generation;
+  }
+
+  /** Ends every stream. */
+  close(): void {
+    this.#keys.clear();
+    this.#next?.abort.abort();
+    this.#active?.abort.abort();
+    this.#next = this.#active = undefined;
+  }
+
+  #scheduleRestart(): void {
+    if (this.#restartScheduled) return;
+    this.#restartScheduled = true;
+    // Keys that join in the same turn (many synchronizers created at once) share a restart.
+    queueMicrotask(() => {
+      this.#restartScheduled = false;
+      this.#restart();
+    });
+  }
+
+  #restart(): void {
+    this.#next?.abort.abort();
+    this.#next = undefined;
+    if (this.#keys.size === 0) {
+      this.#active?.abort.abort();
+      this.#active = undefined;
+      return;
+    }
+    const run: StreamRun = { keys: new Set(this.#keys.keys()), abort: new AbortController(), live: false };
+    this.#next = run;
+    const known: Record<string, bigint> = {};
+    for (const [key, entry] of this.#keys) if (entry.generation !== undefined) known[key] = entry.generation;
+    void this.#consume(run, known);
+  }
+
+  async #consume(run: StreamRun, known: Record<string, bigint>): Promise<void> {
+    try {
+      for await (const event of this.#client.watch([...run.keys], { known, signal: run.abort.signal })) {
+        if (event.type === "live") {
+          run.live = true;
+          if (this.#next === run) {
+            this.#active?.abort.abort();
+            this.#active = run;
+            this.#next = undefined;
+          }
+          this.#apply(run, event.changes);
+        } else if (event.type === "changes") {
+          this.#apply(run, event.changes);
+        } else if (event.type === "down") {
+          run.live = false;
+        }
+      }
+    } catch (error) {
+      // Not resumable (e.g. PERMISSION_DENIED): checks fall back to calls, which say why.
+      this.lastError = error;
+    } finally {
+      run.live = false;
+    }
+  }
+
+  #apply(run: StreamRun, changes: KeyGeneration[]): void {
+    if (this.#active !== run) return;
+    for (const change of changes) {
+      const entry = this.#keys.get(change.key);
+      if (entry === undefined || entry.generation === change.generation) continue;
+      // A report older than what observe() recorded is the stream catching up: skip it.
+      if (!isNewer(change.generation, entry.generation)) continue;
+      entry.generation = change.generation;
+      for (const listener of [...entry.listeners]) listener(change.generation);
+    }
+  }
+}
+
+/**
+ * Whether `candidate` supersedes `held`. Live generations of a key only grow (each write
+ * takes a larger number), so a smaller non-zero one is stale; 0 (cleared) always counts.
+ */
+function isNewer(candidate: bigint, held: bigint | undefined): boolean {
+  return held === undefined || held === 0n || candidate === 0n || candidate > held;
+}
