@@ -34,6 +34,9 @@ export interface SynchronizerOptions {
   checkDeadlineMs?: number;
 }
 
+/** Synchronizer calls never retry: when the service is down they fail at once and fail safe. */
+const ONE_ATTEMPT = { retry: false } as const;
+
 /** One Watch stream per client, shared by all its synchronizers in watch mode. */
 const watchByClient = new WeakMap<GenerationClient, SharedWatch>();
 /** One limiter per logger, so "once per key per interval" holds across synchronizers. */
@@ -101,6 +104,14 @@ export class GenerationSynchronizer {
     return synchronizer;
   }
 
+  /**
+   * Watch mode: whether the shared stream is live and covers this key, so `isExpired()`
+   * answers from memory. False in poll mode.
+   */
+  get live(): boolean {
+    return this.#watch?.current(this.cacheKey) !== undefined;
+  }
+
   /** The generation this instance last fetched or set; null when none could be read. */
   get syncGen(): bigint | null {
     return this.#syncGen;
@@ -129,7 +140,7 @@ export class GenerationSynchronizer {
   /** Adopts the shared generation, creating one if the key is absent. */
   async refresh(): Promise<void> {
     try {
-      this.#adopt(await this.#client.get(this.cacheKey));
+      this.#adopt(await this.#client.get(this.cacheKey, ONE_ATTEMPT));
     } catch (error) {
       this.#warn("refreshing", error);
     }
@@ -138,7 +149,7 @@ export class GenerationSynchronizer {
   /** Deletes the shared generation; everyone, this instance included, now reads as expired. */
   async clear(): Promise<void> {
     try {
-      await this.#client.clear(this.cacheKey);
+      await this.#client.clear(this.cacheKey, ONE_ATTEMPT);
     } catch (error) {
       this.#warn("clearing", error);
     }
@@ -171,7 +182,7 @@ export class GenerationSynchronizer {
   async load<T>(read: () => Promise<T>): Promise<T> {
     let generation: bigint | null = null;
     try {
-      generation = await this.#client.get(this.cacheKey);
+      generation = await this.#client.get(this.cacheKey, ONE_ATTEMPT);
     } catch (error) {
       this.#warn("loading", error);
     }

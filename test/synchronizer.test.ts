@@ -1,0 +1,311 @@
+/**
+ * GenerationSynchronizer: djblets' own behaviour cases (djblets/cache/tests/
+ * test_synchronizer.py) ported, in poll mode and in watch mode, against a real server on a
+ * real Redis; then what watch mode adds.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import {
+  createGenerationClient,
+  type GenerationClient,
+  GenerationSynchronizer,
+  type SynchronizerOptions,
+} from "../src/client/index.js";
+import { withDeadline } from "./helpers/deadline.js";
+import { freePort } from "./helpers/free-port.js";
+import { RedisProcess, sharedRedis, uniquePrefix } from "./helpers/redis-process.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+/** Collects what a synchronizer logs. */
+class MemoryLogger {
+  readonly lines: string[] = [];
+  warn(message: string): void {
+    this.lines.push(message);
+  }
+}
+
+/** Resolves on the synchronizer's next onExpired, with a deadline. */
+function nextExpiry(sync: GenerationSynchronizer, ms = 5000): Promise<bigint> {
+  let stop: (() => void) | undefined;
+  return withDeadline(
+    new Promise<bigint>((resolve) => {
+      stop = sync.onExpired(resolve);
+    }),
+    ms,
+    `onExpired of ${sync.cacheKey}`,
+  ).finally(() => stop?.());
+}
+
+/** Resolves once the synchronizer's shared stream is live for its key (watch mode). */
+async function whenLive(sync: GenerationSynchronizer, ms = 5000): Promise<void> {
+  await expect.poll(() => sync.live, { timeout: ms, interval: 5 }).toBe(true);
+}
+
+let redis: Awaited<ReturnType<typeof sharedRedis>>;
+let prefix: string;
+let replicaA: TestServer;
+let replicaB: TestServer;
+const synchronizers: GenerationSynchronizer[] = [];
+const clients: GenerationClient[] = [];
+
+function client(of: TestServer = replicaA): GenerationClient {
+  const c = createGenerationClient(of.address, { backoff: { initialMs: 20, maxMs: 200 } });
+  clients.push(c);
+  return c;
+}
+
+async function synchronizer(
+  on: GenerationClient,
+  key: string | string[],
+  options: SynchronizerOptions = {},
+): Promise<GenerationSynchronizer> {
+  const sync = await GenerationSynchronizer.create(on, key, { cacheKey: { prefix: "example.com" }, ...options });
+  synchronizers.push(sync);
+  return sync;
+}
+
+let unique = 0;
+const name = (base: string): string => `${base}-${++unique}`;
+
+beforeAll(async () => {
+  redis = await sharedRedis();
+  prefix = uniquePrefix();
+  [replicaA, replicaB] = await Promise.all([
+    startTestServer({ redisUrl: redis.url, prefix }),
+    startTestServer({ redisUrl: redis.url, prefix }),
+  ]);
+});
+
+afterEach(() => {
+  for (const sync of synchronizers.splice(0)) sync.close();
+});
+
+afterAll(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await Promise.all([replicaA?.close(), replicaB?.close()]);
+  await redis?.close();
+});
+
+describe.each([
+  { mode: "poll", watch: false },
+  { mode: "watch", watch: true },
+])("GenerationSynchronizer ($mode mode): djblets' cases", ({ watch }) => {
+  /** After another writer's change: in watch mode, wait for the stream to tell. */
+  async function afterOthersChange(sync: GenerationSynchronizer, change: () => Promise<unknown>): Promise<void> {
+    if (!watch) {
+      await change();
+      return;
+    }
+    await whenLive(sync);
+    const expiry = nextExpiry(sync);
+    await change();
+    await expiry;
+  }
+
+  test("initial state: the cache key is normalised and syncGen is set", async () => {
+    const sync = await synchronizer(client(), "test-synchronizer", { watch });
+    expect(sync.cacheKey).toBe("example.com:test-synchronizer");
+    expect(sync.syncGen).not.toBeNull();
+    expect(await client().get(sync.cacheKey, { peek: true })).toBe(sync.syncGen);
+  });
+
+  test("is expired after another writer's bump", async () => {
+    const key = name("expired");
+    const sync = await synchronizer(client(), key, { watch });
+    const other = client(replicaB);
+    await afterOthersChange(sync, () => other.bump(sync.cacheKey));
+    expect(await sync.isExpired()).toBe(true);
+  });
+
+  test("is not expired when nothing changed", async () => {
+    const sync = await synchronizer(client(), name("unchanged"), { watch });
+    expect(await sync.isExpired()).toBe(false);
+    if (watch) {
+      await whenLive(sync);
+      expect(await sync.isExpired()).toBe(false);
+    }
+  });
+
+  test("is expired while the service is down, logging one line however often it checks", async () => {
+    const logger = new MemoryLogger();
+    const dead = createGenerationClient(`127.0.0.1:${await freePort()}`);
+    clients.push(dead);
+    const started = Date.now();
+    const sync = await synchronizer(dead, name("down"), { watch, logger, checkDeadlineMs: 200 });
+    expect(sync.syncGen).toBeNull();
+    for (let i = 0; i < 5; i++) expect(await sync.isExpired()).toBe(true);
+    // One short attempt per call, never seconds of retries.
+    expect(Date.now() - started).toBeLessThan(2000);
+    // Creating and five checks failed; the key logged once.
+    expect(logger.lines).toHaveLength(1);
+    expect(logger.lines[0]).toMatch(/refreshing generation of cache key "example\.com:down-\d+" failed: UNAVAILABLE/);
+  });
+
+  test("refresh adopts the shared generation", async () => {
+    const sync = await synchronizer(client(), name("refresh"), { watch });
+    const bumped = await client(replicaB).bump(sync.cacheKey);
+    await sync.refresh();
+    expect(sync.syncGen).toBe(bumped);
+    expect(await sync.isExpired()).toBe(false);
+  });
+
+  test("clear makes everyone expired, the clearing instance included, and keeps syncGen", async () => {
+    const key = name("clear");
+    const mine = await synchronizer(client(), key, { watch });
+    const theirs = await synchronizer(client(replicaB), key, { watch });
+    const before = mine.syncGen;
+    await afterOthersChange(theirs, () => mine.clear());
+    expect(mine.syncGen).toBe(before);
+    expect(await mine.isExpired()).toBe(true);
+    expect(await theirs.isExpired()).toBe(true);
+    expect(await client().get(mine.cacheKey, { peek: true })).toBe(0n);
+  });
+
+  test("markUpdated bumps and adopts: the writer stays current, the others expire", async () => {
+    const key = name("mark");
+    const writer = await synchronizer(client(), key, { watch });
+    const reader = await synchronizer(client(replicaB), key, { watch });
+    const before = writer.syncGen ?? 0n;
+    await afterOthersChange(reader, () => writer.markUpdated());
+    expect(writer.syncGen).toBeGreaterThan(before);
+    expect(await client().get(writer.cacheKey, { peek: true })).toBe(writer.syncGen);
+    expect(await writer.isExpired()).toBe(false);
+    expect(await reader.isExpired()).toBe(true);
+  });
+
+  test("markUpdated on a cleared key creates a fresh generation and adopts it", async () => {
+    const sync = await synchronizer(client(), name("mark-cleared"), { watch });
+    await sync.clear();
+    await sync.markUpdated();
+    expect(sync.syncGen).toBeGreaterThan(0n);
+    expect(await sync.isExpired()).toBe(false);
+  });
+
+  test("a list key behaves the same, escaped as djblets escapes it", async () => {
+    const id = name("list");
+    const sync = await synchronizer(client(), ["teams:7", id], { watch });
+    expect(sync.cacheKey).toBe(`example.com:teams%3A7:${id}`);
+    expect(await sync.isExpired()).toBe(false);
+    await afterOthersChange(sync, () => client(replicaB).bump(sync.cacheKey));
+    expect(await sync.isExpired()).toBe(true);
+  });
+
+  test("without normalisation, a list key is a TypeError before any call", async () => {
+    const dead = createGenerationClient(`127.0.0.1:${await freePort()}`);
+    clients.push(dead);
+    await expect(GenerationSynchronizer.create(dead, ["a", "b"], { normalizeCacheKey: false, watch })).rejects.toThrow(
+      TypeError,
+    );
+    const verbatim = await synchronizer(client(), `raw key ${name("raw")}`, { normalizeCacheKey: false, watch });
+    expect(verbatim.cacheKey).toMatch(/^raw key raw-\d+$/);
+  });
+});
+
+describe("GenerationSynchronizer in watch mode", () => {
+  test("a Bump through replica B expires a synchronizer on replica A without any call to A", async () => {
+    const sync = await synchronizer(client(), name("no-rpc"), { watch: true });
+    await whenLive(sync);
+    const callsBefore = replicaA.server.calls.started;
+    for (let i = 0; i < 1000; i++) expect(await sync.isExpired()).toBe(false);
+    const expiry = nextExpiry(sync);
+    const bumped = await client(replicaB).bump(sync.cacheKey);
+    expect(await expiry).toBe(bumped);
+    for (let i = 0; i < 1000; i++) expect(await sync.isExpired()).toBe(true);
+    expect(replicaA.server.calls.started).toBe(callsBefore);
+  });
+
+  test("all synchronizers of a client share one Watch stream", async () => {
+    const c = client();
+    const syncs = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => synchronizer(c, name(`shared-${i}`), { watch: true })),
+    );
+    await Promise.all(syncs.map((s) => whenLive(s)));
+    const first = syncs[0]?.cacheKey ?? "";
+    const streamsWith = (key: string) => [...replicaA.server.hub.streams()].filter((s) => s.keys.includes(key));
+    expect(streamsWith(first)).toHaveLength(1);
+    expect(streamsWith(first)[0]?.keys).toEqual(expect.arrayContaining(syncs.map((s) => s.cacheKey)));
+    // A late joiner restarts the one stream with one more key; the old stream goes away.
+    const late = await synchronizer(c, name("late-joiner"), { watch: true });
+    await whenLive(late);
+    await expect.poll(() => streamsWith(first).length).toBe(1);
+    expect(streamsWith(first)[0]?.keys).toContain(late.cacheKey);
+  });
+
+  test("after markUpdated or refresh it reads as current at once", async () => {
+    const key = name("current-at-once");
+    const sync = await synchronizer(client(), key, { watch: true });
+    await whenLive(sync);
+    const calls = replicaA.server.calls.started;
+    await sync.markUpdated();
+    expect(await sync.isExpired()).toBe(false);
+    await client(replicaB).bump(sync.cacheKey);
+    await sync.refresh();
+    expect(await sync.isExpired()).toBe(false);
+    // markUpdated and refresh are the only calls: the checks were answered from memory.
+    expect(replicaA.server.calls.started).toBe(calls + 2);
+  });
+
+  test("update() writes before bumping; load() notes the generation before loading", async () => {
+    const key = name("order");
+    const writer = await synchronizer(client(), key, { watch: true });
+    const reader = await synchronizer(client(replicaB), key, { watch: true });
+    await whenLive(reader);
+    const atWrite = await writer.update(async () => client().get(writer.cacheKey, { peek: true }));
+    expect(atWrite).toBe(reader.syncGen); // nobody had been told yet while writing
+    expect(writer.syncGen).not.toBe(atWrite);
+    // A change during load: the generation noted is the one before it, so the reader expires.
+    const loaded = await reader.load(async () => {
+      await client().bump(reader.cacheKey);
+      return "data";
+    });
+    expect(loaded).toBe("data");
+    await expect.poll(() => reader.isExpired()).toBe(true);
+  });
+});
+
+describe("GenerationSynchronizer across a server restart", () => {
+  test("reconnects and notices a Bump made while it was away", async () => {
+    const port = await freePort();
+    const settings = { redisUrl: redis.url, prefix, listen: `127.0.0.1:${port}` };
+    let server = await startTestServer(settings);
+    const c = createGenerationClient(`127.0.0.1:${port}`, {
+      backoff: { initialMs: 20, maxMs: 200 },
+      channelOptions: { "grpc.initial_reconnect_backoff_ms": 50, "grpc.max_reconnect_backoff_ms": 200 },
+    });
+    clients.push(c);
+    try {
+      const sync = await synchronizer(c, name("restart"), { watch: true });
+      await whenLive(sync);
+      await server.close();
+      await expect.poll(() => sync.live).toBe(false);
+      const bumped = await client(replicaB).bump(sync.cacheKey);
+      const expiry = nextExpiry(sync, 10_000);
+      server = await startTestServer(settings);
+      expect(await expiry).toBe(bumped);
+      await whenLive(sync);
+      expect(await sync.isExpired()).toBe(true);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("GenerationClient retries", () => {
+  test("Get and Clear retry through a Redis outage; Bump does not", async () => {
+    const own = await RedisProcess.start();
+    const ts = await startTestServer({ redisUrl: own.url, prefix: uniquePrefix() });
+    try {
+      const c = ts.newClient({ backoff: { initialMs: 20, maxMs: 100 } });
+      await own.kill();
+      await expect.poll(() => ts.server.store.state).toBe("unavailable");
+      await expect(c.bump("k")).rejects.toMatchObject({ code: 14 });
+      const get = c.get("k", { deadlineMs: 10_000 });
+      const clear = c.clear("k", { deadlineMs: 10_000 });
+      await own.restart();
+      expect(await get).toBeGreaterThan(0n);
+      await clear;
+    } finally {
+      await ts.close();
+      await own.stop();
+    }
+  });
+});
