@@ -1,6 +1,8 @@
 /**
- * The contract is language-neutral: a Python client generated from proto/ alone (Debian's
- * protoc and grpc_python_plugin; .ci/run installs them) works against the Node server.
+ * The contract is language-neutral. A Python client generated from proto/ alone works against
+ * the Node server; the Python client library (clients/python) passes djblets' cases against
+ * it; and TypeScript and Python synchronizers on one key see each other's updates, agreeing
+ * on key names. Debian's protoc, grpc_python_plugin and python3-grpcio (.ci/run installs them).
  */
 import { execFile } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -8,49 +10,132 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { createGenerationClient, GenerationSynchronizer, makeCacheKey } from "../src/client/index.js";
+import { withDeadline } from "./helpers/deadline.js";
+import { LineAgent } from "./helpers/line-agent.js";
+import { sharedRedis, uniquePrefix } from "./helpers/redis-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
+const pythonClient = join(root, "clients/python");
 const PYTHON = "/usr/bin/python3";
 
-let generated: string;
+let redis: Awaited<ReturnType<typeof sharedRedis>>;
 let ts: TestServer;
 
 beforeAll(async () => {
-  generated = await mkdtemp(join(tmpdir(), "syncgen-python-"));
-  await run("protoc", [
-    "-I",
-    join(root, "proto"),
-    `--python_out=${generated}`,
-    `--grpc_python_out=${generated}`,
-    "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
-    "generation/v1/generation.proto",
-  ]);
-  ts = await startTestServer();
+  redis = await sharedRedis();
+  ts = await startTestServer({ redisUrl: redis.url, prefix: uniquePrefix() });
 });
 
 afterAll(async () => {
   await ts?.close();
-  if (generated) await rm(generated, { recursive: true, force: true });
+  await redis?.close();
 });
 
-test("a Python client generated from proto/ alone gets, bumps, clears and watches", async () => {
-  const { stdout } = await run(
-    PYTHON,
-    [join(root, "test/python/generated_client_check.py"), generated, ts.address, "python-key"],
-    { timeout: 30_000 },
-  );
-  const result = JSON.parse(stdout) as Record<string, unknown>;
-  const created = result.created as number;
-  expect(result.peek_absent).toBe(0);
-  expect(created).toBeGreaterThan(0);
-  expect(result.bumped).toBeGreaterThan(created);
-  expect(result.watch_first).toEqual([["python-key", result.bumped]]);
-  expect(result.watch_after_clear).toEqual([["python-key", 0]]);
-  expect(result.empty_key).toBe("INVALID_ARGUMENT");
-  expect(result.empty_key_details).toBe("key must not be empty");
-  // The TypeScript client sees what Python did.
-  expect(await ts.client.get("python-key", { peek: true })).toBe(0n);
+describe("a Python client generated from proto/ alone", () => {
+  let generated: string;
+
+  beforeAll(async () => {
+    generated = await mkdtemp(join(tmpdir(), "syncgen-python-"));
+    await run("protoc", [
+      "-I",
+      join(root, "proto"),
+      `--python_out=${generated}`,
+      `--grpc_python_out=${generated}`,
+      "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
+      "generation/v1/generation.proto",
+    ]);
+  });
+
+  afterAll(async () => {
+    if (generated) await rm(generated, { recursive: true, force: true });
+  });
+
+  test("gets, bumps, clears and watches", async () => {
+    const { stdout } = await run(
+      PYTHON,
+      [join(root, "test/python/generated_client_check.py"), generated, ts.address, "python-key"],
+      { timeout: 30_000 },
+    );
+    const result = JSON.parse(stdout) as Record<string, unknown>;
+    const created = result.created as number;
+    expect(result.peek_absent).toBe(0);
+    expect(created).toBeGreaterThan(0);
+    expect(result.bumped).toBeGreaterThan(created);
+    expect(result.watch_first).toEqual([["python-key", result.bumped]]);
+    expect(result.watch_after_clear).toEqual([["python-key", 0]]);
+    expect(result.empty_key).toBe("INVALID_ARGUMENT");
+    expect(result.empty_key_details).toBe("key must not be empty");
+    // The TypeScript client sees what Python did.
+    expect(await ts.client.get("python-key", { peek: true })).toBe(0n);
+  });
+});
+
+describe("the Python client library (clients/python)", () => {
+  test("passes its unit tests (djblets' cases) against the Node server, none skipped", async () => {
+    const { stderr } = await run(PYTHON, ["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-v"], {
+      cwd: pythonClient,
+      env: { ...process.env, SYNCGEN_TEST_SERVER: ts.address },
+      timeout: 60_000,
+    });
+    expect(stderr).toMatch(/^Ran \d+ tests/m);
+    expect(stderr).toMatch(/^OK$/m);
+  });
+
+  test("TypeScript and Python synchronizers on one key see each other's updates", async () => {
+    const agent = new LineAgent(PYTHON, ["tests/interop_agent.py", ts.address, "example.com"], pythonClient);
+    const client = createGenerationClient(ts.address);
+    const key = `interop-${Date.now()}`;
+    const sync = await GenerationSynchronizer.create(client, key, { cacheKey: { prefix: "example.com" }, watch: true });
+    try {
+      const created = await agent.ask(`create ${key}`);
+      expect(created.cache_key).toBe(sync.cacheKey);
+      expect(created.sync_gen).toBe(String(sync.syncGen));
+      expect(await agent.ask("is_expired")).toEqual({ is_expired: false });
+
+      // Python writes: the TypeScript watcher is told, with Python's generation.
+      let stop: (() => void) | undefined;
+      const told = withDeadline(new Promise<bigint>((resolve) => (stop = sync.onExpired(resolve))), 5000, "onExpired");
+      const marked = await agent.ask("mark_updated");
+      expect(String(await told)).toBe(marked.sync_gen);
+      stop?.();
+      expect(await sync.isExpired()).toBe(true);
+      await sync.refresh();
+      expect(await agent.ask("is_expired")).toEqual({ is_expired: false });
+
+      // TypeScript writes: Python notices.
+      await sync.markUpdated();
+      expect(await agent.ask("is_expired")).toEqual({ is_expired: true });
+      expect(await agent.ask("refresh")).toEqual({ sync_gen: String(sync.syncGen) });
+    } finally {
+      sync.close();
+      client.close();
+      await agent.close();
+    }
+  });
+
+  test("makeCacheKey and make_cache_key agree, whatever the key", async () => {
+    const agent = new LineAgent(PYTHON, ["tests/interop_agent.py", ts.address, "example.com"], pythonClient);
+    try {
+      const alphabet = ["a", "Z", "0", ":", "%", " ", "\t", "\0", "\x7f", "é", "€", "🎉", "\u0085", "/", "\\"];
+      let seed = 42;
+      const random = (n: number): number => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        return seed % n;
+      };
+      const keys: (string | string[])[] = [];
+      for (let i = 0; i < 300; i++) {
+        const part = (): string =>
+          Array.from({ length: random(300) }, () => alphabet[random(alphabet.length)]).join("");
+        keys.push(i % 3 === 0 ? [part(), part()] : i % 3 === 1 ? [part()] : part());
+      }
+      const answer = await agent.ask(`make_cache_key ${JSON.stringify(keys)}`);
+      expect(answer.keys).toEqual(keys.map((k) => makeCacheKey(k, { prefix: "example.com" })));
+    } finally {
+      await agent.close();
+    }
+  });
 });

@@ -1,0 +1,85 @@
+"""A thin client of generation.v1.GenerationService over the generated stubs."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Iterator, Mapping, Optional, Sequence
+
+import grpc
+
+# The generated stubs import ``generation.v1``: make the directory that holds it importable.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from generation.v1 import generation_pb2, generation_pb2_grpc  # noqa: E402
+
+
+class SyncgenError(Exception):
+    """A call failed; ``code`` is the gRPC status (grpc.StatusCode)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+class SyncgenClient:
+    """A client of one syncgen server.
+
+    ``credentials``: grpc.ssl_channel_credentials(...) for TLS; plaintext when None.
+    ``token``: a bearer token sent as ``authorization: Bearer <token>``.
+    ``timeout``: the deadline of each call, in seconds.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        credentials: Optional[grpc.ChannelCredentials] = None,
+        token: Optional[str] = None,
+        timeout: float = 5.0,
+    ) -> None:
+        self._channel = (
+            grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
+        )
+        self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.timeout = timeout
+
+    def get(self, key: str, *, peek: bool = False, timeout: Optional[float] = None) -> int:
+        """The key's generation, created if absent; with ``peek``, 0 for an absent key."""
+        request = generation_pb2.GetRequest(key=key, peek=peek)
+        return self._call(self._stub.Get, request, timeout).generation
+
+    def bump(self, key: str, *, timeout: Optional[float] = None) -> int:
+        """Advances the key's generation and returns the new one."""
+        return self._call(self._stub.Bump, generation_pb2.BumpRequest(key=key), timeout).generation
+
+    def clear(self, key: str, *, timeout: Optional[float] = None) -> None:
+        """Forgets the key: every generation handed out for it so far is stale."""
+        self._call(self._stub.Clear, generation_pb2.ClearRequest(key=key), timeout)
+
+    def watch(self, keys: Sequence[str], known: Optional[Mapping[str, int]] = None) -> Iterator[dict]:
+        """Yields ``{key: generation}`` dicts: first what differs from ``known``, then changes.
+
+        Heartbeats are skipped. Raises SyncgenError when the stream fails; resume by calling
+        again with ``known`` set to what you hold.
+        """
+        request = generation_pb2.WatchRequest(keys=list(keys), known=dict(known or {}))
+        try:
+            first = True
+            for response in self._stub.Watch(request, metadata=self._metadata):
+                if response.changes or first:
+                    yield {change.key: change.generation for change in response.changes}
+                first = False
+        except grpc.RpcError as error:
+            raise SyncgenError(error.code(), error.details()) from error
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, method, request, timeout: Optional[float]):
+        try:
+            return method(request, timeout=timeout or self.timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise SyncgenError(error.code(), error.details()) from error
