@@ -1,0 +1,109 @@
+/**
+ * The client's figures (issue "The client libraries"): isExpired() per second in watch mode
+ * against poll mode, and the time from a Bump on one replica to onExpired on another, beside
+ * raw Redis PUBLISH -> message latency measured in the same run.
+ */
+import { performance } from "node:perf_hooks";
+import { Redis } from "ioredis";
+import { GenerationSynchronizer, createGenerationClient } from "../src/client/index.js";
+import type { BenchRow } from "./report.js";
+import { median, percentile } from "./report.js";
+import type { ServerProcess } from "./processes.js";
+
+/** Calls `check` back to back for `ms` milliseconds; returns calls per second. */
+async function rate(check: () => Promise<unknown>, ms: number): Promise<number> {
+  let calls = 0;
+  const start = performance.now();
+  let now = start;
+  while (now - start < ms) {
+    for (let i = 0; i < 100; i++) await check();
+    calls += 100;
+    now = performance.now();
+  }
+  return (calls * 1000) / (now - start);
+}
+
+export async function clientBench(replicaA: ServerProcess, replicaB: ServerProcess, redisUrl: string): Promise<BenchRow[]> {
+  const a = createGenerationClient(replicaA.address);
+  const b = createGenerationClient(replicaB.address);
+  const key = `bench-client-${Date.now()}`;
+  const poll = await GenerationSynchronizer.create(a, key);
+  const watched = await GenerationSynchronizer.create(a, key, { watch: true });
+  const deadline = Date.now() + 10_000;
+  while (!watched.live && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  if (!watched.live) throw new Error("the watch-mode synchronizer never went live");
+
+  const pollRates: number[] = [];
+  const watchRates: number[] = [];
+  for (let run = 0; run < 3; run++) {
+    pollRates.push(await rate(() => poll.isExpired(), 1000));
+    watchRates.push(await rate(() => watched.isExpired(), 1000));
+  }
+
+  // Bump on B, onExpired on A.
+  const latencies: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const expired = new Promise<void>((resolve) => {
+      const stop = watched.onExpired(() => {
+        stop();
+        resolve();
+      });
+    });
+    const start = performance.now();
+    const generation = await b.bump(key);
+    await expired;
+    latencies.push(performance.now() - start);
+    await watched.refresh();
+    if (watched.syncGen !== generation && watched.syncGen !== null && watched.syncGen < generation) {
+      throw new Error("refresh did not adopt the bumped generation");
+    }
+  }
+
+  // Baseline: raw Redis PUBLISH -> message on another connection.
+  const publisher = new Redis(redisUrl);
+  const subscriber = new Redis(redisUrl);
+  const channel = `bench-raw-${Date.now()}`;
+  await subscriber.subscribe(channel);
+  const raw: number[] = [];
+  for (let i = 0; i < 300; i++) {
+    const received = new Promise<void>((resolve) => subscriber.once("message", () => resolve()));
+    const start = performance.now();
+    await publisher.publish(channel, String(i));
+    await received;
+    raw.push(performance.now() - start);
+  }
+  publisher.disconnect();
+  subscriber.disconnect();
+  poll.close();
+  watched.close();
+  a.close();
+  b.close();
+
+  return [
+    {
+      name: "isExpired() watch mode",
+      value: median(watchRates),
+      baselineName: "isExpired() poll mode",
+      baselineValue: median(pollRates),
+      unit: "checks/s",
+      better: "higher",
+      target: 1000,
+    },
+    {
+      name: "Bump on B -> onExpired on A, p50",
+      value: percentile(latencies, 50),
+      baselineName: "raw Redis PUBLISH -> message, p50",
+      baselineValue: percentile(raw, 50),
+      unit: "ms",
+      better: "lower",
+    },
+    {
+      name: "Bump on B -> onExpired on A, p99",
+      value: percentile(latencies, 99),
+      baselineName: "raw Redis PUBLISH -> message, p99",
+      baselineValue: percentile(raw, 99),
+      unit: "ms",
+      better: "lower",
+    },
+  ];
+}

@@ -1,0 +1,77 @@
+/**
+ * The benchmark table: each row a figure beside its baseline measured in the same run, the
+ * ratio, and the target the issues set. Printed, and written as JSON and Markdown.
+ */
+import { mkdir, writeFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
+
+/** One measured figure against its baseline. */
+export interface BenchRow {
+  /** What was measured. */
+  name: string;
+  value: number;
+  /** The baseline, measured in the same run. */
+  baselineName: string;
+  baselineValue: number;
+  unit: string;
+  /** "higher" when more is better (throughput), "lower" when less is (latency, cost). */
+  better: "higher" | "lower";
+  /** The target ratio value/baseline (at least for "higher", at most for "lower"), if any. */
+  target?: number;
+}
+
+function ratio(row: BenchRow): number {
+  return row.value / row.baselineValue;
+}
+
+function meets(row: BenchRow): boolean | undefined {
+  if (row.target === undefined) return undefined;
+  return row.better === "higher" ? ratio(row) >= row.target : ratio(row) <= row.target;
+}
+
+function format(value: number): string {
+  if (value >= 100) return Math.round(value).toLocaleString("en-US");
+  return value.toPrecision(3);
+}
+
+/** The table as Markdown. */
+export function markdownTable(rows: BenchRow[]): string {
+  const lines = [
+    "| measurement | value | baseline | baseline value | ratio | target | met |",
+    "| --- | ---: | --- | ---: | ---: | ---: | :---: |",
+  ];
+  for (const row of rows) {
+    const target = row.target === undefined ? "" : `${row.better === "higher" ? "≥" : "≤"} ${row.target}x`;
+    const met = meets(row);
+    lines.push(
+      `| ${row.name} | ${format(row.value)} ${row.unit} | ${row.baselineName} | ${format(row.baselineValue)} ${row.unit} | ${format(ratio(row))}x | ${target} | ${met === undefined ? "" : met ? "yes" : "**no**"} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** Prints the table and writes bench/results/latest.{json,md}. */
+export async function publish(rows: BenchRow[], context: Record<string, string>): Promise<void> {
+  const table = markdownTable(rows);
+  console.log(`\n${table}\n`);
+  const dir = fileURLToPath(new URL("./results/", import.meta.url));
+  await mkdir(dir, { recursive: true });
+  const results = rows.map((row) => ({ ...row, ratio: ratio(row), met: meets(row) }));
+  await writeFile(`${dir}latest.json`, `${JSON.stringify({ context, results }, null, 2)}\n`);
+  const header = Object.entries(context)
+    .map(([k, v]) => `- ${k}: ${v}`)
+    .join("\n");
+  await writeFile(`${dir}latest.md`, `# syncgen benchmarks\n\n${header}\n\n${table}\n`);
+}
+
+/** The p-th percentile (0-100) of samples. */
+export function percentile(samples: number[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const index = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[index] ?? Number.NaN;
+}
+
+/** The median of repeated measurements. */
+export function median(values: number[]): number {
+  return percentile(values, 50);
+}
