@@ -12,8 +12,8 @@ import { publish } from "./report.js";
 const redis = await RedisProcess.start();
 const servers: ServerProcess[] = [];
 try {
-  const redisArgs = ["--redis", redis.url, "--log-level", "warn"];
-  const [replicaA, replicaB] = await Promise.all([ServerProcess.start(redisArgs), ServerProcess.start(redisArgs)]);
+  const redisArgs = ["--redis", redis.url, ];
+  const [replicaA, replicaB] = await Promise.all([ServerProcess.syncgen(redisArgs), ServerProcess.syncgen(redisArgs)]);
   servers.push(replicaA, replicaB);
   const rows = [...(await clientBench(replicaA, replicaB, redis.url))];
   await publish(rows, {

@@ -31,6 +31,7 @@ export interface CacheKeyOptions {
   hmacKey?: string | Uint8Array;
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point (djblets' rule).
 const INVALID_KEY_CHARS = /[\x00-\x20\x7f]/g;
 
 /** Builds the cache key djblets' make_cache_key would for the same key and settings. */

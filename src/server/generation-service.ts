@@ -8,10 +8,9 @@ import {
   ClearResponseSchema,
   type GenerationService,
   GetResponseSchema,
-  WatchResponseSchema,
 } from "../gen/generation/v1/generation_pb.js";
 import { ServiceError, Status } from "./errors.js";
-import { endStream, type HandlersOf } from "./grpc-service.js";
+import { endStream, type HandlersOf, writeResponse } from "./grpc-service.js";
 import type { GenerationStore } from "./store/generation-store.js";
 import { keyProblem, type RequestLimits, watchKeysProblem } from "./validation.js";
 import type { WatchHub } from "./watch-hub.js";
@@ -47,7 +46,7 @@ export function generationServiceHandlers(
       if ("problem" in checked) throw new ServiceError(checked.problem, Status.INVALID_ARGUMENT);
       const stream = hub.open(
         {
-          send: (changes) => call.write(create(WatchResponseSchema, { changes })),
+          send: (response) => writeResponse(call, response),
           onDrain: (listener) => call.once("drain", listener),
           end: (error) => endStream(call, error),
         },

@@ -59,6 +59,23 @@ export interface ServeOptions {
   onError: ErrorObserver;
 }
 
+/**
+ * A response already encoded: one message written to many streams is serialized once. The
+ * serializers addGeneratedService installs pass its bytes through unchanged.
+ */
+export class EncodedResponse {
+  readonly bytes: Buffer;
+  constructor(bytes: Uint8Array) {
+    this.bytes = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+}
+
+/** Writes a response, or an EncodedResponse, to a server stream of addGeneratedService. */
+export function writeResponse<R>(call: ServerWritableStream<unknown, R>, response: R | EncodedResponse): boolean {
+  // The stream's serializer (see addGeneratedService) accepts both.
+  return call.write(response as R);
+}
+
 /** A request that could not be decoded; reaches no handler. */
 class MalformedRequest {
   constructor(readonly reason: string) {}
@@ -80,6 +97,8 @@ export function addGeneratedService<T extends GenServiceMethods>(
     const path = methodDefinition.path;
     lenient[name] = {
       ...methodDefinition,
+      responseSerialize: (response) =>
+        response instanceof EncodedResponse ? response.bytes : methodDefinition.responseSerialize(response),
       requestDeserialize: (bytes) => {
         try {
           return methodDefinition.requestDeserialize(bytes);

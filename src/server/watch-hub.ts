@@ -13,15 +13,21 @@
  *   differs, so no latest value is lost to a dropped pub/sub message.
  * - Fan-out happens on a later turn of the event loop, never inside the write that caused it.
  */
-import { create } from "@bufbuild/protobuf";
-import { type KeyGeneration, KeyGenerationSchema } from "../gen/generation/v1/generation_pb.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  type KeyGeneration,
+  KeyGenerationSchema,
+  type WatchResponse,
+  WatchResponseSchema,
+} from "../gen/generation/v1/generation_pb.js";
 import { ServiceError, Status } from "./errors.js";
+import { EncodedResponse } from "./grpc-service.js";
 import { ABSENT, type GenerationStore, type KeyState } from "./store/generation-store.js";
 
 /** Where a Watch stream's responses go: the gRPC call, seen through what the hub needs. */
 export interface WatchSink {
   /** Sends one response; false when the transport wants the sender to wait for `onDrain`. */
-  send(changes: KeyGeneration[]): boolean;
+  send(response: WatchResponse | EncodedResponse): boolean;
   /** Calls `listener` once, when the transport can take more. */
   onDrain(listener: () => void): void;
   /** Ends the stream with an error status. */
@@ -44,6 +50,14 @@ interface KeyEntry {
   /** Settles once the entry holds a state read after subscribing; undefined: must (re)load. */
   loaded: Promise<void> | undefined;
 }
+
+/** A WatchResponse encoded once, to be written to many streams. */
+function encodeChanges(changes: KeyGeneration[]): EncodedResponse {
+  return new EncodedResponse(toBinary(WatchResponseSchema, create(WatchResponseSchema, { changes })));
+}
+
+/** The heartbeat: an empty response, encoded once for every stream and every beat. */
+const HEARTBEAT = encodeChanges([]);
 
 /** How many keys one store read covers during a resync. */
 const RESYNC_BATCH = 1000;
@@ -227,9 +241,8 @@ export class WatchHub {
   #goLive(stream: WatchStream): void {
     if (stream.closed) return;
     stream.live = true;
-    for (const key of stream.keys) stream.dirty.add(key);
     // The first response is sent even when nothing differs: it says the watch is live.
-    this.#flush(stream, true);
+    this.#flush(stream, stream.keys, true);
   }
 
   #scheduleFanOut(): void {
@@ -238,38 +251,51 @@ export class WatchHub {
     setImmediate(() => this.#fanOut());
   }
 
+  /**
+   * Serialize once, write many: a change goes to every stream that can take it as one
+   * response encoded once. A blocked stream only notes the key; on drain it gets one
+   * response with the latest of everything it missed.
+   */
   #fanOut(): void {
     this.#fanOutScheduled = false;
     for (const entry of this.#changed) {
+      const { key } = entry;
+      const { generation } = entry.state;
+      let encoded: EncodedResponse | undefined;
       for (const stream of entry.streams) {
         if (!stream.live) continue;
-        stream.dirty.add(entry.key);
-        this.#pending.add(stream);
+        if (stream.blocked) {
+          stream.dirty.add(key);
+        } else if (stream.sent.get(key) !== generation) {
+          stream.sent.set(key, generation);
+          encoded ??= encodeChanges([create(KeyGenerationSchema, { key, generation })]);
+          this.#send(stream, encoded);
+        }
       }
     }
     this.#changed.clear();
     for (const stream of this.#pending) {
       this.#pending.delete(stream);
-      if (!stream.blocked) this.#flush(stream, false);
+      if (!stream.blocked && !stream.closed) this.#flush(stream, stream.dirty, false);
     }
   }
 
-  /** Sends what differs between the table and what the stream has sent. */
-  #flush(stream: WatchStream, always: boolean): void {
+  /** Sends, in one response, each of `keys` whose latest generation the stream lacks. */
+  #flush(stream: WatchStream, keys: Iterable<string>, always: boolean): void {
     const changes: KeyGeneration[] = [];
-    for (const key of stream.dirty) {
+    for (const key of keys) {
       const generation = (this.#entries.get(key)?.state ?? ABSENT).generation;
       if (stream.sent.get(key) === generation) continue;
       stream.sent.set(key, generation);
       changes.push(create(KeyGenerationSchema, { key, generation }));
     }
     stream.dirty.clear();
-    if (changes.length > 0 || always) this.#send(stream, changes);
+    if (changes.length > 0 || always) this.#send(stream, create(WatchResponseSchema, { changes }));
   }
 
-  #send(stream: WatchStream, changes: KeyGeneration[]): void {
+  #send(stream: WatchStream, response: WatchResponse | EncodedResponse): void {
     stream.responsesSent++;
-    if (stream.sink.send(changes)) return;
+    if (stream.sink.send(response)) return;
     stream.blocked = true;
     stream.sink.onDrain(() => {
       stream.blocked = false;
@@ -281,7 +307,7 @@ export class WatchHub {
 
   #sendHeartbeats(): void {
     for (const stream of this.#streams) {
-      if (stream.live && !stream.blocked) this.#send(stream, []);
+      if (stream.live && !stream.blocked) this.#send(stream, HEARTBEAT);
     }
   }
 

@@ -3,8 +3,11 @@
  * by hand: notifications can arrive late (pub/sub and reads travel on different Redis
  * connections), and after a resync a read is authoritative even when it goes back.
  */
+
+import { fromBinary } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, test } from "vitest";
-import type { KeyGeneration } from "../../src/gen/generation/v1/generation_pb.js";
+import { type WatchResponse, WatchResponseSchema } from "../../src/gen/generation/v1/generation_pb.js";
+import { EncodedResponse } from "../../src/server/grpc-service.js";
 import { MemoryStore } from "../../src/server/store/memory-store.js";
 import { WatchHub, type WatchSink } from "../../src/server/watch-hub.js";
 import { withDeadline } from "../helpers/deadline.js";
@@ -14,8 +17,9 @@ class RecordingSink implements WatchSink {
   writable = true;
   #drain: (() => void) | undefined;
   #waiters = new Set<() => void>();
-  send(changes: KeyGeneration[]): boolean {
-    this.responses.push(changes.map((c) => [c.key, c.generation]));
+  send(response: WatchResponse | EncodedResponse): boolean {
+    const decoded = response instanceof EncodedResponse ? fromBinary(WatchResponseSchema, response.bytes) : response;
+    this.responses.push(decoded.changes.map((c) => [c.key, c.generation]));
     for (const waiter of this.#waiters) waiter();
     return this.writable;
   }
