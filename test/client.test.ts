@@ -13,7 +13,7 @@ import { GenerationService, GetResponseSchema, WatchResponseSchema } from "../sr
 import { grpcServiceDefinition } from "../src/rpc/service-definition.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
-import { sharedRedis, uniquePrefix } from "./helpers/redis-process.js";
+import { sharedRedis } from "./helpers/redis-process.js";
 import { startTestServer } from "./helpers/test-server.js";
 
 const cleanups: (() => unknown)[] = [];
@@ -85,7 +85,7 @@ describe("a resuming Watch", () => {
     const redis = await sharedRedis();
     cleanups.push(() => redis.close());
     const port = await freePort();
-    const settings = { redisUrl: redis.url, prefix: uniquePrefix(), listen: `127.0.0.1:${port}` };
+    const settings = { redisUrl: redis.url, prefix: redis.prefix(), listen: `127.0.0.1:${port}` };
     let server = await startTestServer(settings);
     cleanups.push(() => server.close());
     const client = createGenerationClient(`127.0.0.1:${port}`, {

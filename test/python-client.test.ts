@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createGenerationClient, GenerationSynchronizer, makeCacheKey } from "../src/client/index.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { LineAgent } from "./helpers/line-agent.js";
-import { sharedRedis, uniquePrefix } from "./helpers/redis-process.js";
+import { sharedRedis } from "./helpers/redis-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 const run = promisify(execFile);
@@ -27,7 +27,7 @@ let ts: TestServer;
 
 beforeAll(async () => {
   redis = await sharedRedis();
-  ts = await startTestServer({ redisUrl: redis.url, prefix: uniquePrefix() });
+  ts = await startTestServer({ redisUrl: redis.url, prefix: redis.prefix() });
 });
 
 afterAll(async () => {

@@ -142,7 +142,7 @@ describe("Redis faults", () => {
     const w = new WatchRecorder(ts.client, ["k"]);
     await w.done;
     expect(w.error?.code).toBe(Code.UNAVAILABLE);
-    expect(w.error?.message).toMatch(/Redis is unreachable/);
+    expect(w.error?.message).toMatch(/the store \(redis 127\.0\.0\.1:\d+\) is unavailable; retry/);
     expect(Date.now() - started).toBeLessThan(1000);
 
     const up = waitForEvent(ts.server.store, "state", (s) => s === "ready", 10_000);
@@ -159,6 +159,84 @@ describe("Redis faults", () => {
       expect(Date.now() - started).toBeLessThan(2000);
     } finally {
       redis.resume();
+    }
+  });
+
+  test("Redis hung with a long Redis timeout: UNAVAILABLE still comes before the caller's deadline", async () => {
+    const patient = await startTestServer({ redisUrl: redis.url, prefix, redisTimeoutMs: 10_000 });
+    redis.pause();
+    try {
+      const started = Date.now();
+      await expectUnavailable(patient.client.bump("k", { deadlineMs: 500 }));
+      expect(Date.now() - started).toBeLessThan(500);
+    } finally {
+      redis.resume();
+      await patient.close();
+    }
+  });
+
+  test("Redis hung: the store and health say unavailable, and recover when it answers again", async () => {
+    const down = waitForEvent(ts.server.store, "state", (s) => s === "unavailable", 5000);
+    redis.pause();
+    try {
+      // The store's own liveness ping times out (redisTimeoutMs 300) even with no calls.
+      await down;
+    } finally {
+      redis.resume();
+    }
+    await waitForEvent(ts.server.store, "state", (s) => s === "ready", 10_000);
+    expect(await ts.client.bump("k")).toBeGreaterThan(0n);
+  });
+
+  test("a Watch opened while Redis is down fails, even on a key another stream watches", async () => {
+    const first = new WatchRecorder(ts.client, ["k"]);
+    recorders.push(first);
+    await first.live();
+    const down = waitForEvent(ts.server.store, "state", (s) => s === "unavailable", 5000);
+    await redis.kill();
+    await down;
+    const second = new WatchRecorder(ts.client, ["k"]);
+    await second.done;
+    expect(second.error?.code).toBe(Code.UNAVAILABLE);
+    expect(first.ended).toBe(false);
+  });
+
+  test("garbage published on a change channel or stored in a record crashes nothing", async () => {
+    const w = new WatchRecorder(ts.client, ["k"]);
+    recorders.push(w);
+    const generation = await ts.client.bump("k");
+    await w.sees("k", generation);
+    const admin = new Redis(redis.url);
+    try {
+      await admin.publish(`${prefix}chg:k`, "garbage");
+      await admin.publish(`${prefix}chg:k`, "99999999999999999999999999");
+      await admin.set(`${prefix}gen:corrupt`, "not a number");
+    } finally {
+      admin.disconnect();
+    }
+    // A corrupt record reads as absent, and the next write replaces it.
+    expect(await ts.client.get("corrupt", { peek: true })).toBe(0n);
+    expect(await ts.client.bump("corrupt")).toBeGreaterThan(0n);
+    const next = await ts.client.bump("k");
+    await w.sees("k", next);
+    expect(w.responses.flatMap((r) => r.changes).map((c) => c.generation)).toEqual([generation, next]);
+  });
+
+  test("a key re-created right after Clear gets a generation above its last, even one ahead of the clock", async () => {
+    const admin = new Redis(redis.url);
+    try {
+      // A generation a minute ahead of Redis's clock (as after a clock step back).
+      const [seconds] = (await admin.time()) as [string | number, string | number];
+      const ahead = (BigInt(seconds) + 60n) * 1_000_000n;
+      await admin.set(`${prefix}gen:ahead`, String(ahead));
+      expect(await ts.client.get("ahead")).toBe(ahead);
+      await ts.client.clear("ahead");
+      // The tombstone outlives the minute its revision is ahead of the clock, plus 10 s.
+      expect(await admin.pttl(`${prefix}gen:ahead`)).toBeGreaterThan(65_000);
+      const recreated = await ts.client.get("ahead");
+      expect(recreated).toBeGreaterThan(ahead);
+    } finally {
+      admin.disconnect();
     }
   });
 

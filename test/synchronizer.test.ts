@@ -68,7 +68,7 @@ const name = (base: string): string => `${base}-${++unique}`;
 
 beforeAll(async () => {
   redis = await sharedRedis();
-  prefix = uniquePrefix();
+  prefix = redis.prefix();
   [replicaA, replicaB] = await Promise.all([
     startTestServer({ redisUrl: redis.url, prefix }),
     startTestServer({ redisUrl: redis.url, prefix }),

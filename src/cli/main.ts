@@ -4,6 +4,7 @@
  */
 import { Command, Option } from "commander";
 import { Code, createGenerationClient, GenerationServiceError } from "../client/index.js";
+import { SETTINGS } from "../server/config.js";
 
 const DEFAULT_SERVER = "127.0.0.1:50051";
 
@@ -13,7 +14,6 @@ const program = new Command("syncgen")
 
 const serve = program.command("serve").description("run the server (in-memory store unless a Redis URL is given)");
 // Flags, environment variables and defaults come from one table (src/server/config.ts).
-const { SETTINGS } = await import("../server/config.js");
 for (const setting of SETTINGS) {
   const shown = setting.default === undefined ? "" : ` (default: ${setting.default})`;
   serve.addOption(new Option(`--${setting.flag} <value>`, `${setting.description}; env ${setting.env}${shown}`));

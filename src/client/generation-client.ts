@@ -178,16 +178,24 @@ export function createGenerationClient(address: string, options: GenerationClien
       const cancel = (): void => call.cancel();
       signal?.addEventListener("abort", cancel, { once: true });
       let live = false;
+      /** Changes of a batch the server split over several responses (`continued`). */
+      let partial: KeyGeneration[] = [];
       try {
         // grpc-js streams are async-iterable; their items are untyped, the deserializer's type.
         for await (const response of call as AsyncIterable<WatchResponse>) {
           for (const change of response.changes) reported.set(change.key, change.generation);
+          if (response.continued) {
+            partial.push(...response.changes);
+            continue;
+          }
+          const changes = partial.length > 0 ? [...partial, ...response.changes] : response.changes;
+          partial = [];
           if (!live) {
             live = true;
             backoff.reset();
-            yield { type: "live", changes: response.changes };
-          } else if (response.changes.length > 0) {
-            yield { type: "changes", changes: response.changes };
+            yield { type: "live", changes };
+          } else if (changes.length > 0) {
+            yield { type: "changes", changes };
           } else {
             yield { type: "heartbeat" };
           }

@@ -150,6 +150,8 @@ export class GenerationSynchronizer {
   async clear(): Promise<void> {
     try {
       await this.#client.clear(this.cacheKey, ONE_ATTEMPT);
+      // This instance reads as expired at once, not only when its stream reports the clear.
+      this.#watch?.observe(this.cacheKey, 0n);
     } catch (error) {
       this.#warn("clearing", error);
     }

@@ -12,9 +12,10 @@ import {
 import { ServiceError, Status } from "./errors.js";
 import { endStream, type HandlersOf, writeResponse } from "./grpc-service.js";
 import type { GenerationStore } from "./store/generation-store.js";
-import { keyProblem, type RequestLimits, watchKeysProblem } from "./validation.js";
+import { checkWatchKeys, keyProblem, type RequestLimits } from "./validation.js";
 import type { WatchHub } from "./watch-hub.js";
 
+/** The key, if valid; otherwise INVALID_ARGUMENT with the problem. */
 function checkedKey(key: string, limits: RequestLimits): string {
   const problem = keyProblem(key, limits);
   if (problem) throw new ServiceError(problem, Status.INVALID_ARGUMENT);
@@ -42,7 +43,7 @@ export function generationServiceHandlers(
       return create(ClearResponseSchema);
     },
     watch(request, call) {
-      const checked = watchKeysProblem(request.keys, limits);
+      const checked = checkWatchKeys(request.keys, limits);
       if ("problem" in checked) throw new ServiceError(checked.problem, Status.INVALID_ARGUMENT);
       const stream = hub.open(
         {

@@ -128,7 +128,7 @@ export function addGeneratedService<T extends GenServiceMethods>(
         if (invalid) return callback(toStatus(fail(invalid)));
         calls.started++;
         calls.inFlight++;
-        unary(call.request, call)
+        withinDeadline(unary(call.request, call), call.getDeadline())
           .then(
             (response) => callback(null, response),
             (error: unknown) => callback(toStatus(fail(error))),
@@ -151,6 +151,28 @@ export function addGeneratedService<T extends GenServiceMethods>(
     }
   }
   server.addService(lenient, implementation);
+}
+
+/** Time kept back from a call's deadline so an UNAVAILABLE answer still reaches the caller. */
+const DEADLINE_MARGIN_MS = 20;
+
+/**
+ * Answers UNAVAILABLE just before the caller's deadline when the handler has not finished:
+ * a store that hangs yields an actionable status, not DEADLINE_EXCEEDED from the client's
+ * own timer. (The handler's work may still complete; for a Bump that is the usual
+ * "a failed Bump may have happened" of any RPC.)
+ */
+function withinDeadline<T>(work: Promise<T>, deadline: Date | number): Promise<T> {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  if (!Number.isFinite(at)) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ServiceError("the store did not answer within the call's deadline", Status.UNAVAILABLE)),
+      Math.max(0, at - Date.now() - DEADLINE_MARGIN_MS),
+    );
+  });
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }
 
 /** The grpc-js form of a status. */

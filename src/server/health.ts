@@ -24,6 +24,7 @@ export class ServerHealth {
     for (const name of this.#services) this.#health.setStatus(name, serving ? "SERVING" : "NOT_SERVING");
   }
 
+  /** Serves grpc.health.v1 on `server`. */
   addToServer(server: Server): void {
     this.#health.addToServer({
       addService: (definition, implementation) => {

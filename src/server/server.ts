@@ -15,7 +15,7 @@ import { ServerHealth } from "./health.js";
 import type { Logger } from "./logger.js";
 import { createStore } from "./store/create-store.js";
 import type { GenerationStore } from "./store/generation-store.js";
-import { WatchHub } from "./watch-hub.js";
+import { SHUTDOWN_MESSAGE, WatchHub } from "./watch-hub.js";
 
 /** What `startServer` needs besides the configuration. */
 export interface StartServerOptions {
@@ -28,8 +28,11 @@ export interface StartServerOptions {
 export interface RunningServer {
   /** The address it listens on, with the port actually bound. */
   readonly address: string;
+  /** The port actually bound (useful with port 0). */
   readonly port: number;
+  /** The store it serves from. */
   readonly store: GenerationStore;
+  /** Its watch fan-out. */
   readonly hub: WatchHub;
   /** Unary calls seen and in flight. */
   readonly calls: CallCounter;
@@ -53,9 +56,11 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
       logger.warn({ event: "resync_failed", err: error }, "re-reading watched keys failed; retrying"),
   });
   const health = new ServerHealth([SERVICE_NAME]);
+  let stopping = false;
   store.on("state", (state, reason) => {
     logger.info({ event: "store_state", store: store.description, state, reason }, `store ${state}: ${reason}`);
-    health.setServing(state === "ready");
+    // Once stopping, a reconnect must not advertise a replica that is on its way out.
+    health.setServing(!stopping && state === "ready");
   });
 
   const server = new Server({
@@ -95,12 +100,12 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   const shutdown = (reason: string): Promise<void> => {
     closing ??= (async () => {
       logger.info({ event: "stopping", reason }, `stopping: ${reason}`);
+      stopping = true;
       health.setServing(false);
       // Streams never end by themselves: end them with UNAVAILABLE so clients reconnect to
       // another replica. Unary calls in flight (even those not yet dispatched) then drain.
-      const goodbye = "the server is shutting down; reconnect to another replica";
-      hub.shutdown(goodbye);
-      health.endWatches(goodbye);
+      hub.shutdown();
+      health.endWatches(SHUTDOWN_MESSAGE);
       const drained = new Promise<"drained">((resolve) => server.tryShutdown(() => resolve("drained")));
       let timer: NodeJS.Timeout | undefined;
       const deadline = new Promise<"deadline">((resolve) => {

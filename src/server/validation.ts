@@ -20,7 +20,7 @@ export function keyProblem(key: string, limits: RequestLimits, field = "key"): s
 }
 
 /** Checks the keys of a Watch and returns them without duplicates, or the problem. */
-export function watchKeysProblem(
+export function checkWatchKeys(
   keys: readonly string[],
   limits: RequestLimits,
 ): { keys: string[] } | { problem: string } {

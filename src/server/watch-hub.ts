@@ -9,9 +9,11 @@
  *   generation it last sent and whether that is out of date — bounded by its keys, never by
  *   the rate of changes — and honours transport backpressure: while a stream cannot take more
  *   it is skipped, and on drain it gets what is latest.
- * - After a store reconnect (`resync`) every watched key is read again and streams get what
- *   differs, so no latest value is lost to a dropped pub/sub message.
- * - Fan-out happens on a later turn of the event loop, never inside the write that caused it.
+ * - While the store is not ready nothing in the table is trusted: new streams are refused
+ *   with UNAVAILABLE, and after the store's `resync` every watched key is read again and
+ *   streams get what differs, so no latest value is lost to a dropped pub/sub message.
+ * - Fan-out happens on a later turn of the event loop, never inside the write that caused it,
+ *   and each change is serialized once for all the streams it goes to.
  */
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
@@ -38,42 +40,61 @@ export interface WatchSink {
 export interface WatchHubOptions {
   /** How often a live, idle stream gets an empty response. */
   heartbeatMs: number;
-  /** Called when a resync read fails (it is retried); for the log. */
+  /** Called when a resync read fails (it is retried with backoff); once per resync, for the log. */
   onResyncError?: (error: unknown) => void;
 }
+
+/** An open Watch stream, as its handler sees it. */
+export interface WatchStream {
+  /** The keys it watches (distinct). */
+  readonly keys: readonly string[];
+  /** Stops its updates and releases its keys. Idempotent. */
+  close(): void;
+}
+
+/** What a stream is doing, for inspection (tests, metrics). */
+export interface WatchStreamStats {
+  /** Its first response has been sent. */
+  readonly live: boolean;
+  /** The transport asked to wait for drain; nothing is written until then. */
+  readonly blocked: boolean;
+  /** Keys whose latest generation waits for the drain (at most one entry per key). */
+  readonly pendingKeys: number;
+  /** Responses written, heartbeats included. */
+  readonly responsesSent: number;
+}
+
+/** The message a stream ends with when the server shuts down. */
+export const SHUTDOWN_MESSAGE = "the server is shutting down; reconnect to another replica";
+
+/** The `loaded` of an entry whose state was read after the last reconnect. */
+const LOADED = Promise.resolve();
+
+/** Largest response the hub writes, in bytes: well under every client's 4 MiB default. */
+const MAX_RESPONSE_BYTES = 1 << 20;
+/** How many keys one store read covers during a resync. */
+const RESYNC_BATCH = 1000;
+/** Bounds of the pause before a failed resync read is tried again. */
+const RESYNC_RETRY_MS = { initial: 100, max: 5000 };
 
 /** A watched key: its latest known state and the streams that watch it. */
 interface KeyEntry {
   readonly key: string;
   state: KeyState;
-  readonly streams: Set<WatchStream>;
+  readonly streams: Set<Stream>;
   /** Settles once the entry holds a state read after subscribing; undefined: must (re)load. */
   loaded: Promise<void> | undefined;
 }
 
-/** A WatchResponse encoded once, to be written to many streams. */
-function encodeChanges(changes: KeyGeneration[]): EncodedResponse {
-  return new EncodedResponse(toBinary(WatchResponseSchema, create(WatchResponseSchema, { changes })));
-}
-
-/** The heartbeat: an empty response, encoded once for every stream and every beat. */
-const HEARTBEAT = encodeChanges([]);
-
-/** How many keys one store read covers during a resync. */
-const RESYNC_BATCH = 1000;
-/** Pause before a failed resync is tried again. */
-const RESYNC_RETRY_MS = 200;
-
-/** One open Watch stream. Close it when the call ends. */
-export class WatchStream {
+/** A stream's state; only the hub touches it. */
+class Stream implements WatchStream {
   /** The generation last sent (or known by the client) per key; absent: client holds nothing. */
-  readonly sent: Map<string, bigint>;
-  /** Keys whose latest generation may differ from `sent`. */
+  readonly sent = new Map<string, bigint>();
+  /** Keys whose latest generation may differ from `sent`; filled only while blocked. */
   readonly dirty = new Set<string>();
   live = false;
   blocked = false;
   closed = false;
-  /** Responses written to the transport, heartbeats included. */
   responsesSent = 0;
 
   constructor(
@@ -82,14 +103,12 @@ export class WatchStream {
     readonly keys: readonly string[],
     known: Readonly<Record<string, bigint>>,
   ) {
-    this.sent = new Map();
     for (const key of keys) {
       // hasOwn: "constructor" or "toString" must not read Object.prototype's members.
       if (Object.hasOwn(known, key)) this.sent.set(key, known[key] as bigint);
     }
   }
 
-  /** Stops the stream's updates and releases its keys. Idempotent. */
   close(): void {
     this.hub.release(this);
   }
@@ -100,13 +119,13 @@ export class WatchHub {
   readonly #store: GenerationStore;
   readonly #options: WatchHubOptions;
   readonly #entries = new Map<string, KeyEntry>();
-  readonly #streams = new Set<WatchStream>();
+  readonly #streams = new Set<Stream>();
   /** Entries changed since the last fan-out. */
   readonly #changed = new Set<KeyEntry>();
-  /** Streams with something to send once not blocked. */
-  readonly #pending = new Set<WatchStream>();
+  /** Streams that drained with keys pending. */
+  readonly #drained = new Set<Stream>();
   #fanOutScheduled = false;
-  #heartbeat: NodeJS.Timeout;
+  readonly #heartbeat: NodeJS.Timeout;
   /** Bumped on every resync so an older, slower one gives up. */
   #resyncRound = 0;
   #shutDown = false;
@@ -116,17 +135,28 @@ export class WatchHub {
     this.#options = options;
     store.on("change", (key, state) => this.#onChange(key, state));
     store.on("resync", () => void this.#resync());
+    store.on("state", (state) => {
+      // What the table holds may go stale while the store is away: new watchers must read.
+      if (state !== "ready") for (const entry of this.#entries.values()) entry.loaded = undefined;
+    });
     this.#heartbeat = setInterval(() => this.#sendHeartbeats(), options.heartbeatMs).unref();
   }
 
-  /** Open Watch streams. */
-  get streamCount(): number {
-    return this.#streams.size;
-  }
-
-  /** The open streams (for inspection). */
+  /** The open streams. */
   streams(): IterableIterator<WatchStream> {
     return this.#streams.values();
+  }
+
+  /** What a stream is doing; undefined once it is closed. */
+  stats(stream: WatchStream): WatchStreamStats | undefined {
+    if (!(stream instanceof Stream) || stream.closed) return undefined;
+    const { live, blocked, responsesSent } = stream;
+    return { live, blocked, responsesSent, pendingKeys: stream.dirty.size };
+  }
+
+  /** Whether any stream of this process watches `key` (it then holds a store subscription). */
+  isWatched(key: string): boolean {
+    return this.#entries.has(key);
   }
 
   /** Distinct keys watched by this process (= store subscriptions). */
@@ -139,10 +169,15 @@ export class WatchHub {
    * key's state is known; if the store cannot serve, the stream ends with UNAVAILABLE.
    */
   open(sink: WatchSink, keys: readonly string[], known: Readonly<Record<string, bigint>>): WatchStream {
-    const stream = new WatchStream(this, sink, keys, known);
-    if (this.#shutDown) {
-      sink.end(new ServiceError("the server is shutting down; reconnect to another replica", Status.UNAVAILABLE));
+    const stream = new Stream(this, sink, keys, known);
+    const refusal = this.#shutDown
+      ? SHUTDOWN_MESSAGE
+      : this.#store.state !== "ready"
+        ? `the store (${this.#store.description}) is ${this.#store.state}; retry`
+        : undefined;
+    if (refusal !== undefined) {
       stream.closed = true;
+      sink.end(new ServiceError(refusal, Status.UNAVAILABLE));
       return stream;
     }
     this.#streams.add(stream);
@@ -172,10 +207,10 @@ export class WatchHub {
 
   /** Releases a stream's keys; the last watcher of a key unsubscribes it. */
   release(stream: WatchStream): void {
-    if (stream.closed) return;
+    if (!(stream instanceof Stream) || stream.closed) return;
     stream.closed = true;
     this.#streams.delete(stream);
-    this.#pending.delete(stream);
+    this.#drained.delete(stream);
     const unwatched: string[] = [];
     for (const key of stream.keys) {
       const entry = this.#entries.get(key);
@@ -192,10 +227,10 @@ export class WatchHub {
   }
 
   /** Ends every stream with UNAVAILABLE (clients reconnect elsewhere) and refuses new ones. */
-  shutdown(reason: string): void {
+  shutdown(): void {
     this.#shutDown = true;
     clearInterval(this.#heartbeat);
-    const error = new ServiceError(reason, Status.UNAVAILABLE);
+    const error = new ServiceError(SHUTDOWN_MESSAGE, Status.UNAVAILABLE);
     for (const stream of [...this.#streams]) {
       stream.sink.end(error);
       this.release(stream);
@@ -238,7 +273,7 @@ export class WatchHub {
     if (entry !== undefined) this.#apply(entry, state, "notification");
   }
 
-  #goLive(stream: WatchStream): void {
+  #goLive(stream: Stream): void {
     if (stream.closed) return;
     stream.live = true;
     // The first response is sent even when nothing differs: it says the watch is live.
@@ -268,39 +303,53 @@ export class WatchHub {
           stream.dirty.add(key);
         } else if (stream.sent.get(key) !== generation) {
           stream.sent.set(key, generation);
-          encoded ??= encodeChanges([create(KeyGenerationSchema, { key, generation })]);
+          encoded ??= encode(
+            create(WatchResponseSchema, { changes: [create(KeyGenerationSchema, { key, generation })] }),
+          );
           this.#send(stream, encoded);
         }
       }
     }
     this.#changed.clear();
-    for (const stream of this.#pending) {
-      this.#pending.delete(stream);
-      if (!stream.blocked && !stream.closed) this.#flush(stream, stream.dirty, false);
+    for (const stream of this.#drained) {
+      this.#drained.delete(stream);
+      if (!stream.blocked && !stream.closed) this.#flush(stream, [...stream.dirty], false);
     }
   }
 
-  /** Sends, in one response, each of `keys` whose latest generation the stream lacks. */
-  #flush(stream: WatchStream, keys: Iterable<string>, always: boolean): void {
-    const changes: KeyGeneration[] = [];
+  /**
+   * Sends each of `keys` whose latest generation the stream lacks: one response, or several
+   * of at most MAX_RESPONSE_BYTES each, all but the last marked `continued`.
+   */
+  #flush(stream: Stream, keys: Iterable<string>, always: boolean): void {
+    stream.dirty.clear();
+    let changes: KeyGeneration[] = [];
+    let bytes = 0;
     for (const key of keys) {
       const generation = (this.#entries.get(key)?.state ?? ABSENT).generation;
       if (stream.sent.get(key) === generation) continue;
       stream.sent.set(key, generation);
+      // A KeyGeneration costs its key, a varint generation and a few bytes of framing.
+      const size = Buffer.byteLength(key) + 16;
+      if (bytes + size > MAX_RESPONSE_BYTES && changes.length > 0) {
+        this.#send(stream, create(WatchResponseSchema, { changes, continued: true }));
+        changes = [];
+        bytes = 0;
+      }
       changes.push(create(KeyGenerationSchema, { key, generation }));
+      bytes += size;
     }
-    stream.dirty.clear();
     if (changes.length > 0 || always) this.#send(stream, create(WatchResponseSchema, { changes }));
   }
 
-  #send(stream: WatchStream, response: WatchResponse | EncodedResponse): void {
+  #send(stream: Stream, response: WatchResponse | EncodedResponse): void {
     stream.responsesSent++;
-    if (stream.sink.send(response)) return;
+    if (stream.sink.send(response) || stream.blocked) return;
     stream.blocked = true;
     stream.sink.onDrain(() => {
       stream.blocked = false;
       if (stream.closed || stream.dirty.size === 0) return;
-      this.#pending.add(stream);
+      this.#drained.add(stream);
       this.#scheduleFanOut();
     });
   }
@@ -319,19 +368,35 @@ export class WatchHub {
       entry.state = { generation: entry.state.generation, revision: 0n };
     }
     const entries = [...this.#entries.values()];
+    let retryMs = RESYNC_RETRY_MS.initial;
+    let reported = false;
     for (let start = 0; start < entries.length; ) {
       if (round !== this.#resyncRound || this.#shutDown) return;
       const batch = entries.slice(start, start + RESYNC_BATCH);
       try {
         const states = await this.#store.read(batch.map((entry) => entry.key));
-        for (const [index, entry] of batch.entries()) this.#apply(entry, states[index] ?? ABSENT, "read");
+        for (const [index, entry] of batch.entries()) {
+          this.#apply(entry, states[index] ?? ABSENT, "read");
+          // Fresh again: new watchers of this key can be answered from the table.
+          entry.loaded ??= LOADED;
+        }
         start += RESYNC_BATCH;
       } catch (error) {
-        this.#options.onResyncError?.(error);
-        // Down again: the next `resync` starts over. Otherwise retry this batch shortly.
+        if (!reported) this.#options.onResyncError?.(error);
+        reported = true;
+        // Down again: the next `resync` starts over. Otherwise retry this batch, backing off.
         if (this.#store.state !== "ready") return;
-        await new Promise((resolve) => setTimeout(resolve, RESYNC_RETRY_MS));
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * retryMs));
+        retryMs = Math.min(retryMs * 2, RESYNC_RETRY_MS.max);
       }
     }
   }
 }
+
+/** Encodes a response once, to be written to many streams. */
+function encode(response: WatchResponse): EncodedResponse {
+  return new EncodedResponse(toBinary(WatchResponseSchema, response));
+}
+
+/** The heartbeat: an empty response, encoded once for every stream and every beat. */
+const HEARTBEAT = encode(create(WatchResponseSchema));

@@ -6,53 +6,49 @@ import type { GenerationClient } from "../../src/client/index.js";
 import { withDeadline } from "./deadline.js";
 
 export function pausedWatch(client: GenerationClient, keys: string[]) {
-  const iterator = client.watch(keys)[Symbol.asyncIterator]();
+  const abort = new AbortController();
+  const iterator = client.watch(keys, { signal: abort.signal, resume: false })[Symbol.asyncIterator]();
   const seen = new Map<string, bigint>();
-  let reading = false;
-  const paused = iterator.next().then((first) => {
-    if (first.done) throw new Error("watch ended before its first response");
-    if (first.value.type !== "live") throw new Error(`expected the live event, got ${first.value.type}`);
-    for (const change of first.value.changes) seen.set(change.key, change.generation);
-  });
   const waiters = new Set<() => void>();
+  let reading: Promise<void> | undefined;
+  const record = (changes: { key: string; generation: bigint }[]): void => {
+    for (const change of changes) seen.set(change.key, change.generation);
+    for (const waiter of [...waiters]) waiter();
+  };
+  const live = iterator.next().then((first) => {
+    if (first.done || first.value.type !== "live") throw new Error("expected the watch's live event first");
+    record(first.value.changes);
+  });
   return {
-    paused,
-    stream: {
-      /** Reads everything from now on. */
-      resume(): void {
-        if (reading) return;
-        reading = true;
-        void (async () => {
-          for (;;) {
-            const next = await iterator.next();
-            if (next.done) return;
-            if (next.value.type === "changes") {
-              for (const change of next.value.changes) seen.set(change.key, change.generation);
-            }
-            for (const waiter of waiters) waiter();
-          }
-        })().catch(() => {});
-      },
-      cancel(): void {
-        void iterator.return?.();
-      },
+    /** Resolves once the first response has been read. */
+    live,
+    /** Reads everything from now on. */
+    resume(): void {
+      reading ??= (async () => {
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done) return;
+          if (next.value.type === "changes") record(next.value.changes);
+        }
+      })();
     },
     /** Resolves once `key` has been read at `generation`. */
-    latest(key: string, generation: bigint): Promise<void> {
+    sees(key: string, generation: bigint): Promise<void> {
+      let check: (() => void) | undefined;
       return withDeadline(
         new Promise<void>((resolve) => {
-          const check = (): void => {
-            if (seen.get(key) === generation) {
-              waiters.delete(check);
-              resolve();
-            }
-          };
+          check = () => seen.get(key) === generation && resolve();
           waiters.add(check);
           check();
         }),
         10_000,
-        `${key} at ${generation}`,
-      );
+        `${key.slice(0, 40)} at ${generation}`,
+      ).finally(() => check && waiters.delete(check));
+    },
+    /** Cancels the stream and waits for the reader to stop. */
+    async close(): Promise<void> {
+      abort.abort();
+      await reading;
     },
   };
 }

@@ -18,9 +18,16 @@ export class RedisProcess {
 
   /** Starts redis-server on a free port and waits until it accepts connections. */
   static async start(): Promise<RedisProcess> {
-    const redis = new RedisProcess(await freePort());
-    await redis.restart();
-    return redis;
+    // A free port can be taken by another test worker before redis-server binds it: retry.
+    for (let attempt = 1; ; attempt++) {
+      const redis = new RedisProcess(await freePort());
+      try {
+        await redis.restart();
+        return redis;
+      } catch (error) {
+        if (attempt === 3) throw error;
+      }
+    }
   }
 
   /** (Re)starts the server on the same port, empty. */
@@ -28,7 +35,7 @@ export class RedisProcess {
     if (this.#child) throw new Error("redis-server is already running");
     const child = spawn(
       "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning"],
+      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "notice"],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     this.#child = child;
@@ -41,31 +48,11 @@ export class RedisProcess {
       child.stdout?.on("data", onData);
       child.once("exit", (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)));
     });
-    // --loglevel warning still prints the ready line at notice level on some builds; ping too.
-    await withDeadline(Promise.race([ready, this.#pingUntilUp()]), 10_000, `redis-server on ${this.port}`);
-  }
-
-  async #pingUntilUp(): Promise<void> {
-    const { Redis } = await import("ioredis");
-    for (;;) {
-      const probe = new Redis({
-        port: this.port,
-        host: "127.0.0.1",
-        lazyConnect: true,
-        retryStrategy: () => null,
-        maxRetriesPerRequest: 0,
-      });
-      probe.on("error", () => {});
-      try {
-        await probe.connect();
-        await probe.ping();
-        return;
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      } finally {
-        probe.disconnect();
-      }
-    }
+    await withDeadline(ready, 10_000, `redis-server on ${this.port}`).catch((error: unknown) => {
+      child.kill("SIGKILL");
+      this.#child = undefined;
+      throw error;
+    });
   }
 
   /** Kills the server at once (SIGKILL), losing all its data; resolves when it has exited. */
@@ -99,18 +86,50 @@ export class RedisProcess {
   }
 }
 
-/**
- * A Redis for tests that only read and write: REDIS_URL when set (CI's shared one), else a
- * private server. Tests isolate themselves with a unique key prefix, never by flushing.
- */
-export async function sharedRedis(): Promise<{ url: string; close(): Promise<void> }> {
-  const fromEnv = process.env.REDIS_URL;
-  if (fromEnv) return { url: fromEnv, close: async () => {} };
-  const redis = await RedisProcess.start();
-  return { url: redis.url, close: () => redis.stop() };
+/** A Redis to read and write in, isolated by key prefix. */
+export interface SharedRedis {
+  readonly url: string;
+  /** A prefix no other test uses; its keys are deleted by close(). */
+  prefix(): string;
+  close(): Promise<void>;
 }
 
-/** A prefix no other test uses. */
+/**
+ * A Redis for tests that only read and write: REDIS_URL when set (CI's shared one), else a
+ * private server. Tests isolate themselves with a unique key prefix, never by flushing, and
+ * delete what they wrote under it when done.
+ */
+export async function sharedRedis(): Promise<SharedRedis> {
+  const fromEnv = process.env.REDIS_URL;
+  const own = fromEnv ? undefined : await RedisProcess.start();
+  const url = fromEnv ?? (own as RedisProcess).url;
+  const prefixes: string[] = [];
+  return {
+    url,
+    prefix() {
+      const prefix = uniquePrefix();
+      prefixes.push(prefix);
+      return prefix;
+    },
+    async close() {
+      if (own) return own.stop();
+      const { Redis } = await import("ioredis");
+      const redis = new Redis(url);
+      try {
+        for (const prefix of prefixes) {
+          // Prefixes contain no glob characters (see uniquePrefix).
+          for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 1000 }) as AsyncIterable<string[]>) {
+            if (keys.length > 0) await redis.unlink(...keys);
+          }
+        }
+      } finally {
+        redis.disconnect();
+      }
+    },
+  };
+}
+
+/** A prefix no other test uses (letters, digits and colons only). */
 export function uniquePrefix(): string {
   return `syncgen-test:${process.pid}:${Math.random().toString(36).slice(2)}:`;
 }

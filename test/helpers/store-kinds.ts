@@ -3,7 +3,7 @@
  * Redis runs on REDIS_URL (CI's shared server) or a private redis-server.
  */
 import type { ServerConfig } from "../../src/server/config.js";
-import { sharedRedis, uniquePrefix } from "./redis-process.js";
+import { sharedRedis } from "./redis-process.js";
 
 export interface StoreKind {
   name: string;
@@ -16,7 +16,7 @@ export const STORE_KINDS: StoreKind[] = [
     name: "redis",
     start: async () => {
       const redis = await sharedRedis();
-      return { settings: { redisUrl: redis.url, prefix: uniquePrefix() }, close: () => redis.close() };
+      return { settings: { redisUrl: redis.url, prefix: redis.prefix() }, close: () => redis.close() };
     },
   },
 ];

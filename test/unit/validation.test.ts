@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { keyProblem, watchKeysProblem } from "../../src/server/validation.js";
+import { checkWatchKeys, keyProblem } from "../../src/server/validation.js";
 
 const limits = { maxKeyBytes: 8, maxWatchKeys: 3 };
 
@@ -17,9 +17,9 @@ describe("keyProblem()", () => {
   });
 });
 
-describe("watchKeysProblem()", () => {
+describe("checkWatchKeys()", () => {
   test("removes duplicates before counting", () => {
-    expect(watchKeysProblem(["a", "b", "a", "c", "c"], limits)).toEqual({ keys: ["a", "b", "c"] });
+    expect(checkWatchKeys(["a", "b", "a", "c", "c"], limits)).toEqual({ keys: ["a", "b", "c"] });
   });
 
   test.each([
@@ -27,6 +27,6 @@ describe("watchKeysProblem()", () => {
     [["a", "b", "c", "d"], "keys names 4 distinct keys; the limit is 3 per Watch (server setting --max-watch-keys)"],
     [["a", ""], "keys[1] must not be empty"],
   ])("%j -> %s", (keys, problem) => {
-    expect(watchKeysProblem(keys, limits)).toEqual({ problem });
+    expect(checkWatchKeys(keys, limits)).toEqual({ problem });
   });
 });

@@ -7,6 +7,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, test } from "vitest";
 import { type WatchResponse, WatchResponseSchema } from "../../src/gen/generation/v1/generation_pb.js";
+import type { ServiceError } from "../../src/server/errors.js";
 import { EncodedResponse } from "../../src/server/grpc-service.js";
 import { MemoryStore } from "../../src/server/store/memory-store.js";
 import { WatchHub, type WatchSink } from "../../src/server/watch-hub.js";
@@ -26,7 +27,7 @@ class RecordingSink implements WatchSink {
   onDrain(listener: () => void): void {
     this.#drain = listener;
   }
-  end(): void {}
+  end(_error: ServiceError): void {}
   drain(): void {
     this.writable = true;
     this.#drain?.();
@@ -64,8 +65,11 @@ async function setup(): Promise<{ store: MemoryStore; hub: WatchHub }> {
   return { store, hub };
 }
 
+/** Lets pending setImmediate work (the hub's fan-out) run. */
+const fanOutRuns = () => new Promise((resolve) => setImmediate(resolve));
+
 describe("WatchHub", () => {
-  test("a late notification older than what was read is ignored", async () => {
+  test("a late notification older than what the stream has is ignored", async () => {
     const { store, hub } = await setup();
     const first = await store.bump("k");
     const second = await store.bump("k");
@@ -73,9 +77,12 @@ describe("WatchHub", () => {
     hub.open(sink, ["k"], {});
     expect(await sink.response(0)).toEqual([["k", second]]);
     store.emit("change", "k", { generation: first, revision: first });
+    await fanOutRuns();
+    await fanOutRuns();
+    expect(sink.responses).toHaveLength(1);
     const third = await store.bump("k");
     expect(await sink.response(1)).toEqual([["k", third]]);
-    hub.shutdown("done");
+    hub.shutdown();
   });
 
   test("after a resync a read wins even when it goes back (the store lost its data)", async () => {
@@ -84,32 +91,65 @@ describe("WatchHub", () => {
     const generation = await store.bump("k");
     hub.open(sink, ["k"], {});
     expect(await sink.response(0)).toEqual([["k", generation]]);
-    await store.clear("k");
-    expect(await sink.response(1)).toEqual([["k", 0n]]);
-    // Simulate data loss: a record older than everything seen, then a resync.
-    const recreated = await store.get("k");
+    // The hub is told of a state the store no longer has (as after Redis lost its data).
+    const lost = generation + 1_000_000n;
+    store.emit("change", "k", { generation: lost, revision: lost });
+    expect(await sink.response(1)).toEqual([["k", lost]]);
     store.emit("resync");
-    expect(await sink.response(2)).toEqual([["k", recreated]]);
-    hub.shutdown("done");
+    expect(await sink.response(2)).toEqual([["k", generation]]);
+    hub.shutdown();
+  });
+
+  test("subscribes before it reads: a write between the two is not lost", async () => {
+    // A store where a write lands exactly while the hub subscribes.
+    class RacingStore extends MemoryStore {
+      override async subscribe(keys: readonly string[]): Promise<void> {
+        await this.bump("k");
+        await super.subscribe(keys);
+      }
+    }
+    const store = new RacingStore();
+    stores.push(store);
+    await store.connect();
+    const before = await store.bump("k");
+    const hub = new WatchHub(store, { heartbeatMs: 60_000 });
+    const sink = new RecordingSink();
+    hub.open(sink, ["k"], { k: before });
+    const [[, generation] = ["", 0n]] = await sink.response(0);
+    expect(generation).toBeGreaterThan(before);
+    expect(generation).toBe((await store.read(["k"]))[0]?.generation);
+    hub.shutdown();
   });
 
   test("a blocked stream is written nothing until drain, then gets only the latest", async () => {
     const { store, hub } = await setup();
     const sink = new RecordingSink();
     sink.writable = false;
-    hub.open(sink, ["a", "b"], {});
+    const stream = hub.open(sink, ["a", "b"], {});
     await sink.response(0); // the first response is written, and blocks
     for (let i = 0; i < 100; i++) await store.bump("a");
     const latestA = await store.bump("a");
     const latestB = await store.bump("b");
-    await new Promise((resolve) => setImmediate(resolve));
+    await fanOutRuns();
     expect(sink.responses.length).toBe(1);
+    expect(hub.stats(stream)).toMatchObject({ blocked: true, pendingKeys: 2, responsesSent: 1 });
     sink.drain();
     expect(await sink.response(1)).toEqual([
       ["a", latestA],
       ["b", latestB],
     ]);
-    hub.shutdown("done");
+    hub.shutdown();
+  });
+
+  test("refuses new streams with UNAVAILABLE while the store is not ready", async () => {
+    const { store, hub } = await setup();
+    await store.close();
+    const ended: string[] = [];
+    const sink = new RecordingSink();
+    sink.end = (error) => ended.push(`${error.code}: ${error.message}`);
+    hub.open(sink, ["k"], {});
+    expect(ended).toEqual(["14: the store (memory) is closed; retry"]);
+    expect(hub.keyCount).toBe(0);
   });
 
   test("the last watcher of a key releases its subscription", async () => {
@@ -118,7 +158,7 @@ describe("WatchHub", () => {
     const two = hub.open(new RecordingSink(), ["k"], {});
     expect(hub.keyCount).toBe(2);
     one.close();
-    expect(hub.keyCount).toBe(1);
+    expect([hub.isWatched("k"), hub.isWatched("j")]).toEqual([true, false]);
     two.close();
     expect(hub.keyCount).toBe(0);
   });

@@ -68,10 +68,15 @@ class SyncgenClient:
         request = generation_pb2.WatchRequest(keys=list(keys), known=dict(known or {}))
         try:
             first = True
+            batch: dict = {}
             for response in self._stub.Watch(request, metadata=self._metadata):
-                if response.changes or first:
-                    yield {change.key: change.generation for change in response.changes}
+                batch.update({change.key: change.generation for change in response.changes})
+                if response.continued:  # a large batch split over several responses
+                    continue
+                if batch or first:
+                    yield batch
                 first = False
+                batch = {}
         except grpc.RpcError as error:
             raise SyncgenError(error.code(), error.details()) from error
 

@@ -44,17 +44,24 @@ export function tombstoneTtlMs(revision: bigint, nowMicros: bigint, marginMs: nu
   return ahead + marginMs;
 }
 
-/** Decodes the stored signed form (see above); null or empty means nothing is recorded. */
+/**
+ * Decodes the stored signed form (see above). Null, empty or anything that is not an integer
+ * (a record someone else wrote) means nothing is recorded — as the Lua script reads it too,
+ * so the next write replaces it with a fresh generation.
+ */
 export function decodeRecord(raw: string | bigint | null | undefined): KeyState {
-  if (raw === null || raw === undefined || raw === "") return { generation: 0n, revision: 0n };
+  if (raw === null || raw === undefined) return { generation: 0n, revision: 0n };
+  if (typeof raw === "string" && !INTEGER.test(raw)) return { generation: 0n, revision: 0n };
   const value = typeof raw === "bigint" ? raw : BigInt(raw);
   return value > 0n ? { generation: value, revision: value } : { generation: 0n, revision: -value };
 }
+
+const INTEGER = /^-?\d{1,19}$/;
 
 /** Encodes a state into the stored signed form. */
 export function encodeRecord(state: KeyState): bigint {
   return state.generation > 0n ? state.generation : -state.revision;
 }
 
-/** Default margin a tombstone outlives its revision by. */
-export const DEFAULT_TOMBSTONE_MARGIN_MS = 10_000;
+/** How long a tombstone outlives its revision, for a lagging clock elsewhere. */
+export const TOMBSTONE_MARGIN_MS = 10_000;

@@ -47,7 +47,7 @@ export interface GenerationStore extends EventEmitter<StoreEvents> {
   readonly state: StoreState;
   /** A short description for logs, e.g. "memory" or "redis 127.0.0.1:6379". */
   readonly description: string;
-  /** Connects; resolves once `ready` or rejects when the first connection attempt fails. */
+  /** Connects; resolves once `ready` (retrying through failures), rejects only if closed first. */
   connect(): Promise<void>;
   /** Returns the key's generation, creating one if absent ("fetch or create"). */
   get(key: string): Promise<bigint>;

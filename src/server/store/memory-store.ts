@@ -4,13 +4,7 @@
  */
 import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
-import {
-  DEFAULT_TOMBSTONE_MARGIN_MS,
-  decodeRecord,
-  encodeRecord,
-  nextRevision,
-  tombstoneTtlMs,
-} from "./generation-scheme.js";
+import { decodeRecord, encodeRecord, nextRevision, TOMBSTONE_MARGIN_MS, tombstoneTtlMs } from "./generation-scheme.js";
 import {
   type GenerationStore,
   type KeyState,
@@ -21,8 +15,8 @@ import {
 
 /** Options of the memory store. */
 export interface MemoryStoreOptions {
-  /** How long a tombstone outlives its revision (see generation-scheme.ts). */
-  tombstoneMarginMs?: number;
+  /** The clock generations are taken from, in microseconds since the epoch (default: monotonic wall clock). */
+  clock?: () => bigint;
 }
 
 interface MemoryRecord {
@@ -33,7 +27,7 @@ interface MemoryRecord {
 }
 
 /** Microseconds since the epoch from a monotonic source, so it never steps back in-process. */
-function nowMicros(): bigint {
+function monotonicMicros(): bigint {
   return BigInt(Math.floor((performance.timeOrigin + performance.now()) * 1000));
 }
 
@@ -43,14 +37,14 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements Generation
   #state: StoreState = "connecting";
   readonly #records = new Map<string, MemoryRecord>();
   readonly #subscriptions = new Set<string>();
-  readonly #tombstoneMarginMs: number;
+  readonly #clock: () => bigint;
   readonly #sweeper: NodeJS.Timeout;
 
   constructor(options: MemoryStoreOptions = {}) {
     super();
-    this.#tombstoneMarginMs = options.tombstoneMarginMs ?? DEFAULT_TOMBSTONE_MARGIN_MS;
+    this.#clock = options.clock ?? monotonicMicros;
     // Expired tombstones are also ignored on read; the sweep only bounds memory.
-    this.#sweeper = setInterval(() => this.#sweep(), this.#tombstoneMarginMs).unref();
+    this.#sweeper = setInterval(() => this.#sweep(), TOMBSTONE_MARGIN_MS).unref();
   }
 
   get state(): StoreState {
@@ -115,13 +109,13 @@ export class MemoryStore extends EventEmitter<StoreEvents> implements Generation
   }
 
   #write(key: string, previous: KeyState, kind: "live" | "tombstone"): KeyState {
-    const now = nowMicros();
+    const now = this.#clock();
     const revision = nextRevision(previous.revision, now);
     const state: KeyState = { generation: kind === "live" ? revision : 0n, revision };
     const expiresAt =
       kind === "live"
         ? Number.POSITIVE_INFINITY
-        : performance.now() + tombstoneTtlMs(revision, now, this.#tombstoneMarginMs);
+        : performance.now() + tombstoneTtlMs(revision, now, TOMBSTONE_MARGIN_MS);
     this.#records.set(key, { value: encodeRecord(state), expiresAt });
     if (this.#subscriptions.has(key)) this.emit("change", key, state);
     return state;

@@ -11,7 +11,7 @@
  */
 import { EventEmitter } from "node:events";
 import { Redis, type RedisOptions } from "ioredis";
-import { DEFAULT_TOMBSTONE_MARGIN_MS, decodeRecord } from "./generation-scheme.js";
+import { decodeRecord, TOMBSTONE_MARGIN_MS } from "./generation-scheme.js";
 import {
   type GenerationStore,
   type KeyState,
@@ -27,12 +27,11 @@ export interface RedisStoreOptions {
   url: string;
   /** Prepended to every Redis key and channel, so deployments can share one Redis. */
   prefix: string;
-  /** A command without a reply after this long fails with UNAVAILABLE. */
+  /**
+   * A command without a reply after this long fails with UNAVAILABLE, and the connection is
+   * treated as broken (a hung Redis keeps its TCP connections open, so nothing else notices).
+   */
   commandTimeoutMs: number;
-  /** How long a tombstone outlives its revision (see generation-scheme.ts). */
-  tombstoneMarginMs?: number;
-  /** Longest pause between reconnect attempts. */
-  maxReconnectDelayMs?: number;
 }
 
 type WriteMode = "get" | "bump" | "clear";
@@ -42,6 +41,19 @@ interface RedisWithScripts extends Redis {
   syncgenWrite(recordKey: string, mode: WriteMode, channel: string, tombstoneMarginMs: string): Promise<string>;
 }
 
+/** Longest pause between reconnect attempts: Redis back means service back within about a second. */
+const MAX_RECONNECT_DELAY_MS = 1000;
+/** How often an idle store checks that Redis still answers. */
+const PING_INTERVAL_MS = 1000;
+
+/** The transitions generation-store.ts documents; anything else is a bug. */
+const TRANSITIONS: Record<StoreState, readonly StoreState[]> = {
+  connecting: ["ready", "unavailable", "closed"],
+  ready: ["unavailable", "closed"],
+  unavailable: ["ready", "closed"],
+  closed: [],
+};
+
 /** A GenerationStore on one Redis server (or anything that speaks to ioredis as one). */
 export class RedisStore extends EventEmitter<StoreEvents> implements GenerationStore {
   readonly description: string;
@@ -50,9 +62,9 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
   readonly #subscriber: Redis;
   readonly #recordPrefix: string;
   readonly #channelPrefix: string;
-  readonly #tombstoneMarginMs: string;
   /** Channels this process is subscribed to (or will resubscribe to after a reconnect). */
   readonly #channels = new Set<string>();
+  readonly #pinger: NodeJS.Timeout;
   /** Counts restore attempts, so a stale one (the connection dropped again) gives up. */
   #restoreAttempt = 0;
   #lastError = "";
@@ -63,20 +75,21 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
     this.description = `redis ${url.host}`;
     this.#recordPrefix = `${options.prefix}gen:`;
     this.#channelPrefix = `${options.prefix}chg:`;
-    this.#tombstoneMarginMs = String(options.tombstoneMarginMs ?? DEFAULT_TOMBSTONE_MARGIN_MS);
-    const maxDelay = options.maxReconnectDelayMs ?? 1000;
     const redisOptions: RedisOptions = {
       lazyConnect: true,
       // Fail fast while disconnected: a queued command would hang until the caller's deadline.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs,
-      enableAutoPipelining: true,
       autoResubscribe: false,
-      // Full jitter, capped low: Redis back means service back within about a second.
-      retryStrategy: (attempt) => Math.round(Math.random() * Math.min(maxDelay, 50 * 2 ** attempt)),
+      // Full jitter, capped low.
+      retryStrategy: (attempt) => Math.round(Math.random() * Math.min(MAX_RECONNECT_DELAY_MS, 50 * 2 ** attempt)),
     };
-    this.#commands = new Redis(options.url, { ...redisOptions, connectionName: "syncgen" }) as RedisWithScripts;
+    this.#commands = new Redis(options.url, {
+      ...redisOptions,
+      connectionName: "syncgen",
+      enableAutoPipelining: true,
+    }) as RedisWithScripts;
     this.#commands.defineCommand("syncgenWrite", { numberOfKeys: 1, lua: WRITE_SCRIPT });
     this.#subscriber = new Redis(options.url, { ...redisOptions, connectionName: "syncgen-subscriber" });
     this.#subscriber.on("message", (channel: string, message: string) => this.#onMessage(channel, message));
@@ -87,15 +100,19 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
       connection.on("error", (error: Error) => {
         this.#lastError = `${name} connection: ${error.message}`;
       });
-      connection.on("ready", () => this.#onConnectionChange(`${name} connection ready`));
-      connection.on("close", () => this.#onConnectionChange(`${name} connection closed`));
+      connection.on("ready", () => this.#onReady(`${name} connection ready`));
+      connection.on("close", () => this.#onClose(`${name} connection closed`));
     }
+    this.#pinger = setInterval(() => {
+      if (this.#state === "ready") this.#call(this.#commands.ping()).catch(() => {});
+    }, PING_INTERVAL_MS).unref();
   }
 
   get state(): StoreState {
     return this.#state;
   }
 
+  /** Connects both connections; resolves once ready (retrying through failures), rejects if closed first. */
   async connect(): Promise<void> {
     const ready = new Promise<void>((resolve, reject) => {
       const onState = (state: StoreState): void => {
@@ -149,6 +166,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
 
   async close(): Promise<void> {
     if (this.#state === "closed") return;
+    clearInterval(this.#pinger);
     this.#setState("closed", "store closed");
     this.#commands.disconnect();
     this.#subscriber.disconnect();
@@ -156,8 +174,9 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
 
   #write(key: string, mode: WriteMode): Promise<string> {
     this.#ensureReady();
+    const tombstoneMarginMs = String(TOMBSTONE_MARGIN_MS);
     return this.#call(
-      this.#commands.syncgenWrite(this.#recordPrefix + key, mode, this.#channelPrefix + key, this.#tombstoneMarginMs),
+      this.#commands.syncgenWrite(this.#recordPrefix + key, mode, this.#channelPrefix + key, tombstoneMarginMs),
     );
   }
 
@@ -167,6 +186,11 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
       return await command;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
+      if (message.includes("timed out") && this.#commands.status === "ready") {
+        // A hung Redis keeps the socket open: drop it, so the store (and health) say so.
+        this.#lastError = `commands connection: ${message}`;
+        this.#commands.disconnect(true);
+      }
       throw new StoreUnavailableError(`Redis did not serve the request: ${message}`, { cause: error });
     }
   }
@@ -178,23 +202,25 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
     throw new StoreUnavailableError(why);
   }
 
+  /** Never throws: whatever is published on our channels, the process stays up. */
   #onMessage(channel: string, message: string): void {
     if (!channel.startsWith(this.#channelPrefix)) return;
+    // A message that is not a record decodes as "absent, revision 0", which no watcher
+    // takes over what it holds (see the hub's ordering).
     this.emit("change", channel.slice(this.#channelPrefix.length), decodeRecord(message));
   }
 
-  #onConnectionChange(reason: string): void {
-    if (this.#state === "closed") return;
-    const bothReady = this.#commands.status === "ready" && this.#subscriber.status === "ready";
-    if (!bothReady) {
-      this.#restoreAttempt++;
-      // While connecting, a closed connection means the attempt failed: say so once.
-      if (this.#state === "ready" || this.#state === "connecting") {
-        this.#setState("unavailable", `${reason}${this.#lastError ? `: ${this.#lastError}` : ""}`);
-      }
-      return;
+  #onClose(reason: string): void {
+    this.#restoreAttempt++;
+    // While connecting, a closed connection means the attempt failed: say so once.
+    if (this.#state === "ready" || this.#state === "connecting") {
+      this.#setState("unavailable", `${reason}${this.#lastError ? `: ${this.#lastError}` : ""}`);
     }
-    void this.#restore(reason);
+  }
+
+  #onReady(reason: string): void {
+    if (this.#state === "closed" || this.#state === "ready") return;
+    if (this.#commands.status === "ready" && this.#subscriber.status === "ready") void this.#restore(reason);
   }
 
   /** Both connections are up: resubscribe, then declare the store ready and ask for a re-read. */
@@ -218,6 +244,9 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
 
   #setState(state: StoreState, reason: string): void {
     if (this.#state === state) return;
+    if (!TRANSITIONS[this.#state].includes(state)) {
+      throw new Error(`RedisStore: no transition from ${this.#state} to ${state}`);
+    }
     this.#state = state;
     this.emit("state", state, reason);
   }

@@ -13,7 +13,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egeneration/v1/generation.proto\x12\rgeneration.v1\"2\n\nGetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n\x04peek\x18\x02 \x01(\x08R\x04peek\"-\n\x0bGetResponse\x12\x1e\n\ngeneration\x18\x01 \x01(\x03R\ngeneration\"\x1f\n\x0b\x42umpRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\".\n\x0c\x42umpResponse\x12\x1e\n\ngeneration\x18\x01 \x01(\x03R\ngeneration\" \n\x0c\x43learRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\"\x0f\n\rClearResponse\"\x9a\x01\n\x0cWatchRequest\x12\x12\n\x04keys\x18\x01 \x03(\tR\x04keys\x12<\n\x05known\x18\x02 \x03(\x0b\x32&.generation.v1.WatchRequest.KnownEntryR\x05known\x1a\x38\n\nKnownEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\"G\n\rWatchResponse\x12\x36\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x1c.generation.v1.KeyGenerationR\x07\x63hanges\"A\n\rKeyGeneration\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1e\n\ngeneration\x18\x02 \x01(\x03R\ngeneration2\x9c\x02\n\x11GenerationService\x12<\n\x03Get\x12\x19.generation.v1.GetRequest\x1a\x1a.generation.v1.GetResponse\x12?\n\x04\x42ump\x12\x1a.generation.v1.BumpRequest\x1a\x1b.generation.v1.BumpResponse\x12\x42\n\x05\x43lear\x12\x1b.generation.v1.ClearRequest\x1a\x1c.generation.v1.ClearResponse\x12\x44\n\x05Watch\x12\x1b.generation.v1.WatchRequest\x1a\x1c.generation.v1.WatchResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egeneration/v1/generation.proto\x12\rgeneration.v1\"2\n\nGetRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n\x04peek\x18\x02 \x01(\x08R\x04peek\"-\n\x0bGetResponse\x12\x1e\n\ngeneration\x18\x01 \x01(\x03R\ngeneration\"\x1f\n\x0b\x42umpRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\".\n\x0c\x42umpResponse\x12\x1e\n\ngeneration\x18\x01 \x01(\x03R\ngeneration\" \n\x0c\x43learRequest\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\"\x0f\n\rClearResponse\"\x9a\x01\n\x0cWatchRequest\x12\x12\n\x04keys\x18\x01 \x03(\tR\x04keys\x12<\n\x05known\x18\x02 \x03(\x0b\x32&.generation.v1.WatchRequest.KnownEntryR\x05known\x1a\x38\n\nKnownEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\x03R\x05value:\x02\x38\x01\"e\n\rWatchResponse\x12\x36\n\x07\x63hanges\x18\x01 \x03(\x0b\x32\x1c.generation.v1.KeyGenerationR\x07\x63hanges\x12\x1c\n\tcontinued\x18\x02 \x01(\x08R\tcontinued\"A\n\rKeyGeneration\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x1e\n\ngeneration\x18\x02 \x01(\x03R\ngeneration2\x9c\x02\n\x11GenerationService\x12<\n\x03Get\x12\x19.generation.v1.GetRequest\x1a\x1a.generation.v1.GetResponse\x12?\n\x04\x42ump\x12\x1a.generation.v1.BumpRequest\x1a\x1b.generation.v1.BumpResponse\x12\x42\n\x05\x43lear\x12\x1b.generation.v1.ClearRequest\x1a\x1c.generation.v1.ClearResponse\x12\x44\n\x05Watch\x12\x1b.generation.v1.WatchRequest\x1a\x1c.generation.v1.WatchResponse0\x01\x62\x06proto3')
 
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, globals())
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'generation.v1.generation_pb2', globals())
@@ -39,9 +39,9 @@ if _descriptor._USE_C_DESCRIPTORS == False:
   _WATCHREQUEST_KNOWNENTRY._serialized_start=379
   _WATCHREQUEST_KNOWNENTRY._serialized_end=435
   _WATCHRESPONSE._serialized_start=437
-  _WATCHRESPONSE._serialized_end=508
-  _KEYGENERATION._serialized_start=510
-  _KEYGENERATION._serialized_end=575
-  _GENERATIONSERVICE._serialized_start=578
-  _GENERATIONSERVICE._serialized_end=862
+  _WATCHRESPONSE._serialized_end=538
+  _KEYGENERATION._serialized_start=540
+  _KEYGENERATION._serialized_end=605
+  _GENERATIONSERVICE._serialized_start=608
+  _GENERATIONSERVICE._serialized_end=892
 # @@protoc_insertion_point(module_scope)

@@ -81,11 +81,12 @@ class GenerationServiceServicer(object):
         falls behind may skip intermediate values but always ends on the latest one.
 
         The first response comes at once and carries every watched key whose current
-        generation differs from WatchRequest.known (possibly none): once it arrives, the watch
-        is live. Every later change follows as it happens. A response without changes is a
-        heartbeat, sent every heartbeat interval so a dead connection is noticed. The stream
-        ends with UNAVAILABLE when the server shuts down: reconnect (to any replica) with
-        `known` set to what you hold and you miss nothing.
+        generation differs from WatchRequest.known (possibly none): once it arrives (with
+        `continued` false), the watch is live. Every later change follows as it happens. A
+        response without changes is a heartbeat, sent every heartbeat interval so a dead
+        connection is noticed. The stream ends with UNAVAILABLE when the server shuts down or
+        loses its store: reconnect (to any replica) with `known` set to what you hold and you
+        miss nothing.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file generation/v1/generation.proto.
  */
 export const file_generation_v1_generation: GenFile = /*@__PURE__*/
-  fileDesc("Ch5nZW5lcmF0aW9uL3YxL2dlbmVyYXRpb24ucHJvdG8SDWdlbmVyYXRpb24udjEiJwoKR2V0UmVxdWVzdBILCgNrZXkYASABKAkSDAoEcGVlaxgCIAEoCCIhCgtHZXRSZXNwb25zZRISCgpnZW5lcmF0aW9uGAEgASgDIhoKC0J1bXBSZXF1ZXN0EgsKA2tleRgBIAEoCSIiCgxCdW1wUmVzcG9uc2USEgoKZ2VuZXJhdGlvbhgBIAEoAyIbCgxDbGVhclJlcXVlc3QSCwoDa2V5GAEgASgJIg8KDUNsZWFyUmVzcG9uc2UigQEKDFdhdGNoUmVxdWVzdBIMCgRrZXlzGAEgAygJEjUKBWtub3duGAIgAygLMiYuZ2VuZXJhdGlvbi52MS5XYXRjaFJlcXVlc3QuS25vd25FbnRyeRosCgpLbm93bkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEiPgoNV2F0Y2hSZXNwb25zZRItCgdjaGFuZ2VzGAEgAygLMhwuZ2VuZXJhdGlvbi52MS5LZXlHZW5lcmF0aW9uIjAKDUtleUdlbmVyYXRpb24SCwoDa2V5GAEgASgJEhIKCmdlbmVyYXRpb24YAiABKAMynAIKEUdlbmVyYXRpb25TZXJ2aWNlEjwKA0dldBIZLmdlbmVyYXRpb24udjEuR2V0UmVxdWVzdBoaLmdlbmVyYXRpb24udjEuR2V0UmVzcG9uc2USPwoEQnVtcBIaLmdlbmVyYXRpb24udjEuQnVtcFJlcXVlc3QaGy5nZW5lcmF0aW9uLnYxLkJ1bXBSZXNwb25zZRJCCgVDbGVhchIbLmdlbmVyYXRpb24udjEuQ2xlYXJSZXF1ZXN0GhwuZ2VuZXJhdGlvbi52MS5DbGVhclJlc3BvbnNlEkQKBVdhdGNoEhsuZ2VuZXJhdGlvbi52MS5XYXRjaFJlcXVlc3QaHC5nZW5lcmF0aW9uLnYxLldhdGNoUmVzcG9uc2UwAWIGcHJvdG8z");
+  fileDesc("Ch5nZW5lcmF0aW9uL3YxL2dlbmVyYXRpb24ucHJvdG8SDWdlbmVyYXRpb24udjEiJwoKR2V0UmVxdWVzdBILCgNrZXkYASABKAkSDAoEcGVlaxgCIAEoCCIhCgtHZXRSZXNwb25zZRISCgpnZW5lcmF0aW9uGAEgASgDIhoKC0J1bXBSZXF1ZXN0EgsKA2tleRgBIAEoCSIiCgxCdW1wUmVzcG9uc2USEgoKZ2VuZXJhdGlvbhgBIAEoAyIbCgxDbGVhclJlcXVlc3QSCwoDa2V5GAEgASgJIg8KDUNsZWFyUmVzcG9uc2UigQEKDFdhdGNoUmVxdWVzdBIMCgRrZXlzGAEgAygJEjUKBWtub3duGAIgAygLMiYuZ2VuZXJhdGlvbi52MS5XYXRjaFJlcXVlc3QuS25vd25FbnRyeRosCgpLbm93bkVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoAzoCOAEiUQoNV2F0Y2hSZXNwb25zZRItCgdjaGFuZ2VzGAEgAygLMhwuZ2VuZXJhdGlvbi52MS5LZXlHZW5lcmF0aW9uEhEKCWNvbnRpbnVlZBgCIAEoCCIwCg1LZXlHZW5lcmF0aW9uEgsKA2tleRgBIAEoCRISCgpnZW5lcmF0aW9uGAIgASgDMpwCChFHZW5lcmF0aW9uU2VydmljZRI8CgNHZXQSGS5nZW5lcmF0aW9uLnYxLkdldFJlcXVlc3QaGi5nZW5lcmF0aW9uLnYxLkdldFJlc3BvbnNlEj8KBEJ1bXASGi5nZW5lcmF0aW9uLnYxLkJ1bXBSZXF1ZXN0GhsuZ2VuZXJhdGlvbi52MS5CdW1wUmVzcG9uc2USQgoFQ2xlYXISGy5nZW5lcmF0aW9uLnYxLkNsZWFyUmVxdWVzdBocLmdlbmVyYXRpb24udjEuQ2xlYXJSZXNwb25zZRJECgVXYXRjaBIbLmdlbmVyYXRpb24udjEuV2F0Y2hSZXF1ZXN0GhwuZ2VuZXJhdGlvbi52MS5XYXRjaFJlc3BvbnNlMAFiBnByb3RvMw");
 
 /**
  * GetRequest asks for a key's current generation.
@@ -166,10 +166,11 @@ export type WatchRequest = Message<"generation.v1.WatchRequest"> & {
   keys: string[];
 
   /**
-   * The generations the caller already holds, by key (0 or missing: holds none). The first
-   * response then carries only the keys whose current generation differs, so resuming
-   * after a disconnect costs what changed, not what is watched. Entries for keys that are
-   * not in `keys` are ignored.
+   * The generations the caller already holds, by key; 0 means the caller knows the key as
+   * absent. A key missing here is unknown, so the first response carries its current value
+   * (0 if absent). The first response carries only the keys whose current generation
+   * differs, so resuming after a disconnect costs what changed, not what is watched.
+   * Entries for keys that are not in `keys` are ignored.
    *
    * @generated from field: map<string, int64> known = 2;
    */
@@ -196,6 +197,16 @@ export type WatchResponse = Message<"generation.v1.WatchResponse"> & {
    * @generated from field: repeated generation.v1.KeyGeneration changes = 1;
    */
   changes: KeyGeneration[];
+
+  /**
+   * True when this response carries only part of a large batch of changes and the next
+   * response continues it. Every response stays under 1 MiB: the first response of a Watch
+   * of many long keys, or the catch-up after a slow stretch, is split into parts. The watch
+   * is live once the first response with `continued` false has arrived.
+   *
+   * @generated from field: bool continued = 2;
+   */
+  continued: boolean;
 };
 
 /**
@@ -283,11 +294,12 @@ export const GenerationService: GenService<{
    * falls behind may skip intermediate values but always ends on the latest one.
    *
    * The first response comes at once and carries every watched key whose current
-   * generation differs from WatchRequest.known (possibly none): once it arrives, the watch
-   * is live. Every later change follows as it happens. A response without changes is a
-   * heartbeat, sent every heartbeat interval so a dead connection is noticed. The stream
-   * ends with UNAVAILABLE when the server shuts down: reconnect (to any replica) with
-   * `known` set to what you hold and you miss nothing.
+   * generation differs from WatchRequest.known (possibly none): once it arrives (with
+   * `continued` false), the watch is live. Every later change follows as it happens. A
+   * response without changes is a heartbeat, sent every heartbeat interval so a dead
+   * connection is noticed. The stream ends with UNAVAILABLE when the server shuts down or
+   * loses its store: reconnect (to any replica) with `known` set to what you hold and you
+   * miss nothing.
    *
    * @generated from rpc generation.v1.GenerationService.Watch
    */
