@@ -4,10 +4,10 @@
  * raw Redis PUBLISH -> message latency measured in the same run.
  */
 import { performance } from "node:perf_hooks";
-import { Redis } from "ioredis";
 import { GenerationSynchronizer, createGenerationClient } from "../src/client/index.js";
 import type { BenchRow } from "./report.js";
 import { median, percentile } from "./report.js";
+import { rawPubSub } from "./watch-bench.js";
 import type { ServerProcess } from "./processes.js";
 
 /** Calls `check` back to back for `ms` milliseconds; returns calls per second. */
@@ -59,21 +59,7 @@ export async function clientBench(replicaA: ServerProcess, replicaB: ServerProce
     }
   }
 
-  // Baseline: raw Redis PUBLISH -> message on another connection.
-  const publisher = new Redis(redisUrl);
-  const subscriber = new Redis(redisUrl);
-  const channel = `bench-raw-${Date.now()}`;
-  await subscriber.subscribe(channel);
-  const raw: number[] = [];
-  for (let i = 0; i < 300; i++) {
-    const received = new Promise<void>((resolve) => subscriber.once("message", () => resolve()));
-    const start = performance.now();
-    await publisher.publish(channel, String(i));
-    await received;
-    raw.push(performance.now() - start);
-  }
-  publisher.disconnect();
-  subscriber.disconnect();
+  const raw = await rawPubSub(redisUrl, 300);
   poll.close();
   watched.close();
   a.close();

@@ -6,22 +6,38 @@
 import os from "node:os";
 import { RedisProcess } from "../test/helpers/redis-process.js";
 import { clientBench } from "./client-bench.js";
+import { fanOutBench } from "./fanout-bench.js";
 import { ServerProcess } from "./processes.js";
-import { publish } from "./report.js";
+import { type BenchRow, publish } from "./report.js";
+import { unaryBench } from "./unary-bench.js";
+import { bigWatchBench, propagationBench } from "./watch-bench.js";
 
+const started = Date.now();
 const redis = await RedisProcess.start();
-const servers: ServerProcess[] = [];
+const rows: BenchRow[] = [];
 try {
-  const redisArgs = ["--redis", redis.url, ];
-  const [replicaA, replicaB] = await Promise.all([ServerProcess.syncgen(redisArgs), ServerProcess.syncgen(redisArgs)]);
-  servers.push(replicaA, replicaB);
-  const rows = [...(await clientBench(replicaA, replicaB, redis.url))];
-  await publish(rows, {
-    date: new Date().toISOString(),
-    machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
-    command: "npm run bench",
-  });
+  console.error("unary calls...");
+  rows.push(...(await unaryBench(redis.url)));
+  console.error("watch fan-out...");
+  rows.push(...(await fanOutBench(redis.url)));
+  const replicaArgs = ["--redis", redis.url, "--prefix", "bench-replicas:"];
+  const [replicaA, replicaB] = await Promise.all([ServerProcess.syncgen(replicaArgs), ServerProcess.syncgen(replicaArgs)]);
+  try {
+    console.error("cross-replica propagation...");
+    rows.push(...(await propagationBench(replicaA, replicaB, redis.url)));
+    console.error("a Watch of 10,000 keys...");
+    rows.push(...(await bigWatchBench(replicaA)));
+    console.error("the client...");
+    rows.push(...(await clientBench(replicaA, replicaB, redis.url)));
+  } finally {
+    await Promise.all([replicaA.stop(), replicaB.stop()]);
+  }
 } finally {
-  await Promise.all(servers.map((s) => s.stop()));
   await redis.stop();
 }
+await publish(rows, {
+  date: new Date().toISOString(),
+  machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  command: "npm run bench",
+  duration: `${Math.round((Date.now() - started) / 1000)} s`,
+});

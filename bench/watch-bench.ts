@@ -1,0 +1,175 @@
+/**
+ * Cross-replica propagation (Bump on one replica to a watcher on the other, beside raw Redis
+ * PUBLISH -> message) and the cost of a big Watch: 10,000 keys from cold, then a resume
+ * after a disconnect during which 10 keys changed — time, and bytes on the wire each way.
+ */
+import { performance } from "node:perf_hooks";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Client, credentials } from "@grpc/grpc-js";
+import { Redis } from "ioredis";
+import { createGenerationClient } from "../src/client/index.js";
+import {
+  GenerationService,
+  WatchRequestSchema,
+  type WatchResponse,
+} from "../src/gen/generation/v1/generation_pb.js";
+import { grpcServiceDefinition } from "../src/rpc/service-definition.js";
+import type { ServerProcess } from "./processes.js";
+import type { BenchRow } from "./report.js";
+import { median, percentile } from "./report.js";
+import { WatchLoad } from "./watch-load-process.js";
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+/** Bump on B, watcher on A (in its own process), TRIALS times; raw Redis beside it. */
+export async function propagationBench(a: ServerProcess, b: ServerProcess, redisUrl: string): Promise<BenchRow[]> {
+  const trials = 300;
+  const bumper = createGenerationClient(b.address);
+  const load = await WatchLoad.start({ target: a.address, key: "bench-propagation", streams: 1, perConnection: 1 });
+  const latencies: number[] = [];
+  const roundTrips: number[] = [];
+  try {
+    for (let i = 0; i < trials; i++) {
+      await load.arm();
+      const start = now();
+      await bumper.bump("bench-propagation");
+      roundTrips.push(now() - start);
+      latencies.push((await load.result()).last - start);
+    }
+  } finally {
+    await load.close();
+    bumper.close();
+  }
+  const raw = await rawPubSub(redisUrl, trials);
+  const roundTripRows = [50, 99].map((p) => ({
+    name: `(context) the Bump's own round trip through replica B, p${p}`,
+    value: percentile(roundTrips, p),
+    baselineName: `raw Redis PUBLISH -> message, p${p}`,
+    baselineValue: percentile(raw, p),
+    unit: "ms",
+    better: "lower" as const,
+  }));
+  const propagationRows = [50, 99].map((p) => ({
+    name: `Bump on replica B -> watcher on replica A, p${p}`,
+    value: percentile(latencies, p),
+    baselineName: `raw Redis PUBLISH -> message, p${p}`,
+    baselineValue: percentile(raw, p),
+    unit: "ms",
+    better: "lower" as const,
+    ...(p === 99 ? { target: 3 } : {}),
+  }));
+  return [...propagationRows, ...roundTripRows];
+}
+
+/** PUBLISH on one connection to the message on another, in ms. */
+export async function rawPubSub(redisUrl: string, trials: number): Promise<number[]> {
+  const publisher = new Redis(redisUrl);
+  const subscriber = new Redis(redisUrl);
+  const channel = `bench-raw-${Date.now()}`;
+  await subscriber.subscribe(channel);
+  const latencies: number[] = [];
+  try {
+    for (let i = 0; i < trials; i++) {
+      const received = new Promise<void>((resolve) => subscriber.once("message", () => resolve()));
+      const start = performance.now();
+      await publisher.publish(channel, String(i));
+      await received;
+      latencies.push(performance.now() - start);
+    }
+  } finally {
+    publisher.disconnect();
+    subscriber.disconnect();
+  }
+  return latencies;
+}
+
+interface WatchCost {
+  ms: number;
+  requestBytes: number;
+  responseBytes: number;
+}
+
+/** Opens a Watch and measures it until live (the first response with continued false). */
+function openUntilLive(target: string, keys: string[], known: Record<string, bigint>): Promise<WatchCost> {
+  const method = grpcServiceDefinition(GenerationService).watch;
+  const client = new Client(target, credentials.createInsecure());
+  const request = create(WatchRequestSchema, { keys, known });
+  let responseBytes = 0;
+  return new Promise<WatchCost>((resolve, reject) => {
+    const start = performance.now();
+    const call = client.makeServerStreamRequest(
+      method.path,
+      method.requestSerialize,
+      (bytes: Buffer) => {
+        responseBytes += bytes.length;
+        return method.responseDeserialize(bytes);
+      },
+      request,
+    );
+    call.on("data", (response: WatchResponse) => {
+      if (response.continued) return;
+      const ms = performance.now() - start;
+      call.cancel();
+      client.close();
+      resolve({ ms, requestBytes: toBinary(WatchRequestSchema, request).length, responseBytes });
+    });
+    call.on("error", (error: Error & { code?: number }) => {
+      if (error.code !== 1) reject(error);
+    });
+  });
+}
+
+/** 10,000 keys: cold snapshot, then resume with `known` after 10 changed. */
+export async function bigWatchBench(server: ServerProcess): Promise<BenchRow[]> {
+  const keys = Array.from({ length: 10_000 }, (_, i) => `bench-big-watch/${i}`);
+  const client = createGenerationClient(server.address);
+  const known: Record<string, bigint> = {};
+  try {
+    for (let i = 0; i < keys.length; i += 200) {
+      const batch = keys.slice(i, i + 200);
+      const generations = await Promise.all(batch.map((key) => client.bump(key)));
+      batch.forEach((key, index) => {
+        known[key] = generations[index] as bigint;
+      });
+    }
+    const cold: WatchCost[] = [];
+    const resumed: WatchCost[] = [];
+    for (let run = 0; run < 3; run++) {
+      cold.push(await openUntilLive(server.address, keys, {}));
+      for (const key of keys.slice(run * 10, run * 10 + 10)) await client.bump(key);
+      resumed.push(await openUntilLive(server.address, keys, known));
+      for (const key of keys.slice(run * 10, run * 10 + 10)) known[key] = await client.get(key);
+    }
+    const pick = (costs: WatchCost[], field: keyof WatchCost) => median(costs.map((c) => c[field]));
+    return [
+      {
+        name: "Watch of 10,000 keys, resumed after 10 changed: time to live",
+        value: pick(resumed, "ms"),
+        baselineName: "the same Watch from cold",
+        baselineValue: pick(cold, "ms"),
+        unit: "ms",
+        better: "lower",
+      },
+      {
+        name: "Watch of 10,000 keys, resumed after 10 changed: bytes received",
+        value: pick(resumed, "responseBytes"),
+        baselineName: "the same Watch from cold",
+        baselineValue: pick(cold, "responseBytes"),
+        unit: "B",
+        better: "lower",
+        // O(changed keys): 10 of 10,000 changed, so about a thousandth, with room for framing.
+        target: 0.01,
+      },
+      {
+        name: "Watch of 10,000 keys, resumed: bytes sent (keys and known)",
+        value: pick(resumed, "requestBytes"),
+        baselineName: "the same Watch from cold",
+        baselineValue: pick(cold, "requestBytes"),
+        unit: "B",
+        better: "lower",
+      },
+    ];
+  } finally {
+    client.close();
+  }
+}

@@ -1,0 +1,39 @@
+/** The benchmark table's arithmetic: percentiles, ratios and whether a target is met. */
+import { describe, expect, test } from "vitest";
+import { markdownTable, median, percentile } from "../../bench/report.js";
+
+describe("percentile()", () => {
+  test.each([
+    [50, 5],
+    [99, 10],
+    [100, 10],
+    [0, 1],
+    [10, 1],
+    [11, 2],
+  ])("p%i of 1..10 is %i", (p, expected) => {
+    expect(percentile([10, 9, 8, 7, 6, 5, 4, 3, 2, 1], p)).toBe(expected);
+  });
+
+  test("median of an odd count is the middle value", () => {
+    expect(median([3, 1, 2])).toBe(2);
+  });
+});
+
+describe("markdownTable()", () => {
+  test("shows value, baseline, ratio and whether the target is met, for both directions", () => {
+    const table = markdownTable([
+      {
+        name: "fast",
+        value: 950,
+        baselineName: "echo",
+        baselineValue: 1000,
+        unit: "calls/s",
+        better: "higher",
+        target: 0.9,
+      },
+      { name: "slow", value: 3, baselineName: "raw", baselineValue: 1, unit: "ms", better: "lower", target: 2 },
+    ]);
+    expect(table).toContain("| fast | 950 calls/s | echo | 1,000 calls/s | 0.950x | ≥ 0.9x | yes |");
+    expect(table).toContain("| slow | 3.00 ms | raw | 1.00 ms | 3.00x | ≤ 2x | **no** |");
+  });
+});
