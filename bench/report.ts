@@ -18,10 +18,15 @@ export interface BenchRow {
   better: "higher" | "lower";
   /** The target ratio value/baseline (at least for "higher", at most for "lower"), if any. */
   target?: number;
+  /**
+   * The ratio, when measured pair by pair (the median of per-pair ratios is steadier on a
+   * drifting machine than the ratio of two medians); value/baselineValue otherwise.
+   */
+  pairedRatio?: number;
 }
 
 function ratio(row: BenchRow): number {
-  return row.value / row.baselineValue;
+  return row.pairedRatio ?? row.value / row.baselineValue;
 }
 
 function meets(row: BenchRow): boolean | undefined {

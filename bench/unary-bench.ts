@@ -3,9 +3,9 @@
  * store), beside the bare grpc-js echo server (the transport ceiling) and raw ioredis against
  * the same Redis; and server CPU per call, syncgen beside echo.
  *
- * This machine is noisy (two cores shared by load, server and Redis), so the runs are
- * interleaved — every round measures every configuration once — and the table reports
- * medians over the rounds: drift hits the figure and its baseline alike.
+ * This machine is noisy (two cores shared by load, server and Redis), so every syncgen run
+ * is paired with an echo run at the same concurrency right before it, and the table reports
+ * the median of the per-pair ratios over several rounds: drift hits both sides of a pair.
  */
 import type { BenchRow } from "./report.js";
 import { median } from "./report.js";
@@ -27,7 +27,7 @@ interface Run {
 
 const CONCURRENCIES = [1, 16, 128];
 const ROUNDS = 5;
-const TIMING = { durationMs: 1000, warmupMs: 300 };
+const TIMING = { durationMs: 1000, warmupMs: 500 };
 
 /** One load run; server CPU per call when a server is given. */
 async function run(spec: object, server?: ServerProcess): Promise<Run> {
@@ -65,20 +65,36 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
     })),
   ]);
   const runs = new Map<string, Run[]>();
+  /** Per syncgen config, the ratios to the echo run just before it. */
+  const pairs = new Map<string, Run[]>();
+  const record = (into: Map<string, Run[]>, id: string, value: Run): void => {
+    into.set(id, [...(into.get(id) ?? []), value]);
+  };
   try {
     // Warm each server's JIT (and connections) first, so no figure pays for it.
     for (const config of configs.filter((c) => c.spec.concurrency === 16)) await run(config.spec);
     for (let round = 0; round < ROUNDS; round++) {
       for (const config of configs) {
-        const list = runs.get(config.id) ?? [];
-        list.push(await run(config.spec, config.server));
-        runs.set(config.id, list);
+        if (config.id.startsWith("echo/")) continue;
+        const measured = await run(config.spec, config.server);
+        record(runs, config.id, measured);
+        if (config.server === undefined) continue;
+        const echoConfig = configs.find((c) => c.id === `echo/${config.spec.concurrency}`);
+        if (echoConfig === undefined) continue;
+        const baseline = await run(echoConfig.spec, echo);
+        record(runs, echoConfig.id, baseline);
+        record(pairs, config.id, {
+          callsPerSecond: measured.callsPerSecond / baseline.callsPerSecond,
+          cpuMicrosPerCall: measured.cpuMicrosPerCall / baseline.cpuMicrosPerCall,
+          p99: measured.p99 / baseline.p99,
+        });
       }
     }
   } finally {
     await Promise.all([echo.stop(), memory.stop(), redis.stop()]);
   }
   const pick = (id: string, field: keyof Run): number => median((runs.get(id) ?? []).map((r) => r[field]));
+  const paired = (id: string, field: keyof Run): number => median((pairs.get(id) ?? []).map((r) => r[field]));
   const rows: BenchRow[] = [];
   for (const concurrency of CONCURRENCIES) {
     const echoId = `echo/${concurrency}`;
@@ -95,6 +111,7 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
             baselineValue: pick(echoId, "callsPerSecond"),
             unit: "calls/s",
             better: "higher",
+            pairedRatio: paired(id, "callsPerSecond"),
             ...(targets ? { target: 0.9 } : {}),
           },
           {
@@ -104,6 +121,7 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
             baselineValue: pick(echoId, "cpuMicrosPerCall"),
             unit: "µs",
             better: "lower",
+            pairedRatio: paired(id, "cpuMicrosPerCall"),
             ...(targets ? { target: 1.15 } : {}),
           },
           {
@@ -113,6 +131,7 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
             baselineValue: pick(echoId, "p99"),
             unit: "ms",
             better: "lower",
+            pairedRatio: paired(id, "p99"),
           },
         );
         if (store === "Redis") {

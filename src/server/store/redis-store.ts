@@ -129,8 +129,11 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
     return ready;
   }
 
-  get(key: string): Promise<bigint> {
-    return this.#write(key, "get").then((record) => decodeRecord(record).generation);
+  async get(key: string): Promise<bigint> {
+    this.#ensureReady();
+    // Most keys exist: a plain GET is cheaper here and in Redis than the script.
+    const existing = decodeRecord(await this.#call(this.#commands.get(this.#recordPrefix + key))).generation;
+    return existing > 0n ? existing : decodeRecord(await this.#write(key, "get")).generation;
   }
 
   bump(key: string): Promise<bigint> {
