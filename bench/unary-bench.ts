@@ -26,7 +26,7 @@ interface Run {
 }
 
 const CONCURRENCIES = [1, 16, 128];
-const ROUNDS = 5;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const TIMING = { durationMs: 1000, warmupMs: 500 };
 
 /** One load run; server CPU per call when a server is given. */
@@ -35,6 +35,7 @@ async function run(spec: object, server?: ServerProcess): Promise<Run> {
   const result = await runScript<LoadResult>("load/unary-load.ts", { ...spec, ...TIMING });
   const after = await server?.cpuSeconds();
   const cpu = before !== undefined && after !== undefined ? ((after - before) * 1e6) / result.totalCalls : Number.NaN;
+  if (process.env.BENCH_VERBOSE) console.error(JSON.stringify({ spec, result, cpuMicrosPerCall: cpu }));
   return { callsPerSecond: result.calls / result.seconds, cpuMicrosPerCall: cpu, p99: result.p99 };
 }
 
