@@ -25,9 +25,9 @@ import {
   WatchRequestSchema,
   type WatchResponse,
 } from "../gen/generation/v1/generation_pb.js";
+import { Code, GenerationServiceError } from "../rpc/generation-service-error.js";
 import { grpcServiceDefinition } from "../rpc/service-definition.js";
 import { Backoff, type BackoffOptions, pause } from "./backoff.js";
-import { Code, GenerationServiceError } from "./client-error.js";
 
 /** How the client connects and behaves. */
 export interface GenerationClientOptions {

@@ -4,9 +4,9 @@
  */
 
 export type { KeyGeneration } from "../gen/generation/v1/generation_pb.js";
+export { Code, GenerationServiceError } from "../rpc/generation-service-error.js";
 export { Backoff, type BackoffOptions } from "./backoff.js";
 export { type CacheKeyOptions, MAX_CACHE_KEY_LENGTH, makeCacheKey } from "./cache-key.js";
-export { Code, GenerationServiceError } from "./client-error.js";
 export {
   type CallOptions,
   createGenerationClient,

@@ -9,7 +9,7 @@ import {
   type GenerationService,
   GetResponseSchema,
 } from "../gen/generation/v1/generation_pb.js";
-import { ServiceError, Status } from "./errors.js";
+import { Code, GenerationServiceError } from "./errors.js";
 import { endStream, type HandlersOf, writeResponse } from "./grpc-service.js";
 import type { GenerationStore } from "./store/generation-store.js";
 import { checkWatchKeys, keyProblem, type RequestLimits } from "./validation.js";
@@ -18,7 +18,7 @@ import type { WatchHub } from "./watch-hub.js";
 /** The key, if valid; otherwise INVALID_ARGUMENT with the problem. */
 function checkedKey(key: string, limits: RequestLimits): string {
   const problem = keyProblem(key, limits);
-  if (problem) throw new ServiceError(problem, Status.INVALID_ARGUMENT);
+  if (problem) throw new GenerationServiceError(problem, Code.INVALID_ARGUMENT);
   return key;
 }
 
@@ -44,7 +44,7 @@ export function generationServiceHandlers(
     },
     watch(request, call) {
       const checked = checkWatchKeys(request.keys, limits);
-      if ("problem" in checked) throw new ServiceError(checked.problem, Status.INVALID_ARGUMENT);
+      if ("problem" in checked) throw new GenerationServiceError(checked.problem, Code.INVALID_ARGUMENT);
       const stream = hub.open(
         {
           send: (response) => writeResponse(call, response),

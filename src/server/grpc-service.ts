@@ -1,7 +1,7 @@
 /**
  * Serves a generated service on a grpc-js server through typed handlers. Handlers are async
  * functions that return the response (or, for server streams, take over the call); whatever
- * they throw becomes a status through ServiceError.from(). A request that fails to decode
+ * they throw becomes a status through toServiceError(). A request that fails to decode
  * (bad protobuf, invalid UTF-8) is answered with INVALID_ARGUMENT, not grpc-js's INTERNAL.
  */
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
@@ -14,7 +14,7 @@ import type {
   UntypedHandleCall,
 } from "@grpc/grpc-js";
 import { grpcServiceDefinition, type RequestOf, type ResponseOf } from "../rpc/service-definition.js";
-import { ServiceError, Status } from "./errors.js";
+import { Code, GenerationServiceError, toServiceError } from "./errors.js";
 
 /** A unary handler: resolves with the response or throws. */
 export type UnaryHandler<M extends GenServiceMethods[string]> = (
@@ -41,7 +41,7 @@ export type ServiceHandlers<T extends GenServiceMethods> = {
 export type HandlersOf<S> = S extends GenService<infer T> ? ServiceHandlers<T> : never;
 
 /** Called with every error a handler ends a call with, for logging. */
-export type ErrorObserver = (method: string, error: ServiceError) => void;
+export type ErrorObserver = (method: string, error: GenerationServiceError) => void;
 
 /** Counts the unary calls a server has seen, for inspection and metrics. */
 export class CallCounter {
@@ -107,16 +107,16 @@ export function addGeneratedService<T extends GenServiceMethods>(
         }
       },
     };
-    const fail = (error: unknown): ServiceError => {
-      const serviceError = ServiceError.from(error);
+    const fail = (error: unknown): GenerationServiceError => {
+      const serviceError = toServiceError(error);
       onError(path, serviceError);
       return serviceError;
     };
-    const malformed = (request: unknown): ServiceError | undefined =>
+    const malformed = (request: unknown): GenerationServiceError | undefined =>
       request instanceof MalformedRequest
-        ? new ServiceError(
+        ? new GenerationServiceError(
             `the request is not a valid ${method.input.typeName}: ${request.reason}`,
-            Status.INVALID_ARGUMENT,
+            Code.INVALID_ARGUMENT,
           )
         : undefined;
     // The handler map is typed by method kind; here one loop serves them all.
@@ -168,7 +168,7 @@ function withinDeadline<T>(work: Promise<T>, deadline: Date | number): Promise<T
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(
-      () => reject(new ServiceError("the store did not answer within the call's deadline", Status.UNAVAILABLE)),
+      () => reject(new GenerationServiceError("the store did not answer within the call's deadline", Code.UNAVAILABLE)),
       Math.max(0, at - Date.now() - DEADLINE_MARGIN_MS),
     );
   });
@@ -176,11 +176,11 @@ function withinDeadline<T>(work: Promise<T>, deadline: Date | number): Promise<T
 }
 
 /** The grpc-js form of a status. */
-export function toStatus(error: ServiceError): { code: Status; details: string } {
+export function toStatus(error: GenerationServiceError): { code: Code; details: string } {
   return { code: error.code, details: error.message };
 }
 
 /** Ends a server stream with an error status (grpc-js sends the status of an emitted error). */
-export function endStream(call: ServerWritableStream<unknown, unknown>, error: ServiceError): void {
+export function endStream(call: ServerWritableStream<unknown, unknown>, error: GenerationServiceError): void {
   call.emit("error", toStatus(error));
 }

@@ -5,7 +5,7 @@
  */
 import type { Server, ServerWritableStream, UntypedServiceImplementation } from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
-import { ServiceError, Status } from "./errors.js";
+import { Code, GenerationServiceError } from "./errors.js";
 import { endStream } from "./grpc-service.js";
 
 /** Health of the whole server ("") and of the named services, all moving together. */
@@ -45,7 +45,7 @@ export class ServerHealth {
 
   /** Ends every health Watch stream with UNAVAILABLE. */
   endWatches(reason: string): void {
-    for (const call of this.#watches) endStream(call, new ServiceError(reason, Status.UNAVAILABLE));
+    for (const call of this.#watches) endStream(call, new GenerationServiceError(reason, Code.UNAVAILABLE));
     this.#watches.clear();
   }
 }

@@ -8,7 +8,7 @@ import { Server, ServerCredentials } from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { file_generation_v1_generation, GenerationService } from "../gen/generation/v1/generation_pb.js";
 import type { ServerConfig } from "./config.js";
-import { Status } from "./errors.js";
+import { Code } from "./errors.js";
 import { generationServiceHandlers } from "./generation-service.js";
 import { addGeneratedService, CallCounter } from "./grpc-service.js";
 import { ServerHealth } from "./health.js";
@@ -71,10 +71,10 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   addGeneratedService(server, GenerationService, generationServiceHandlers(store, hub, config), {
     calls,
     onError: (method, error) => {
-      if (error.code === Status.INTERNAL)
+      if (error.code === Code.INTERNAL)
         logger.error({ event: "internal_error", method, err: error.cause }, "internal error");
       else
-        logger.debug({ event: "call_failed", method, code: Status[error.code], details: error.message }, "call failed");
+        logger.debug({ event: "call_failed", method, code: Code[error.code], details: error.message }, "call failed");
     },
   });
   health.addToServer(server);

@@ -22,7 +22,7 @@ import {
   type WatchResponse,
   WatchResponseSchema,
 } from "../gen/generation/v1/generation_pb.js";
-import { ServiceError, Status } from "./errors.js";
+import { Code, GenerationServiceError, toServiceError } from "./errors.js";
 import { EncodedResponse } from "./grpc-service.js";
 import { ABSENT, type GenerationStore, type KeyState } from "./store/generation-store.js";
 
@@ -33,7 +33,7 @@ export interface WatchSink {
   /** Calls `listener` once, when the transport can take more. */
   onDrain(listener: () => void): void;
   /** Ends the stream with an error status. */
-  end(error: ServiceError): void;
+  end(error: GenerationServiceError): void;
 }
 
 /** Options of the hub. */
@@ -177,7 +177,7 @@ export class WatchHub {
         : undefined;
     if (refusal !== undefined) {
       stream.closed = true;
-      sink.end(new ServiceError(refusal, Status.UNAVAILABLE));
+      sink.end(new GenerationServiceError(refusal, Code.UNAVAILABLE));
       return stream;
     }
     this.#streams.add(stream);
@@ -198,7 +198,7 @@ export class WatchHub {
       () => this.#goLive(stream),
       (error: unknown) => {
         if (stream.closed) return;
-        sink.end(ServiceError.from(error));
+        sink.end(toServiceError(error));
         this.release(stream);
       },
     );
@@ -230,7 +230,7 @@ export class WatchHub {
   shutdown(): void {
     this.#shutDown = true;
     clearInterval(this.#heartbeat);
-    const error = new ServiceError(SHUTDOWN_MESSAGE, Status.UNAVAILABLE);
+    const error = new GenerationServiceError(SHUTDOWN_MESSAGE, Code.UNAVAILABLE);
     for (const stream of [...this.#streams]) {
       stream.sink.end(error);
       this.release(stream);

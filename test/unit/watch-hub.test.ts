@@ -7,7 +7,7 @@
 import { fromBinary } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, test } from "vitest";
 import { type WatchResponse, WatchResponseSchema } from "../../src/gen/generation/v1/generation_pb.js";
-import type { ServiceError } from "../../src/server/errors.js";
+import type { GenerationServiceError } from "../../src/server/errors.js";
 import { EncodedResponse } from "../../src/server/grpc-service.js";
 import { MemoryStore } from "../../src/server/store/memory-store.js";
 import { WatchHub, type WatchSink } from "../../src/server/watch-hub.js";
@@ -27,7 +27,7 @@ class RecordingSink implements WatchSink {
   onDrain(listener: () => void): void {
     this.#drain = listener;
   }
-  end(_error: ServiceError): void {}
+  end(_error: GenerationServiceError): void {}
   drain(): void {
     this.writable = true;
     this.#drain?.();

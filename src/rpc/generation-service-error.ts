@@ -1,9 +1,13 @@
-/** The client's one error type: what the service answered, with its gRPC status code. */
+/**
+ * syncgen's one error type, on both sides of the wire: a message a person can act on and
+ * the gRPC status code it travels with. The server throws it to answer a call; the client
+ * rejects with it when a call fails.
+ */
 import { status as Code } from "@grpc/grpc-js";
 
 export { Code };
 
-/** A call failed; `code` is the gRPC status (UNAVAILABLE, INVALID_ARGUMENT, ...). */
+/** An error with a gRPC status `code` (UNAVAILABLE, INVALID_ARGUMENT, ...). */
 export class GenerationServiceError extends Error {
   override readonly name = "GenerationServiceError";
   constructor(
@@ -14,7 +18,10 @@ export class GenerationServiceError extends Error {
     super(message, options);
   }
 
-  /** Normalises what grpc-js rejects with (an Error carrying `code` and `details`). */
+  /**
+   * Normalises what a client call rejects with: grpc-js's Error carrying `code` and
+   * `details` (the message then starts with the code's name); anything else is UNKNOWN.
+   */
   static from(error: unknown): GenerationServiceError {
     if (error instanceof GenerationServiceError) return error;
     if (error instanceof Error && "code" in error && typeof error.code === "number" && error.code in Code) {
