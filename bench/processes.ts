@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFile } from "node:fs/promises";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { freePort } from "../test/helpers/free-port.js";
 
@@ -87,16 +88,43 @@ function waitForOutput(child: ChildProcess, marker: string, what: string): Promi
   });
 }
 
-/** Runs a bench script in its own process with a JSON argument; resolves with its JSON output. */
-export async function runScript<T>(script: string, spec: object): Promise<T> {
-  const child = spawn(process.execPath, ["--import", "tsx", `${BENCH}${script}`, JSON.stringify(spec)], {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  let output = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  const [code] = (await once(child, "exit")) as [number | null];
-  if (code !== 0) throw new Error(`${script} exited with ${code}: ${output}`);
-  return JSON.parse(output.trim().split("\n").at(-1) ?? "null") as T;
+/** A long-lived load/unary-load.ts process: one run per call, in order. */
+export class UnaryLoad {
+  readonly #child: ChildProcess;
+  readonly #answers: string[] = [];
+  #waiter: (() => void) | undefined;
+
+  constructor() {
+    this.#child = spawn(process.execPath, ["--import", "tsx", `${BENCH}load/unary-load.ts`], {
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    createInterface({ input: this.#child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      this.#answers.push(line);
+      this.#waiter?.();
+    });
+  }
+
+  /** Runs one load and resolves with its JSON result. */
+  run<T>(spec: object): Promise<T> {
+    this.#child.stdin?.write(`${JSON.stringify(spec)}\n`);
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the unary load did not answer in time")), 120_000);
+      const check = (): void => {
+        const line = this.#answers.shift();
+        if (line === undefined) return;
+        clearTimeout(timer);
+        this.#waiter = undefined;
+        resolve(JSON.parse(line) as T);
+      };
+      this.#waiter = check;
+      check();
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#child.exitCode !== null) return;
+    const exited = once(this.#child, "exit");
+    this.#child.stdin?.end();
+    await exited;
+  }
 }

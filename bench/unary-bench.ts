@@ -9,7 +9,7 @@
  */
 import type { BenchRow } from "./report.js";
 import { median } from "./report.js";
-import { ServerProcess, runScript } from "./processes.js";
+import { ServerProcess, UnaryLoad } from "./processes.js";
 
 interface LoadResult {
   calls: number;
@@ -30,9 +30,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const TIMING = { durationMs: 1000, warmupMs: 500 };
 
 /** One load run; server CPU per call when a server is given. */
-async function run(spec: object, server?: ServerProcess): Promise<Run> {
+async function run(load: UnaryLoad, spec: object, server?: ServerProcess): Promise<Run> {
   const before = await server?.cpuSeconds();
-  const result = await runScript<LoadResult>("load/unary-load.ts", { ...spec, ...TIMING });
+  const result = await load.run<LoadResult>({ ...spec, ...TIMING });
   const after = await server?.cpuSeconds();
   const cpu = before !== undefined && after !== undefined ? ((after - before) * 1e6) / result.totalCalls : Number.NaN;
   if (process.env.BENCH_VERBOSE) console.error(JSON.stringify({ spec, result, cpuMicrosPerCall: cpu }));
@@ -43,6 +43,7 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
   const echo = await ServerProcess.echo();
   const memory = await ServerProcess.syncgen([]);
   const redis = await ServerProcess.syncgen(["--redis", redisUrl, "--prefix", "bench-unary:"]);
+  const load = new UnaryLoad();
   const base = { key: "bench-unary", prefix: "bench-unary:" };
   /** Every configuration: a name, the load spec and the server whose CPU counts. */
   const configs = CONCURRENCIES.flatMap((concurrency) => [
@@ -73,16 +74,16 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
   };
   try {
     // Warm each server's JIT (and connections) first, so no figure pays for it.
-    for (const config of configs.filter((c) => c.spec.concurrency === 16)) await run(config.spec);
+    for (const config of configs.filter((c) => c.spec.concurrency === 16)) await run(load, config.spec);
     for (let round = 0; round < ROUNDS; round++) {
       for (const config of configs) {
         if (config.id.startsWith("echo/")) continue;
-        const measured = await run(config.spec, config.server);
+        const measured = await run(load, config.spec, config.server);
         record(runs, config.id, measured);
         if (config.server === undefined) continue;
         const echoConfig = configs.find((c) => c.id === `echo/${config.spec.concurrency}`);
         if (echoConfig === undefined) continue;
-        const baseline = await run(echoConfig.spec, echo);
+        const baseline = await run(load, echoConfig.spec, echo);
         record(runs, echoConfig.id, baseline);
         record(pairs, config.id, {
           callsPerSecond: measured.callsPerSecond / baseline.callsPerSecond,
@@ -92,7 +93,7 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
       }
     }
   } finally {
-    await Promise.all([echo.stop(), memory.stop(), redis.stop()]);
+    await Promise.all([load.close(), echo.stop(), memory.stop(), redis.stop()]);
   }
   const pick = (id: string, field: keyof Run): number => median((runs.get(id) ?? []).map((r) => r[field]));
   const paired = (id: string, field: keyof Run): number => median((pairs.get(id) ?? []).map((r) => r[field]));

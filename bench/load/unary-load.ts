@@ -1,14 +1,17 @@
 /**
- * A load generator process: keeps `concurrency` calls in flight for `durationMs` (after a
- * warm-up) and prints one JSON line: calls, seconds, latency p50/p99 in ms.
+ * The unary load generator: one long-lived process (so its JIT stays warm from run to run)
+ * that reads a JSON spec per line on stdin, keeps `concurrency` calls in flight for
+ * `durationMs` after `warmupMs`, and answers one JSON line: calls, totalCalls (warm-up
+ * included), seconds, latency p50/p99 in ms.
  *
  * Modes: grpc-get / grpc-bump through the syncgen client (against syncgen or the echo
  * server), redis-get / redis-bump straight to Redis with ioredis (what a service talking to
  * Redis directly would pay: GET, or the same Lua script syncgen runs).
  */
 import { performance } from "node:perf_hooks";
+import { createInterface } from "node:readline";
 import { Redis } from "ioredis";
-import { createGenerationClient } from "../../src/client/index.js";
+import { createGenerationClient, type GenerationClient } from "../../src/client/index.js";
 import { WRITE_SCRIPT } from "../../src/server/store/redis-scripts.js";
 import { percentile } from "../report.js";
 
@@ -22,60 +25,78 @@ interface LoadSpec {
   prefix: string;
 }
 
-const spec = JSON.parse(process.argv[2] ?? "{}") as LoadSpec;
+const grpcClients = new Map<string, GenerationClient>();
+const redisClients = new Map<string, Redis>();
 
-async function makeCall(): Promise<{ call: () => Promise<unknown>; close: () => void }> {
+/** The call a spec makes, on a connection kept for later runs against the same target. */
+function callOf(spec: LoadSpec): () => Promise<unknown> {
   if (spec.mode === "grpc-get" || spec.mode === "grpc-bump") {
-    const client = createGenerationClient(spec.target);
-    await client.get(spec.key);
-    const call = spec.mode === "grpc-get" ? () => client.get(spec.key) : () => client.bump(spec.key);
-    return { call, close: () => client.close() };
+    let client = grpcClients.get(spec.target);
+    if (client === undefined) {
+      client = createGenerationClient(spec.target);
+      grpcClients.set(spec.target, client);
+    }
+    const c = client;
+    return spec.mode === "grpc-get" ? () => c.get(spec.key) : () => c.bump(spec.key);
   }
-  const redis = new Redis(spec.target, { enableAutoPipelining: true });
-  redis.defineCommand("syncgenWrite", { numberOfKeys: 1, lua: WRITE_SCRIPT });
+  let redis = redisClients.get(spec.target);
+  if (redis === undefined) {
+    redis = new Redis(spec.target, { enableAutoPipelining: true });
+    redis.defineCommand("syncgenWrite", { numberOfKeys: 1, lua: WRITE_SCRIPT });
+    redisClients.set(spec.target, redis);
+  }
+  const r = redis;
   const record = `${spec.prefix}gen:${spec.key}`;
   const channel = `${spec.prefix}chg:${spec.key}`;
   // defineCommand adds a method ioredis cannot type.
-  const write = (redis as unknown as Record<string, (...args: string[]) => Promise<string>>).syncgenWrite as (
+  const write = (r as unknown as Record<string, (...args: string[]) => Promise<string>>).syncgenWrite as (
     ...args: string[]
   ) => Promise<string>;
-  const call =
-    spec.mode === "redis-get"
-      ? () => redis.get(record)
-      : () => write.call(redis, record, "bump", channel, "10000");
+  return spec.mode === "redis-get" ? () => r.get(record) : () => write.call(r, record, "bump", channel, "10000");
+}
+
+async function run(spec: LoadSpec): Promise<object> {
+  const call = callOf(spec);
   await call();
-  return { call, close: () => redis.disconnect() };
-}
-
-const { call, close } = await makeCall();
-const latencies: number[] = [];
-let measuring = false;
-let calls = 0;
-let totalCalls = 0;
-let stop = false;
-
-async function worker(): Promise<void> {
-  while (!stop) {
-    const start = performance.now();
-    await call();
-    totalCalls++;
-    if (measuring) {
-      calls++;
-      if (latencies.length < 200_000) latencies.push(performance.now() - start);
+  const latencies: number[] = [];
+  let measuring = false;
+  let stop = false;
+  let calls = 0;
+  let totalCalls = 0;
+  const worker = async (): Promise<void> => {
+    while (!stop) {
+      const start = performance.now();
+      await call();
+      totalCalls++;
+      if (measuring) {
+        calls++;
+        if (latencies.length < 200_000) latencies.push(performance.now() - start);
+      }
     }
-  }
+  };
+  const workers = Array.from({ length: spec.concurrency }, () => worker());
+  await new Promise((resolve) => setTimeout(resolve, spec.warmupMs));
+  measuring = true;
+  const started = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, spec.durationMs));
+  measuring = false;
+  const seconds = (performance.now() - started) / 1000;
+  stop = true;
+  await Promise.all(workers);
+  return { calls, totalCalls, seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
 }
 
-const workers = Array.from({ length: spec.concurrency }, () => worker());
-await new Promise((resolve) => setTimeout(resolve, spec.warmupMs));
-measuring = true;
-const started = performance.now();
-await new Promise((resolve) => setTimeout(resolve, spec.durationMs));
-measuring = false;
-const seconds = (performance.now() - started) / 1000;
-stop = true;
-await Promise.all(workers);
-close();
-process.stdout.write(
-  `${JSON.stringify({ calls, totalCalls, seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) })}\n`,
-);
+// One run at a time, in order.
+let queue = Promise.resolve();
+createInterface({ input: process.stdin })
+  .on("line", (line) => {
+    queue = queue.then(async () => {
+      process.stdout.write(`${JSON.stringify(await run(JSON.parse(line) as LoadSpec))}\n`);
+    });
+  })
+  .on("close", () => {
+    void queue.then(() => {
+      for (const client of grpcClients.values()) client.close();
+      for (const redis of redisClients.values()) redis.disconnect();
+    });
+  });
