@@ -20,11 +20,12 @@ try {
   rows.push(...(await unaryBench(redis.url)));
   console.error("watch fan-out...");
   rows.push(...(await fanOutBench(redis.url)));
-  const replicaArgs = ["--redis", redis.url, "--prefix", "bench-replicas:"];
+  const replicaPrefix = "bench-replicas:";
+  const replicaArgs = ["--redis", redis.url, "--prefix", replicaPrefix];
   const [replicaA, replicaB] = await Promise.all([ServerProcess.syncgen(replicaArgs), ServerProcess.syncgen(replicaArgs)]);
   try {
     console.error("cross-replica propagation...");
-    rows.push(...(await propagationBench(replicaA, replicaB, redis.url)));
+    rows.push(...(await propagationBench(replicaA, replicaB, redis.url, replicaPrefix)));
     console.error("a Watch of 10,000 keys...");
     rows.push(...(await bigWatchBench(replicaA)));
     console.error("the client...");
