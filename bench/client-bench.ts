@@ -50,13 +50,11 @@ export async function clientBench(replicaA: ServerProcess, replicaB: ServerProce
       });
     });
     const start = performance.now();
-    const generation = await b.bump(key);
+    await b.bump(key);
     await expired;
     latencies.push(performance.now() - start);
+    // Current again, so the next Bump expires it again.
     await watched.refresh();
-    if (watched.syncGen !== generation && watched.syncGen !== null && watched.syncGen < generation) {
-      throw new Error("refresh did not adopt the bumped generation");
-    }
   }
 
   const raw = await rawPubSub(redisUrl, 300);

@@ -85,8 +85,8 @@ describe("two replicas sharing one Redis", () => {
   });
 
   test("the CLI's bump, get and watch work against two replicas", async () => {
-    const { runCli, startCliWatch } = await import("./helpers/cli.js");
-    const watch = startCliWatch(["watch", "--server", a.address, "cli-key"]);
+    const { CliProcess, runCli } = await import("./helpers/cli.js");
+    const watch = new CliProcess(["watch", "--server", a.address, "cli-key"]);
     try {
       await watch.line((l) => l === "cli-key\t0");
       const bumped = (await runCli(["bump", "--server", b.address, "cli-key"])).stdout.trim();

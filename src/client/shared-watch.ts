@@ -31,8 +31,6 @@ export class SharedWatch {
   /** A stream started for a new key set, not yet live. */
   #next: StreamRun | undefined;
   #restartScheduled = false;
-  /** The last error that stopped a stream for good (not resumable); for diagnostics. */
-  lastError: unknown;
 
   constructor(client: GenerationClient) {
     this.#client = client;
@@ -124,9 +122,8 @@ export class SharedWatch {
           run.live = false;
         }
       }
-    } catch (error) {
-      // Not resumable (e.g. PERMISSION_DENIED): checks fall back to calls, which say why.
-      this.lastError = error;
+    } catch {
+      // Not resumable (e.g. PERMISSION_DENIED): checks fall back to calls, which log why.
     } finally {
       run.live = false;
     }

@@ -92,8 +92,3 @@ export class CliProcess {
     for (const waiter of [...this.#waiters]) waiter();
   }
 }
-
-/** Starts `syncgen watch ...` (or any long-running command). */
-export function startCliWatch(args: string[]): CliProcess {
-  return new CliProcess(args);
-}

@@ -43,6 +43,8 @@ interface RedisWithScripts extends Redis {
 
 /** Longest pause between reconnect attempts: Redis back means service back within about a second. */
 const MAX_RECONNECT_DELAY_MS = 1000;
+/** The write script's tombstone margin argument. */
+const TOMBSTONE_MARGIN_ARG = String(TOMBSTONE_MARGIN_MS);
 /** How often an idle store checks that Redis still answers. */
 const PING_INTERVAL_MS = 1000;
 
@@ -177,9 +179,8 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
 
   #write(key: string, mode: WriteMode): Promise<string> {
     this.#ensureReady();
-    const tombstoneMarginMs = String(TOMBSTONE_MARGIN_MS);
     return this.#call(
-      this.#commands.syncgenWrite(this.#recordPrefix + key, mode, this.#channelPrefix + key, tombstoneMarginMs),
+      this.#commands.syncgenWrite(this.#recordPrefix + key, mode, this.#channelPrefix + key, TOMBSTONE_MARGIN_ARG),
     );
   }
 
