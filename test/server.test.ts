@@ -2,16 +2,13 @@
  * The server around the service: health, reflection, undecodable requests, graceful
  * shutdown, and the `syncgen serve` process itself.
  */
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
-import { service as healthService } from "grpc-health-check";
 import { afterEach, describe, expect, test } from "vitest";
 import { Code } from "../src/client/index.js";
 import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
+import { askReflection, healthCheck, healthClient, reflectionClient } from "./helpers/grpc-peers.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
@@ -47,30 +44,13 @@ function rawUnary(client: grpc.Client, path: string, bytes: Buffer): Promise<grp
   });
 }
 
-/** The methods of the generic clients below (grpc-js cannot type them itself). */
-interface HealthStub extends grpc.Client {
-  Watch(request: { service: string }): grpc.ClientReadableStream<{ status: string }>;
-  Check(
-    request: { service: string },
-    callback: (error: grpc.ServiceError | null, response: { status: string }) => void,
-  ): void;
-}
-interface ReflectionStub extends grpc.Client {
-  ServerReflectionInfo(): grpc.ClientDuplexStream<object, Record<string, unknown>>;
-}
-
 describe("grpc.health.v1", () => {
-  const HealthClient = grpc.makeGenericClientConstructor(healthService, "Health") as unknown as new (
-    address: string,
-    credentials: grpc.ChannelCredentials,
-  ) => HealthStub;
-
   test("reports NOT_SERVING while Redis is unreachable and SERVING once it is back", async () => {
     const redis = await RedisProcess.start();
     cleanups.push(() => redis.stop());
     await redis.kill();
     const ts = await started(startTestServer({ redisUrl: redis.url, prefix: uniquePrefix() }, { waitReady: false }));
-    const health = new HealthClient(ts.address, grpc.credentials.createInsecure());
+    const health = healthClient(ts.address);
     cleanups.push(() => health.close());
     const statuses: string[] = [];
     const watch = health.Watch({ service: "generation.v1.GenerationService" }) as grpc.ClientReadableStream<{
@@ -92,44 +72,16 @@ describe("grpc.health.v1", () => {
     expect(statuses[0]).toBe("NOT_SERVING");
     await redis.restart();
     await withDeadline(serving, 10_000, "SERVING");
-    const check = await new Promise<{ status: string }>((resolve, reject) =>
-      health.Check({ service: "" }, (error: grpc.ServiceError | null, response: { status: string }) =>
-        error ? reject(error) : resolve(response),
-      ),
-    );
-    expect(check.status).toBe("SERVING");
+    expect(await healthCheck(health, "")).toBe("SERVING");
   });
 });
 
 describe("server reflection", () => {
   test("lists GenerationService and serves its file descriptor", async () => {
     const ts = await started(startTestServer());
-    const require = createRequire(import.meta.url);
-    const protoDir = join(dirname(require.resolve("@grpc/reflection/package.json")), "build", "proto");
-    const definition = loadSync("grpc/reflection/v1/reflection.proto", { includeDirs: [protoDir] });
-    const { grpc: root } = grpc.loadPackageDefinition(definition) as unknown as {
-      grpc: {
-        reflection: {
-          v1: { ServerReflection: new (address: string, credentials: grpc.ChannelCredentials) => ReflectionStub };
-        };
-      };
-    };
-    const reflection = new root.reflection.v1.ServerReflection(ts.address, grpc.credentials.createInsecure());
+    const reflection = reflectionClient(ts.address);
     cleanups.push(() => reflection.close());
-    const ask = (request: object): Promise<Record<string, unknown>> =>
-      withDeadline(
-        new Promise((resolve, reject) => {
-          const call = reflection.ServerReflectionInfo();
-          call.on("data", (response: Record<string, unknown>) => {
-            resolve(response);
-            call.end();
-          });
-          call.on("error", reject);
-          call.write(request);
-        }),
-        5000,
-        "a reflection answer",
-      );
+    const ask = (request: object) => askReflection(reflection, request);
     const services = (await ask({ listServices: "" })).listServicesResponse as { service: { name: string }[] };
     expect(services.service.map((s) => s.name)).toContain("generation.v1.GenerationService");
     const file = (await ask({ fileContainingSymbol: "generation.v1.GenerationService" })).fileDescriptorResponse as {
@@ -188,6 +140,8 @@ describe("syncgen serve", () => {
     const first = JSON.parse(await serve.line((l) => l.startsWith("{"))) as Record<string, unknown>;
     expect(first.event).toBe("start");
     expect(first.msg).toMatch(/in-memory store/);
+    expect(first.msg).toMatch(/OPEN: no --auth-file/);
+    expect(first.auth).toBe("open");
     const ts = { client: (await import("../src/client/index.js")).createGenerationClient(`127.0.0.1:${port}`) };
     cleanups.push(() => ts.client.close());
     const w = new WatchRecorder(ts.client, ["k"]);
@@ -198,7 +152,15 @@ describe("syncgen serve", () => {
     await w.done;
     expect(w.error?.code).toBe(Code.UNAVAILABLE);
     const events = serve.lines.filter((l) => l.startsWith("{")).map((l) => (JSON.parse(l) as { event: string }).event);
-    expect(events).toEqual(["start", "store_state", "stopping", "store_state", "stop"]);
+    expect(events.filter((event) => !event.startsWith("connection_"))).toEqual([
+      "start",
+      "store_state",
+      "stopping",
+      "store_state",
+      "stop",
+    ]);
+    // One line per connection-level event: the client's one connection opened and closed.
+    expect(events.filter((event) => event.startsWith("connection_"))).toEqual(["connection_open", "connection_close"]);
   });
 
   test("refuses a bad setting with a message naming it, exit code 2", async () => {

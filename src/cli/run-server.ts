@@ -17,7 +17,11 @@ export async function runServer(flags: Record<string, string>): Promise<void> {
     process.exit(2);
   }
   const logger = createLogger(config.logLevel);
-  const server = await startServer(config, { logger });
+  const server = await startServer(config, { logger }).catch((error: unknown) => {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`syncgen serve: ${error.message}\n`);
+    process.exit(2);
+  });
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (signalled) {

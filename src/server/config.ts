@@ -24,6 +24,32 @@ export interface ServerConfig {
   redisTimeoutMs: number;
   /** pino log level: fatal, error, warn, info, debug, trace or silent. */
   logLevel: string;
+  /** PEM certificate chain file: serve TLS instead of plaintext (with tlsKey). */
+  tlsCert: string | undefined;
+  /** PEM private key file of tlsCert. */
+  tlsKey: string | undefined;
+  /** PEM CA file: clients must present a certificate it signed (mutual TLS). */
+  tlsClientCa: string | undefined;
+  /** JSON file of bearer tokens and their key prefixes; without one the server is open. */
+  authFile: string | undefined;
+  /** HOST:PORT to serve Prometheus metrics on (`/metrics`); none when undefined. */
+  metricsListen: string | undefined;
+  /** Most Watch streams open on the whole server at once. */
+  maxWatchStreams: number;
+  /** Most Watch streams open on one client connection at once. */
+  maxWatchStreamsPerConnection: number;
+  /** Most concurrent calls on one HTTP/2 connection (`grpc.max_concurrent_streams`). */
+  maxConcurrentStreams: number;
+  /** Largest request, in bytes; 0 sizes it for the largest Watch the key limits allow. */
+  maxMessageBytes: number;
+  /** How often the server pings an idle connection to find dead clients, in milliseconds. */
+  keepaliveMs: number;
+  /** How long a ping may go unanswered before the connection is closed, in milliseconds. */
+  keepaliveTimeoutMs: number;
+  /** Connections are closed (GOAWAY) after about this long, so clients rebalance; 0 never. */
+  maxConnectionAgeMs: number;
+  /** How long calls, Watch streams included, may go on after a connection's GOAWAY. */
+  maxConnectionAgeGraceMs: number;
 }
 
 /** One setting: where it comes from and how it is read. */
@@ -58,6 +84,12 @@ function hostPort(text: string): string | { error: string } {
   return match && port <= 65535 ? text : { error: `must be HOST:PORT (e.g. 127.0.0.1:50051), not "${text}"` };
 }
 
+/** Splits a checked HOST:PORT (HOST may be a bracketed IPv6 address). */
+export function splitHostPort(hostPort: string): { host: string; port: number } {
+  const at = hostPort.lastIndexOf(":");
+  return { host: hostPort.slice(0, at).replace(/^\[(.*)\]$/, "$1"), port: Number(hostPort.slice(at + 1)) };
+}
+
 function redisUrl(text: string): string | undefined | { error: string } {
   if (text === "") return undefined;
   try {
@@ -67,6 +99,14 @@ function redisUrl(text: string): string | undefined | { error: string } {
     // Falls through to the message below.
   }
   return { error: `must be a redis:// or rediss:// URL, not "${text}"` };
+}
+
+function filePath(text: string): string | undefined {
+  return text === "" ? undefined : text;
+}
+
+function optionalHostPort(text: string): string | undefined | { error: string } {
+  return text === "" ? undefined : hostPort(text);
 }
 
 function define<K extends keyof ServerConfig>(setting: Setting<K>): Setting<K> {
@@ -148,6 +188,110 @@ export const SETTINGS = [
     parse: (text) =>
       LOG_LEVELS.includes(text) ? text : { error: `must be one of ${LOG_LEVELS.join(", ")}, not "${text}"` },
   }),
+  define({
+    key: "tlsCert",
+    flag: "tls-cert",
+    env: "SYNCGEN_TLS_CERT",
+    description: "PEM certificate chain file: serve TLS (with --tls-key)",
+    default: undefined,
+    parse: filePath,
+  }),
+  define({
+    key: "tlsKey",
+    flag: "tls-key",
+    env: "SYNCGEN_TLS_KEY",
+    description: "PEM private key file of --tls-cert",
+    default: undefined,
+    parse: filePath,
+  }),
+  define({
+    key: "tlsClientCa",
+    flag: "tls-client-ca",
+    env: "SYNCGEN_TLS_CLIENT_CA",
+    description: "PEM CA file: refuse clients without a certificate it signed (mutual TLS)",
+    default: undefined,
+    parse: filePath,
+  }),
+  define({
+    key: "authFile",
+    flag: "auth-file",
+    env: "SYNCGEN_AUTH_FILE",
+    description: "JSON file of bearer tokens and the key prefixes each may read and write; without one, no auth",
+    default: undefined,
+    parse: filePath,
+  }),
+  define({
+    key: "metricsListen",
+    flag: "metrics-listen",
+    env: "SYNCGEN_METRICS_LISTEN",
+    description: "HOST:PORT to serve Prometheus metrics on, at /metrics",
+    default: undefined,
+    parse: optionalHostPort,
+  }),
+  define({
+    key: "maxWatchStreams",
+    flag: "max-watch-streams",
+    env: "SYNCGEN_MAX_WATCH_STREAMS",
+    description: "most Watch streams open on this server at once",
+    default: 50_000,
+    parse: integer(1, 10_000_000),
+  }),
+  define({
+    key: "maxWatchStreamsPerConnection",
+    flag: "max-watch-streams-per-connection",
+    env: "SYNCGEN_MAX_WATCH_STREAMS_PER_CONNECTION",
+    description: "most Watch streams open on one client connection at once",
+    default: 500,
+    parse: integer(1, 10_000_000),
+  }),
+  define({
+    key: "maxConcurrentStreams",
+    flag: "max-concurrent-streams",
+    env: "SYNCGEN_MAX_CONCURRENT_STREAMS",
+    description: "most concurrent calls on one HTTP/2 connection (grpc.max_concurrent_streams)",
+    default: 1000,
+    parse: integer(1, 2 ** 31 - 1),
+  }),
+  define({
+    key: "maxMessageBytes",
+    flag: "max-message-bytes",
+    env: "SYNCGEN_MAX_MESSAGE_BYTES",
+    description: "largest request, in bytes; 0 fits the largest Watch that --max-watch-keys and --max-key-bytes allow",
+    default: 0,
+    parse: integer(0, 2 ** 31 - 1),
+  }),
+  define({
+    key: "keepaliveMs",
+    flag: "keepalive-ms",
+    env: "SYNCGEN_KEEPALIVE_MS",
+    description: "how often an idle connection is pinged to find dead clients, in milliseconds",
+    default: 60_000,
+    parse: integer(1000, 2 ** 31 - 1),
+  }),
+  define({
+    key: "keepaliveTimeoutMs",
+    flag: "keepalive-timeout-ms",
+    env: "SYNCGEN_KEEPALIVE_TIMEOUT_MS",
+    description: "how long a ping may go unanswered before the connection is closed, in milliseconds",
+    default: 20_000,
+    parse: integer(100, 2 ** 31 - 1),
+  }),
+  define({
+    key: "maxConnectionAgeMs",
+    flag: "max-connection-age-ms",
+    env: "SYNCGEN_MAX_CONNECTION_AGE_MS",
+    description: "close connections after about this long (±10%), so clients rebalance over replicas; 0 never",
+    default: 1_800_000,
+    parse: integer(0, 2 ** 31 - 1),
+  }),
+  define({
+    key: "maxConnectionAgeGraceMs",
+    flag: "max-connection-age-grace-ms",
+    env: "SYNCGEN_MAX_CONNECTION_AGE_GRACE_MS",
+    description: "how long calls, Watch streams included, go on after a connection is told to close",
+    default: 30_000,
+    parse: integer(0, 2 ** 31 - 1),
+  }),
 ] as const satisfies readonly Setting[];
 
 /** A setting was given a value it cannot take. */
@@ -182,6 +326,13 @@ export function resolveServerConfig(
       throw new ConfigError(`${source} ${value.error}`);
     }
     config[setting.key] = value;
+  }
+  const tls = [config.tlsCert, config.tlsKey];
+  if (tls.some((value) => value === undefined) && tls.some((value) => value !== undefined)) {
+    throw new ConfigError("--tls-cert and --tls-key go together: give both to serve TLS, or neither");
+  }
+  if (config.tlsClientCa !== undefined && config.tlsCert === undefined) {
+    throw new ConfigError("--tls-client-ca needs TLS: give --tls-cert and --tls-key as well");
   }
   // Every key of ServerConfig is a setting above, each parsed to its own type.
   return config as unknown as ServerConfig;

@@ -77,7 +77,7 @@ export function writeResponse<R>(call: ServerWritableStream<unknown, R>, respons
 }
 
 /** A request that could not be decoded; reaches no handler. */
-class MalformedRequest {
+export class MalformedRequest {
   constructor(readonly reason: string) {}
 }
 

@@ -2,20 +2,26 @@
  * Wiring: a grpc-js server with GenerationService, grpc.health.v1 (SERVING only while the
  * store is ready) and server reflection, over the configured store; graceful shutdown.
  */
+import { readFile } from "node:fs/promises";
 import { toBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { Server, ServerCredentials } from "@grpc/grpc-js";
+import { type ChannelOptions, Server, ServerCredentials, type ServerInterceptor } from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { file_generation_v1_generation, GenerationService } from "../gen/generation/v1/generation_pb.js";
-import type { ServerConfig } from "./config.js";
+import { AccessControl } from "./access-control.js";
+import { ConfigError, type ServerConfig } from "./config.js";
+import { listenForConnections } from "./connection-listener.js";
 import { Code } from "./errors.js";
-import { generationServiceHandlers } from "./generation-service.js";
+import { generationServiceAccess, generationServiceHandlers } from "./generation-service.js";
 import { addGeneratedService, CallCounter } from "./grpc-service.js";
 import { ServerHealth } from "./health.js";
+import { accessInterceptor, metricsInterceptor } from "./interceptors.js";
 import type { Logger } from "./logger.js";
+import { type MetricsEndpoint, ServerMetrics } from "./metrics.js";
 import { createStore } from "./store/create-store.js";
 import type { GenerationStore } from "./store/generation-store.js";
 import { SHUTDOWN_MESSAGE, WatchHub } from "./watch-hub.js";
+import { WatchQuota } from "./watch-quota.js";
 
 /** What `startServer` needs besides the configuration. */
 export interface StartServerOptions {
@@ -36,6 +42,8 @@ export interface RunningServer {
   readonly hub: WatchHub;
   /** Unary calls seen and in flight. */
   readonly calls: CallCounter;
+  /** The Prometheus endpoint, when --metrics-listen is set. */
+  readonly metrics: MetricsEndpoint | undefined;
   /**
    * Shuts down gracefully: health NOT_SERVING, Watch streams end with UNAVAILABLE (clients
    * reconnect elsewhere), unary calls in flight finish, then everything is cut off at the
@@ -46,15 +54,25 @@ export interface RunningServer {
 
 const SERVICE_NAME = GenerationService.typeName;
 
-/** Starts a server as configured; resolves once it listens (the store may still be connecting). */
+/**
+ * Starts a server as configured; resolves once it listens (the store may still be
+ * connecting). Throws ConfigError when a file the configuration names (TLS, auth) is
+ * missing or malformed.
+ */
 export async function startServer(config: ServerConfig, options: StartServerOptions): Promise<RunningServer> {
   const { logger } = options;
+  const [credentials, accessControl] = await Promise.all([
+    serverCredentials(config),
+    config.authFile === undefined ? undefined : AccessControl.fromFile(config.authFile),
+  ]);
   const store = options.store ?? createStore(config);
   const hub = new WatchHub(store, {
     heartbeatMs: config.heartbeatMs,
     onResyncError: (error) =>
       logger.warn({ event: "resync_failed", err: error }, "re-reading watched keys failed; retrying"),
   });
+  const metrics = config.metricsListen === undefined ? undefined : new ServerMetrics(store, hub);
+  if (metrics) hub.observe(metrics);
   const health = new ServerHealth([SERVICE_NAME]);
   let stopping = false;
   store.on("state", (state, reason) => {
@@ -63,34 +81,63 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
     health.setServing(!stopping && state === "ready");
   });
 
-  const server = new Server({
-    // A Watch of the most keys, each of the longest size, plus its `known` map, must fit.
-    "grpc.max_receive_message_length": Math.max(4 << 20, 2 * config.maxWatchKeys * (config.maxKeyBytes + 16)),
-  });
+  // Metrics first: it wraps the others, so it also counts the calls access control refuses.
+  const interceptors: ServerInterceptor[] = [];
+  if (metrics) interceptors.push(metricsInterceptor(metrics));
+  if (accessControl) {
+    interceptors.push(
+      accessInterceptor(accessControl, GenerationService, generationServiceAccess, (method, error, principal) =>
+        logger.debug(
+          { event: "call_refused", method, code: Code[error.code], principal, details: error.message },
+          "call refused",
+        ),
+      ),
+    );
+  }
+  const server = new Server({ ...transportOptions(config), interceptors });
   const calls = new CallCounter();
-  addGeneratedService(server, GenerationService, generationServiceHandlers(store, hub, config), {
-    calls,
-    onError: (method, error) => {
-      if (error.code === Code.INTERNAL)
-        logger.error({ event: "internal_error", method, err: error.cause }, "internal error");
-      else
-        logger.debug({ event: "call_failed", method, code: Code[error.code], details: error.message }, "call failed");
+  const watchQuota = new WatchQuota(config);
+  addGeneratedService(
+    server,
+    GenerationService,
+    generationServiceHandlers({ store, hub, limits: config, watchQuota }),
+    {
+      calls,
+      onError: (method, error) => {
+        if (error.code === Code.INTERNAL)
+          logger.error({ event: "internal_error", method, err: error.cause }, "internal error");
+        else
+          logger.debug({ event: "call_failed", method, code: Code[error.code], details: error.message }, "call failed");
+      },
     },
-  });
+  );
   health.addToServer(server);
   new ReflectionService(reflectionPackage()).addToServer(server);
 
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(config.listen, ServerCredentials.createInsecure(), (error, boundPort) =>
-      error ? reject(error) : resolve(boundPort),
-    );
-  });
+  const listener = await listenForConnections(server, credentials, config.listen, logger);
+  const metricsEndpoint = metrics && config.metricsListen ? await metrics.listen(config.metricsListen) : undefined;
+  const { port } = listener;
   const address = config.listen.replace(/:\d+$/, `:${port}`);
+  const tls = config.tlsClientCa ? "mutual TLS" : config.tlsCert ? "TLS" : "plaintext";
   logger.info(
-    { event: "start", address, store: store.description, prefix: config.redisUrl ? config.prefix : undefined },
-    config.redisUrl
-      ? `syncgen serving on ${address}, store ${store.description}`
-      : `syncgen serving on ${address} from the in-memory store (one replica only; give --redis to share state)`,
+    {
+      event: "start",
+      address,
+      store: store.description,
+      prefix: config.redisUrl ? config.prefix : undefined,
+      tls,
+      auth: accessControl ? `${accessControl.size} tokens` : "open",
+      metrics: metricsEndpoint ? `http://${metricsEndpoint.address}/metrics` : undefined,
+    },
+    [
+      `syncgen serving on ${address} (${tls})`,
+      config.redisUrl
+        ? `store ${store.description}`
+        : "from the in-memory store (one replica only; give --redis to share state)",
+      accessControl
+        ? `${accessControl.size} tokens from ${config.authFile}`
+        : "OPEN: no --auth-file, so every client may read and write every key",
+    ].join(", "),
   );
   store
     .connect()
@@ -101,6 +148,7 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
     closing ??= (async () => {
       logger.info({ event: "stopping", reason }, `stopping: ${reason}`);
       stopping = true;
+      listener.stopAccepting();
       health.setServing(false);
       // Streams never end by themselves: end them with UNAVAILABLE so clients reconnect to
       // another replica. Unary calls in flight (even those not yet dispatched) then drain.
@@ -114,13 +162,50 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
       const outcome = await Promise.race([drained, deadline]);
       clearTimeout(timer);
       if (outcome === "deadline") server.forceShutdown();
-      await store.close();
+      await Promise.all([store.close(), metricsEndpoint?.close()]);
       logger.info({ event: "stop", outcome }, outcome === "drained" ? "stopped" : "stopped at the shutdown deadline");
     })();
     return closing;
   };
 
-  return { address, port, store, hub, calls, shutdown };
+  return { address, port, store, hub, calls, metrics: metricsEndpoint, shutdown };
+}
+
+/** grpc-js's transport settings from the configuration. */
+function transportOptions(config: ServerConfig): ChannelOptions {
+  return {
+    // By default a Watch of the most keys, each of the longest size, with its `known` map, fits.
+    "grpc.max_receive_message_length":
+      config.maxMessageBytes || Math.max(4 << 20, 2 * config.maxWatchKeys * (config.maxKeyBytes + 16)),
+    "grpc.max_concurrent_streams": config.maxConcurrentStreams,
+    "grpc.keepalive_time_ms": config.keepaliveMs,
+    "grpc.keepalive_timeout_ms": config.keepaliveTimeoutMs,
+    ...(config.maxConnectionAgeMs > 0
+      ? {
+          "grpc.max_connection_age_ms": config.maxConnectionAgeMs,
+          "grpc.max_connection_age_grace_ms": config.maxConnectionAgeGraceMs,
+        }
+      : {}),
+  };
+}
+
+/** Plaintext, TLS, or mutual TLS, from the configured PEM files. */
+async function serverCredentials(config: ServerConfig): Promise<ServerCredentials> {
+  if (config.tlsCert === undefined || config.tlsKey === undefined) return ServerCredentials.createInsecure();
+  const read = (flag: string, path: string): Promise<Buffer> =>
+    readFile(path).catch((error: Error) => {
+      throw new ConfigError(`--${flag}: cannot read ${path}: ${error.message}`);
+    });
+  const [cert, key, clientCa] = await Promise.all([
+    read("tls-cert", config.tlsCert),
+    read("tls-key", config.tlsKey),
+    config.tlsClientCa === undefined ? null : read("tls-client-ca", config.tlsClientCa),
+  ]);
+  try {
+    return ServerCredentials.createSsl(clientCa, [{ cert_chain: cert, private_key: key }], clientCa !== null);
+  } catch (error) {
+    throw new ConfigError(`--tls-cert/--tls-key/--tls-client-ca: ${(error as Error).message}`);
+  }
 }
 
 /** Server reflection needs our file descriptor, in the shape proto-loader would give it. */

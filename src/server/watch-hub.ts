@@ -44,6 +44,12 @@ export interface WatchHubOptions {
   onResyncError?: (error: unknown) => void;
 }
 
+/** Sees the fan-out of each change notification. */
+export interface FanOutObserver {
+  /** A notified change went out as `messages` responses, `lagSeconds` after it reached the hub. */
+  fannedOut(messages: number, lagSeconds: number): void;
+}
+
 /** An open Watch stream, as its handler sees it. */
 export interface WatchStream {
   /** The keys it watches (distinct). */
@@ -84,6 +90,8 @@ interface KeyEntry {
   readonly streams: Set<Stream>;
   /** Settles once the entry holds a state read after subscribing; undefined: must (re)load. */
   loaded: Promise<void> | undefined;
+  /** When a notification last changed it (performance.now()), until it is fanned out. */
+  notifiedAt?: number | undefined;
 }
 
 /** A stream's state; only the hub touches it. */
@@ -129,6 +137,7 @@ export class WatchHub {
   /** Bumped on every resync so an older, slower one gives up. */
   #resyncRound = 0;
   #shutDown = false;
+  #observer: FanOutObserver | undefined;
 
   constructor(store: GenerationStore, options: WatchHubOptions) {
     this.#store = store;
@@ -157,6 +166,16 @@ export class WatchHub {
   /** Whether any stream of this process watches `key` (it then holds a store subscription). */
   isWatched(key: string): boolean {
     return this.#entries.has(key);
+  }
+
+  /** Reports every change fanned out to `observer` (metrics). */
+  observe(observer: FanOutObserver): void {
+    this.#observer = observer;
+  }
+
+  /** Open streams. */
+  get streamCount(): number {
+    return this.#streams.size;
   }
 
   /** Distinct keys watched by this process (= store subscriptions). */
@@ -263,6 +282,7 @@ export class WatchHub {
     const changed = state.generation !== entry.state.generation;
     entry.state = state;
     if (changed) {
+      if (source === "notification") entry.notifiedAt ??= performance.now();
       this.#changed.add(entry);
       this.#scheduleFanOut();
     }
@@ -297,6 +317,7 @@ export class WatchHub {
       const { key } = entry;
       const { generation } = entry.state;
       let encoded: EncodedResponse | undefined;
+      let messages = 0;
       for (const stream of entry.streams) {
         if (!stream.live) continue;
         if (stream.blocked) {
@@ -307,7 +328,12 @@ export class WatchHub {
             create(WatchResponseSchema, { changes: [create(KeyGenerationSchema, { key, generation })] }),
           );
           this.#send(stream, encoded);
+          messages++;
         }
+      }
+      if (entry.notifiedAt !== undefined) {
+        this.#observer?.fannedOut(messages, (performance.now() - entry.notifiedAt) / 1000);
+        entry.notifiedAt = undefined;
       }
     }
     this.#changed.clear();

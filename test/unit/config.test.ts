@@ -13,6 +13,19 @@ describe("resolveServerConfig()", () => {
       shutdownTimeoutMs: 10_000,
       redisTimeoutMs: 2_000,
       logLevel: "info",
+      tlsCert: undefined,
+      tlsKey: undefined,
+      tlsClientCa: undefined,
+      authFile: undefined,
+      metricsListen: undefined,
+      maxWatchStreams: 50_000,
+      maxWatchStreamsPerConnection: 500,
+      maxConcurrentStreams: 1000,
+      maxMessageBytes: 0,
+      keepaliveMs: 60_000,
+      keepaliveTimeoutMs: 20_000,
+      maxConnectionAgeMs: 1_800_000,
+      maxConnectionAgeGraceMs: 30_000,
     });
   });
 
@@ -36,6 +49,10 @@ describe("resolveServerConfig()", () => {
     [{ "max-key-bytes": "0" }, {}, '--max-key-bytes must be a whole number from 1 to 65536, not "0"'],
     [{}, { SYNCGEN_HEARTBEAT_MS: "1.5" }, 'SYNCGEN_HEARTBEAT_MS must be a whole number from 10 to 3600000, not "1.5"'],
     [{ "log-level": "loud" }, {}, "--log-level must be one of fatal, error, warn, info, debug, trace, silent"],
+    [{ "tls-cert": "cert.pem" }, {}, "--tls-cert and --tls-key go together"],
+    [{}, { SYNCGEN_TLS_KEY: "key.pem" }, "--tls-cert and --tls-key go together"],
+    [{ "tls-client-ca": "ca.pem" }, {}, "--tls-client-ca needs TLS"],
+    [{ "metrics-listen": "9090" }, {}, '--metrics-listen must be HOST:PORT (e.g. 127.0.0.1:50051), not "9090"'],
   ])("refuses %j %j: %s", (flags, env, message) => {
     expect(() => resolveServerConfig(flags, env)).toThrow(ConfigError);
     expect(() => resolveServerConfig(flags, env)).toThrow(message);

@@ -1,0 +1,79 @@
+/**
+ * The TCP listener: accepts connections itself and hands each to grpc-js (a connection
+ * injector), so that every connection is logged when it opens and closes. grpc-js does
+ * HTTP/2, TLS, keepalive and connection age on what it is given.
+ */
+import { createServer, type Server as NetServer, type Socket } from "node:net";
+import type { AddressInfo } from "node:net";
+import type { Server, ServerCredentials } from "@grpc/grpc-js";
+import { splitHostPort } from "./config.js";
+import type { Logger } from "./logger.js";
+
+/** Listens on HOST:PORT for `server`; resolves once listening. */
+export async function listenForConnections(
+  server: Server,
+  credentials: ServerCredentials,
+  hostPort: string,
+  logger: Logger,
+): Promise<ConnectionListener> {
+  const injector = server.createConnectionInjector(credentials);
+  const listener = new ConnectionListener(
+    createServer({ noDelay: true }, (socket) => {
+      listener.accepted(socket);
+      injector.injectConnection(socket);
+    }),
+    logger,
+  );
+  const { host, port } = splitHostPort(hostPort);
+  await listener.listen(host, port);
+  return listener;
+}
+
+/** Accepts connections and logs each one's life. */
+export class ConnectionListener {
+  #open = 0;
+  constructor(
+    private readonly net: NetServer,
+    private readonly logger: Logger,
+  ) {}
+
+  /** The port actually bound. */
+  get port(): number {
+    return (this.net.address() as AddressInfo).port;
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    return this.#open;
+  }
+
+  listen(host: string, port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.net.once("error", reject);
+      this.net.listen(port, host, () => {
+        this.net.off("error", reject);
+        resolve();
+      });
+    });
+  }
+
+  accepted(socket: Socket): void {
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const openedAt = Date.now();
+    this.#open++;
+    this.logger.info({ event: "connection_open", peer, connections: this.#open }, `connection from ${peer}`);
+    socket.once("close", (hadError) => {
+      this.#open--;
+      const seconds = (Date.now() - openedAt) / 1000;
+      this.logger.info(
+        { event: "connection_close", peer, seconds, hadError, connections: this.#open },
+        `connection from ${peer} closed after ${seconds} s`,
+      );
+    });
+  }
+
+  /** Stops accepting connections; those open stay up (grpc-js drains them). */
+  stopAccepting(): void {
+    this.net.close();
+  }
+}

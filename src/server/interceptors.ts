@@ -1,0 +1,150 @@
+/**
+ * grpc-js server interceptors: the one place every call passes before any handler runs.
+ * Access control checks the token and the keys a call names; metrics count every call of
+ * every service, health and reflection included. A server without --auth-file and without
+ * --metrics-listen installs neither, so their cost is only paid when asked for.
+ */
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import {
+  type Metadata,
+  type ServerInterceptingCallInterface,
+  type ServerInterceptor,
+  ServerInterceptingCall,
+  ServerListenerBuilder,
+  status as grpcStatus,
+} from "@grpc/grpc-js";
+import type { RequestOf } from "../rpc/service-definition.js";
+import type { AccessControl, Permission, Principal } from "./access-control.js";
+import { Code, GenerationServiceError } from "./errors.js";
+import { MalformedRequest, toStatus } from "./grpc-service.js";
+
+/** What one method does to which keys of its request. */
+export interface MethodAccess<Request> {
+  permission: Permission;
+  keys(request: Request): readonly string[];
+}
+
+/** The access rule of every method of a generated service, e.g. `AccessRules<typeof GenerationService>`. */
+export type AccessRules<S> =
+  S extends GenService<infer T extends GenServiceMethods> ? { [K in keyof T]: MethodAccess<RequestOf<T[K]>> } : never;
+
+/** Sees every call access control refuses, for logging (the token itself is never passed). */
+export type DenialObserver = (path: string, error: GenerationServiceError, principal: string | undefined) => void;
+
+/**
+ * Refuses calls of `service` without a valid token (UNAUTHENTICATED) and calls naming a key
+ * outside the token's prefixes (PERMISSION_DENIED; a Watch is refused whole, so nothing of a
+ * key it may not read is sent). Other services (health, reflection) pass untouched, and a
+ * request that cannot be decoded passes on to be answered with INVALID_ARGUMENT.
+ */
+export function accessInterceptor<T extends GenServiceMethods>(
+  control: AccessControl,
+  service: GenService<T>,
+  rules: { [K in keyof T]: MethodAccess<RequestOf<T[K]>> },
+  onDenied: DenialObserver,
+): ServerInterceptor {
+  const byPath = new Map<string, MethodAccess<unknown>>();
+  for (const method of service.methods) {
+    byPath.set(`/${service.typeName}/${method.name}`, rules[method.localName] as MethodAccess<unknown>);
+  }
+  return (descriptor, call) => {
+    const rule = byPath.get(descriptor.path);
+    if (!rule) return new ServerInterceptingCall(call);
+    let principal: Principal | undefined;
+    let refused = false;
+    const refuse = (error: unknown): void => {
+      refused = true;
+      const failure =
+        error instanceof GenerationServiceError ? error : new GenerationServiceError(String(error), Code.INTERNAL);
+      onDenied(descriptor.path, failure, principal?.name);
+      call.sendStatus(toStatus(failure));
+    };
+    const listener = new ServerListenerBuilder()
+      .withOnReceiveMetadata((metadata: Metadata, next) => {
+        try {
+          principal = control.authenticate(metadata.get("authorization"));
+        } catch (error) {
+          return refuse(error);
+        }
+        next(metadata);
+      })
+      // Typed `any` by grpc-js: our deserializer yields a message or a MalformedRequest.
+      .withOnReceiveMessage((message: unknown, next) => {
+        if (principal && !(message instanceof MalformedRequest)) {
+          try {
+            control.authorize(principal, rule.permission, rule.keys(message));
+          } catch (error) {
+            return refuse(error);
+          }
+        }
+        next(message);
+      })
+      .withOnReceiveHalfClose((next) => {
+        if (!refused) next();
+      })
+      .build();
+    return new ServerInterceptingCall(call, { start: (next) => next(listener) });
+  };
+}
+
+/** Receives what the metrics interceptor sees of each call. */
+export interface CallObserver {
+  started(method: MethodLabels): void;
+  received(method: MethodLabels): void;
+  sent(method: MethodLabels): void;
+  handled(method: MethodLabels, code: string, seconds: number): void;
+}
+
+/** The labels go-grpc-prometheus puts on every grpc_server_* metric. */
+export interface MethodLabels {
+  readonly grpc_type: "unary" | "server_stream" | "client_stream" | "bidi_stream";
+  readonly grpc_service: string;
+  readonly grpc_method: string;
+}
+
+/** Reports every call of every service to `observer`: start, messages, final status and duration. */
+export function metricsInterceptor(observer: CallObserver): ServerInterceptor {
+  const labelsByPath = new Map<string, MethodLabels>();
+  return (descriptor, call: ServerInterceptingCallInterface) => {
+    let labels = labelsByPath.get(descriptor.path);
+    if (!labels) {
+      const [, serviceName = "", methodName = ""] = descriptor.path.split("/");
+      const grpc_type = descriptor.requestStream
+        ? descriptor.responseStream
+          ? "bidi_stream"
+          : "client_stream"
+        : descriptor.responseStream
+          ? "server_stream"
+          : "unary";
+      labels = { grpc_type, grpc_service: serviceName, grpc_method: methodName };
+      labelsByPath.set(descriptor.path, labels);
+    }
+    const method = labels;
+    const startedAt = process.hrtime.bigint();
+    let finished = false;
+    const finish = (code: number): void => {
+      if (finished) return;
+      finished = true;
+      observer.handled(method, grpcStatus[code] ?? String(code), Number(process.hrtime.bigint() - startedAt) / 1e9);
+    };
+    observer.started(method);
+    const listener = new ServerListenerBuilder()
+      .withOnReceiveMessage((message: unknown, next) => {
+        observer.received(method);
+        next(message);
+      })
+      .withOnCancel(() => finish(grpcStatus.CANCELLED))
+      .build();
+    return new ServerInterceptingCall(call, {
+      start: (next) => next(listener),
+      sendMessage: (message: unknown, next) => {
+        observer.sent(method);
+        next(message);
+      },
+      sendStatus: (status, next) => {
+        finish(status.code);
+        next(status);
+      },
+    });
+  };
+}

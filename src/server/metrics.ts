@@ -1,0 +1,159 @@
+/**
+ * Prometheus metrics (prom-client): go-grpc-prometheus's grpc_server_* family for every call,
+ * syncgen's own for the watch fan-out and the store, and Node's process metrics, served as
+ * text at http://HOST:PORT/metrics.
+ */
+import { createServer, type Server as HttpServer } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import { splitHostPort } from "./config.js";
+import type { CallObserver, MethodLabels } from "./interceptors.js";
+import type { GenerationStore } from "./store/generation-store.js";
+import type { FanOutObserver, WatchHub } from "./watch-hub.js";
+
+const METHOD_LABELS = ["grpc_type", "grpc_service", "grpc_method"] as const;
+
+/** The server's metrics, fed by the metrics interceptor and the watch hub. */
+export class ServerMetrics implements CallObserver, FanOutObserver {
+  readonly registry = new Registry();
+  readonly #started = new Counter({
+    name: "grpc_server_started_total",
+    help: "Total number of RPCs started on the server.",
+    labelNames: METHOD_LABELS,
+    registers: [this.registry],
+  });
+  readonly #handled = new Counter({
+    name: "grpc_server_handled_total",
+    help: "Total number of RPCs completed on the server, regardless of success or failure.",
+    labelNames: [...METHOD_LABELS, "grpc_code"],
+    registers: [this.registry],
+  });
+  readonly #handling = new Histogram({
+    name: "grpc_server_handling_seconds",
+    help: "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+    labelNames: METHOD_LABELS,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly #received = new Counter({
+    name: "grpc_server_msg_received_total",
+    help: "Total number of RPC stream messages received on the server.",
+    labelNames: METHOD_LABELS,
+    registers: [this.registry],
+  });
+  readonly #sent = new Counter({
+    name: "grpc_server_msg_sent_total",
+    help: "Total number of gRPC stream messages sent by the server.",
+    labelNames: METHOD_LABELS,
+    registers: [this.registry],
+  });
+  readonly #bumps = new Counter({
+    name: "syncgen_bumps_total",
+    help: "Bumps this replica performed successfully.",
+    registers: [this.registry],
+  });
+  readonly #fanOutMessages = new Counter({
+    name: "syncgen_fanout_messages_total",
+    help: "Watch responses carrying changes written to streams (heartbeats not counted).",
+    registers: [this.registry],
+  });
+  readonly #fanOutLag = new Histogram({
+    name: "syncgen_fanout_lag_seconds",
+    help: "Time from a change notification reaching this replica to its last write to a watching stream.",
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+    registers: [this.registry],
+  });
+
+  constructor(store: GenerationStore, hub: WatchHub) {
+    new Gauge({
+      name: "syncgen_watch_streams",
+      help: "Watch streams open on this replica.",
+      registers: [this.registry],
+      collect() {
+        this.set(hub.streamCount);
+      },
+    });
+    new Gauge({
+      name: "syncgen_watched_keys",
+      help: "Distinct keys watched on this replica (one store subscription each).",
+      registers: [this.registry],
+      collect() {
+        this.set(hub.keyCount);
+      },
+    });
+    new Gauge({
+      name: "syncgen_redis_up",
+      help: "1 while the store (Redis, or the in-memory store) is connected and ready, else 0.",
+      labelNames: ["store"],
+      registers: [this.registry],
+      collect() {
+        this.set({ store: store.description }, store.state === "ready" ? 1 : 0);
+      },
+    });
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  started(method: MethodLabels): void {
+    this.#started.inc(method);
+  }
+
+  received(method: MethodLabels): void {
+    this.#received.inc(method);
+  }
+
+  sent(method: MethodLabels): void {
+    this.#sent.inc(method);
+  }
+
+  handled(method: MethodLabels, code: string, seconds: number): void {
+    this.#handled.inc({ ...method, grpc_code: code });
+    this.#handling.observe(method, seconds);
+    if (code === "OK" && method.grpc_method === "Bump") this.#bumps.inc();
+  }
+
+  fannedOut(messages: number, lagSeconds: number): void {
+    this.#fanOutMessages.inc(messages);
+    this.#fanOutLag.observe(lagSeconds);
+  }
+
+  /** Serves `/metrics` on HOST:PORT; resolves once listening. */
+  async listen(hostPort: string): Promise<MetricsEndpoint> {
+    const http = createServer((request, response) => {
+      if (request.method !== "GET" || request.url?.split("?")[0] !== "/metrics") {
+        response.writeHead(404, { "content-type": "text/plain" }).end("syncgen serves metrics at GET /metrics\n");
+        return;
+      }
+      this.registry.metrics().then(
+        (text) => response.writeHead(200, { "content-type": this.registry.contentType }).end(text),
+        (error: unknown) => response.writeHead(500, { "content-type": "text/plain" }).end(`${String(error)}\n`),
+      );
+    });
+    const { host, port } = splitHostPort(hostPort);
+    await new Promise<void>((resolve, reject) => {
+      http.once("error", reject);
+      http.listen(port, host, () => {
+        http.off("error", reject);
+        resolve();
+      });
+    });
+    return new MetricsEndpoint(http, host);
+  }
+}
+
+/** The metrics HTTP listener. */
+export class MetricsEndpoint {
+  readonly port: number;
+  readonly address: string;
+  constructor(
+    private readonly http: HttpServer,
+    host: string,
+  ) {
+    this.port = (http.address() as AddressInfo).port;
+    this.address = `${host.includes(":") ? `[${host}]` : host}:${this.port}`;
+  }
+
+  close(): Promise<void> {
+    this.http.closeAllConnections();
+    return new Promise((resolve) => this.http.close(() => resolve()));
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * Who gets in: TLS and mutual TLS with certificates made at test time, and bearer tokens
+ * from an auth file with read and write prefixes. Real server, real clients (TypeScript and
+ * Python), over loopback.
+ */
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { credentials } from "@grpc/grpc-js";
+import { pino } from "pino";
+import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { Code, createGenerationClient, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
+import { ConfigError, defaultServerConfig, type ServerConfig } from "../src/server/config.js";
+import { startServer } from "../src/server/server.js";
+import { type Certificates, makeCertificates } from "./helpers/certificates.js";
+import { askReflection, healthCheck, healthClient, reflectionClient } from "./helpers/grpc-peers.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+import { WatchRecorder } from "./helpers/watch-recorder.js";
+
+const PYTHON = "/usr/bin/python3";
+const PYTHON_CLIENT = fileURLToPath(new URL("../clients/python", import.meta.url));
+
+let certs: Certificates;
+beforeAll(() => {
+  certs = makeCertificates();
+});
+afterAll(() => certs.remove());
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function started(overrides: Partial<ServerConfig>): Promise<TestServer> {
+  const ts = await startTestServer(overrides);
+  cleanups.push(() => ts.close());
+  return ts;
+}
+
+function client(address: string, options: Parameters<typeof createGenerationClient>[1] = {}): GenerationClient {
+  const c = createGenerationClient(address, { deadlineMs: 3000, backoff: { initialMs: 20, maxMs: 100 }, ...options });
+  cleanups.push(() => c.close());
+  return c;
+}
+
+/** The error a call fails with (the test fails if it succeeds). */
+async function failure(call: Promise<unknown>): Promise<GenerationServiceError> {
+  const error = await call.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(error instanceof GenerationServiceError)) throw new Error(`expected a GenerationServiceError, got ${error}`);
+  return error;
+}
+
+describe("TLS", () => {
+  test("serves TLS: a client trusting the CA gets in; a plaintext client does not", async () => {
+    const ts = await started({ tlsCert: certs.serverCert, tlsKey: certs.serverKey });
+    const secure = client(ts.address, { credentials: credentials.createSsl(certs.read(certs.caCert)) });
+    const generation = await secure.bump("tls/key");
+    expect(await secure.get("tls/key")).toBe(generation);
+    const plain = client(ts.address, { deadlineMs: 1000 });
+    expect((await failure(plain.get("tls/key", { retry: false }))).code).toBe(Code.UNAVAILABLE);
+  });
+
+  test("mutual TLS refuses a client without a certificate, or with one from another CA", async () => {
+    const ts = await started({ tlsCert: certs.serverCert, tlsKey: certs.serverKey, tlsClientCa: certs.caCert });
+    const ca = certs.read(certs.caCert);
+    const withCert = client(ts.address, {
+      credentials: credentials.createSsl(ca, certs.read(certs.clientKey), certs.read(certs.clientCert)),
+    });
+    expect(await withCert.bump("mtls/key")).toBeGreaterThan(0n);
+    const noCert = client(ts.address, { credentials: credentials.createSsl(ca), deadlineMs: 1000 });
+    expect((await failure(noCert.get("mtls/key", { retry: false }))).code).toBe(Code.UNAVAILABLE);
+    const stranger = client(ts.address, {
+      credentials: credentials.createSsl(ca, certs.read(certs.strangerKey), certs.read(certs.strangerCert)),
+      deadlineMs: 1000,
+    });
+    expect((await failure(stranger.get("mtls/key", { retry: false }))).code).toBe(Code.UNAVAILABLE);
+  });
+
+  test("a missing certificate file stops startup with a message naming the flag", async () => {
+    const config = defaultServerConfig({
+      listen: "127.0.0.1:0",
+      tlsCert: join(certs.dir, "nope.pem"),
+      tlsKey: certs.serverKey,
+    });
+    const start = startServer(config, { logger: pino({ level: "silent" }) });
+    await expect(start).rejects.toThrow(ConfigError);
+    await expect(start).rejects.toThrow(/--tls-cert: cannot read .*nope\.pem/);
+  });
+});
+
+describe("bearer tokens (--auth-file)", () => {
+  const READER = "reader-token-0123456789";
+  const WRITER = "writer-token-0123456789";
+  const HASHED = "hashed-token-0123456789";
+  let authFile: string;
+  beforeAll(() => {
+    authFile = join(certs.dir, "tokens.json");
+    writeFileSync(
+      authFile,
+      JSON.stringify({
+        tokens: [
+          { name: "reader", token: READER, read: ["team-a/"] },
+          { name: "writer", token: WRITER, read: ["team-a/"], write: ["team-a/"] },
+          { name: "everything", sha256: createHash("sha256").update(HASHED).digest("hex"), read: [""], write: [""] },
+        ],
+      }),
+    );
+  });
+
+  test("no token, or an unknown one: UNAUTHENTICATED on every RPC", async () => {
+    const ts = await started({ authFile });
+    for (const c of [client(ts.address), client(ts.address, { token: "not-a-token-of-this-server" })]) {
+      for (const call of [c.get("team-a/k"), c.bump("team-a/k"), c.clear("team-a/k")]) {
+        const error = await failure(call);
+        expect(error.code).toBe(Code.UNAUTHENTICATED);
+        expect(error.message).toMatch(/token/);
+      }
+      const watch = new WatchRecorder(c, ["team-a/k"]);
+      await watch.done;
+      expect(watch.error?.code).toBe(Code.UNAUTHENTICATED);
+      expect(watch.responses).toEqual([]);
+    }
+  });
+
+  test("read and write prefixes: PERMISSION_DENIED outside them, naming the token and the key", async () => {
+    const ts = await started({ authFile });
+    const reader = client(ts.address, { token: READER });
+    const writer = client(ts.address, { token: WRITER });
+    const generation = await writer.bump("team-a/k");
+    expect(await reader.get("team-a/k")).toBe(generation);
+    const bump = await failure(reader.bump("team-a/k"));
+    expect(bump.code).toBe(Code.PERMISSION_DENIED);
+    expect(bump.message).toMatch(/token "reader" may not write key "team-a\/k"; its write prefixes: none$/);
+    const get = await failure(writer.get("team-b/k"));
+    expect(get.code).toBe(Code.PERMISSION_DENIED);
+    expect(get.message).toMatch(/token "writer" may not read key "team-b\/k"; its read prefixes: "team-a\/"/);
+    expect((await failure(writer.clear("team-b/k"))).code).toBe(Code.PERMISSION_DENIED);
+    // Nothing was created or changed where the token may not write.
+    const everything = client(ts.address, { token: HASHED });
+    expect(await everything.get("team-b/k", { peek: true })).toBe(0n);
+  });
+
+  test("a Watch naming one key outside the token's prefixes is refused whole: nothing is sent", async () => {
+    const ts = await started({ authFile });
+    const writer = client(ts.address, { token: WRITER });
+    await writer.bump("team-a/k");
+    const watch = new WatchRecorder(client(ts.address, { token: READER }), ["team-a/k", "team-b/secret"]);
+    await watch.done;
+    expect(watch.error?.code).toBe(Code.PERMISSION_DENIED);
+    expect(watch.error?.message).toMatch(/"team-b\/secret"/);
+    expect(watch.responses).toEqual([]);
+    expect(ts.server.hub.streamCount).toBe(0);
+    // Within its prefixes the same token watches.
+    const allowed = new WatchRecorder(client(ts.address, { token: READER }), ["team-a/k"]);
+    cleanups.push(() => allowed.close());
+    await allowed.live();
+  });
+
+  test("a token given by its SHA-256 works, and the empty prefix covers every key", async () => {
+    const ts = await started({ authFile });
+    const everything = client(ts.address, { token: HASHED });
+    const generation = await everything.bump("any/key/at/all");
+    expect(await everything.get("any/key/at/all")).toBe(generation);
+  });
+
+  test("health and reflection stay open without a token", async () => {
+    const ts = await started({ authFile });
+    const health = healthClient(ts.address);
+    cleanups.push(() => health.close());
+    expect(await healthCheck(health, "generation.v1.GenerationService")).toBe("SERVING");
+    const reflection = reflectionClient(ts.address);
+    cleanups.push(() => reflection.close());
+    const services = (await askReflection(reflection, { listServices: "" })).listServicesResponse as {
+      service: { name: string }[];
+    };
+    expect(services.service.map((s) => s.name)).toContain("generation.v1.GenerationService");
+  });
+
+  test("tokens never reach the log, even at debug", async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const server = await startServer(defaultServerConfig({ listen: "127.0.0.1:0", authFile }), {
+      logger: pino({ level: "debug" }, sink),
+    });
+    cleanups.push(() => server.shutdown("test finished"));
+    const writer = client(server.address, { token: WRITER });
+    await writer.bump("team-a/k");
+    await failure(writer.bump("team-b/k"));
+    await failure(client(server.address, { token: `${READER}x` }).get("team-a/k"));
+    await failure(client(server.address, { token: READER }).bump("team-a/k"));
+    expect(lines.some((line) => line.includes('"call_refused"'))).toBe(true);
+    expect(lines.some((line) => line.includes('"principal":"reader"'))).toBe(true);
+    for (const secret of [READER, WRITER, HASHED]) {
+      expect(lines.filter((line) => line.includes(secret))).toEqual([]);
+    }
+  });
+
+  test("without --auth-file the first log line says the server is open", async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const server = await startServer(defaultServerConfig({ listen: "127.0.0.1:0" }), { logger: pino({}, sink) });
+    cleanups.push(() => server.shutdown("test finished"));
+    const first = JSON.parse(lines[0] ?? "{}") as { event?: string; auth?: string; msg?: string };
+    expect(first.event).toBe("start");
+    expect(first.auth).toBe("open");
+    expect(first.msg).toMatch(/OPEN: no --auth-file, so every client may read and write every key/);
+  });
+});
+
+describe("the Python client", () => {
+  test("talks mutual TLS with a token", async () => {
+    const authFile = join(certs.dir, "python-tokens.json");
+    const token = "python-token-0123456789";
+    writeFileSync(authFile, JSON.stringify({ tokens: [{ name: "python", token, read: ["py/"], write: ["py/"] }] }));
+    const ts = await started({
+      authFile,
+      tlsCert: certs.serverCert,
+      tlsKey: certs.serverKey,
+      tlsClientCa: certs.caCert,
+    });
+    const script = `
+import sys, grpc
+from syncgen import SyncgenClient, SyncgenError
+address, ca, key, cert, token = sys.argv[1:]
+read = lambda path: open(path, "rb").read()
+creds = grpc.ssl_channel_credentials(read(ca), read(key), read(cert))
+client = SyncgenClient(address, credentials=creds, token=token)
+bumped = client.bump("py/key")
+assert client.get("py/key") == bumped, "get after bump"
+try:
+    client.bump("elsewhere/key")
+    raise SystemExit("bump outside the token's prefixes succeeded")
+except SyncgenError as error:
+    assert error.code == grpc.StatusCode.PERMISSION_DENIED, error.code
+try:
+    SyncgenClient(address, credentials=creds).get("py/key")
+    raise SystemExit("a call without a token succeeded")
+except SyncgenError as error:
+    assert error.code == grpc.StatusCode.UNAUTHENTICATED, error.code
+print(bumped)
+`;
+    const { stdout } = await promisify(execFile)(
+      PYTHON,
+      ["-c", script, ts.address, certs.caCert, certs.clientKey, certs.clientCert, token],
+      { cwd: PYTHON_CLIENT, env: { ...process.env, PYTHONPATH: PYTHON_CLIENT }, timeout: 20_000 },
+    );
+    const bumped = BigInt(stdout.trim());
+    const ts2 = client(ts.address, {
+      credentials: credentials.createSsl(
+        certs.read(certs.caCert),
+        certs.read(certs.clientKey),
+        certs.read(certs.clientCert),
+      ),
+      token,
+    });
+    expect(await ts2.get("py/key")).toBe(bumped);
+  });
+});
