@@ -3,8 +3,9 @@
  * injector), so that every connection is logged when it opens and closes. grpc-js does
  * HTTP/2, TLS, keepalive and connection age on what it is given.
  */
-import { createServer, type Server as NetServer, type Socket } from "node:net";
+
 import type { AddressInfo } from "node:net";
+import { createServer, type Server as NetServer, type Socket } from "node:net";
 import type { Server, ServerCredentials } from "@grpc/grpc-js";
 import { splitHostPort } from "./config.js";
 import type { Logger } from "./logger.js";

@@ -6,12 +6,12 @@
  */
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import {
+  status as grpcStatus,
   type Metadata,
+  ServerInterceptingCall,
   type ServerInterceptingCallInterface,
   type ServerInterceptor,
-  ServerInterceptingCall,
   ServerListenerBuilder,
-  status as grpcStatus,
 } from "@grpc/grpc-js";
 import type { RequestOf } from "../rpc/service-definition.js";
 import type { AccessControl, Permission, Principal } from "./access-control.js";
