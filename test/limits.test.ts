@@ -1,0 +1,161 @@
+/**
+ * Limits: each is a setting, and a client that goes past it gets RESOURCE_EXHAUSTED or
+ * INVALID_ARGUMENT with a message naming it, while the server goes on serving. Transport
+ * limits (HTTP/2 streams, keepalive, connection age) are seen on the wire.
+ */
+import { connect, type Settings } from "node:http2";
+import { createConnection, createServer, type Socket } from "node:net";
+import { afterEach, describe, expect, test } from "vitest";
+import { Code, createGenerationClient, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
+import type { ServerConfig } from "../src/server/config.js";
+import { until, withDeadline } from "./helpers/deadline.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+import { WatchRecorder } from "./helpers/watch-recorder.js";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function started(overrides: Partial<ServerConfig>): Promise<TestServer> {
+  const ts = await startTestServer(overrides);
+  cleanups.push(() => ts.close());
+  return ts;
+}
+
+/** A client on its own connection (grpc-js shares connections between clients of a process unless told not to). */
+function client(address: string): GenerationClient {
+  const c = createGenerationClient(address, {
+    deadlineMs: 3000,
+    backoff: { initialMs: 20, maxMs: 200 },
+    channelOptions: { "grpc.use_local_subchannel_pool": 1 },
+  });
+  cleanups.push(() => c.close());
+  return c;
+}
+
+function watch(c: GenerationClient, keys: string[], resume = false): WatchRecorder {
+  const recorder = new WatchRecorder(c, keys, undefined, resume);
+  cleanups.push(() => recorder.close());
+  return recorder;
+}
+
+async function refusal(recorder: WatchRecorder): Promise<GenerationServiceError | undefined> {
+  await withDeadline(recorder.done, 5000, "the watch to end");
+  return recorder.error;
+}
+
+describe("Watch streams", () => {
+  test("per connection: one more than --max-watch-streams-per-connection is RESOURCE_EXHAUSTED", async () => {
+    const ts = await started({ maxWatchStreamsPerConnection: 2 });
+    const crowded = client(ts.address);
+    const first = watch(crowded, ["a"]);
+    await Promise.all([first.live(), watch(crowded, ["b"]).live()]);
+    const error = await refusal(watch(crowded, ["c"]));
+    expect(error?.code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect(error?.message).toMatch(
+      /2 Watch streams open, the limit per connection \(server setting --max-watch-streams-per-connection\)/,
+    );
+    // Another connection is not affected; a closed stream gives its slot back.
+    await watch(client(ts.address), ["c"]).live();
+    await first.close();
+    await until(() => ts.server.hub.streamCount === 2, "the closed stream to be released");
+    await watch(crowded, ["c"]).live();
+  });
+
+  test("per server: one more than --max-watch-streams is RESOURCE_EXHAUSTED", async () => {
+    const ts = await started({ maxWatchStreams: 2 });
+    await Promise.all([watch(client(ts.address), ["a"]).live(), watch(client(ts.address), ["b"]).live()]);
+    const error = await refusal(watch(client(ts.address), ["c"]));
+    expect(error?.code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect(error?.message).toMatch(/its limit \(server setting --max-watch-streams\)/);
+    expect(ts.server.hub.streamCount).toBe(2);
+  });
+
+  test("more keys than --max-watch-keys is INVALID_ARGUMENT", async () => {
+    const ts = await started({ maxWatchKeys: 3 });
+    const error = await refusal(watch(client(ts.address), ["a", "b", "c", "d"]));
+    expect(error?.code).toBe(Code.INVALID_ARGUMENT);
+    expect(error?.message).toMatch(/the limit is 3 per Watch \(server setting --max-watch-keys\)/);
+  });
+});
+
+describe("transport", () => {
+  test("a request over --max-message-bytes is RESOURCE_EXHAUSTED, and the next call is served", async () => {
+    const ts = await started({ maxMessageBytes: 4096, maxKeyBytes: 65536 });
+    const c = client(ts.address);
+    const error = await c.get("k".repeat(8000)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(GenerationServiceError);
+    expect((error as GenerationServiceError).code).toBe(Code.RESOURCE_EXHAUSTED);
+    expect((error as GenerationServiceError).message).toMatch(/larger than max \(\d+ vs\.? 4096\)/);
+    expect(await c.bump("k")).toBeGreaterThan(0n);
+  });
+
+  test("--max-concurrent-streams is announced in the server's HTTP/2 SETTINGS", async () => {
+    const ts = await started({ maxConcurrentStreams: 7 });
+    const session = connect(`http://${ts.address}`);
+    cleanups.push(() => session.destroy());
+    const [settings] = await withDeadline(
+      new Promise<[Settings]>((resolve) => session.once("remoteSettings", (s: Settings) => resolve([s]))),
+      5000,
+      "the server's SETTINGS",
+    );
+    expect(settings.maxConcurrentStreams).toBe(7);
+  });
+
+  test("keepalive: a connection that stops answering is closed and its Watch streams released", async () => {
+    const ts = await started({ keepaliveMs: 1000, keepaliveTimeoutMs: 500 });
+    const proxy = await stallingProxy(ts.address);
+    cleanups.push(() => proxy.close());
+    const recorder = watch(client(proxy.address), ["stalled"]);
+    await recorder.live();
+    expect(ts.server.hub.streamCount).toBe(1);
+    proxy.stall();
+    await until(() => ts.server.hub.streamCount === 0, "the server to drop the dead connection's stream", 5000);
+  });
+
+  test("max connection age: streams move to a new connection and miss nothing", async () => {
+    const ts = await started({ maxConnectionAgeMs: 1000, maxConnectionAgeGraceMs: 200 });
+    const c = client(ts.address);
+    const recorder = watch(c, ["aged"], true);
+    await recorder.live();
+    await until(() => recorder.downs.length > 0, "the aged connection to close", 5000);
+    const generation = await client(ts.address).bump("aged");
+    await recorder.sees("aged", generation);
+    expect(recorder.error).toBeUndefined();
+    expect(recorder.downs.every((down) => down.error.code === Code.UNAVAILABLE)).toBe(true);
+  });
+});
+
+/** A TCP proxy to `target` that can stop forwarding, as a client whose host froze would. */
+async function stallingProxy(target: string): Promise<{ address: string; stall(): void; close(): Promise<void> }> {
+  const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
+  const sockets = new Set<Socket>();
+  let stalled = false;
+  const server = createServer((inbound) => {
+    const outbound = createConnection(port, host);
+    for (const [from, to] of [
+      [inbound, outbound],
+      [outbound, inbound],
+    ] as const) {
+      sockets.add(from);
+      from.on("data", (chunk) => {
+        if (!stalled) to.write(chunk);
+      });
+      from.on("error", () => {});
+      from.on("close", () => to.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address();
+  return {
+    address: `127.0.0.1:${typeof address === "object" && address ? address.port : 0}`,
+    stall: () => {
+      stalled = true;
+    },
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
