@@ -1,0 +1,136 @@
+/**
+ * Prometheus metrics at --metrics-listen: go-grpc-prometheus's names for every call, and
+ * syncgen's own for watch streams, watched keys, Redis, bumps and fan-out. Scraped over HTTP
+ * from a real server, with a real private Redis for the "Redis up" gauge.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, test } from "vitest";
+import { Code, createGenerationClient, type GenerationClient } from "../src/client/index.js";
+import type { ServerConfig } from "../src/server/config.js";
+import { until, withDeadline } from "./helpers/deadline.js";
+import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+import { WatchRecorder } from "./helpers/watch-recorder.js";
+
+const cleanups: (() => unknown)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function started(overrides: Partial<ServerConfig>, waitReady = true): Promise<TestServer> {
+  const ts = await startTestServer({ metricsListen: "127.0.0.1:0", ...overrides }, { waitReady });
+  cleanups.push(() => ts.close());
+  return ts;
+}
+
+function client(address: string, token?: string): GenerationClient {
+  const c = createGenerationClient(address, { deadlineMs: 3000, ...(token ? { token } : {}) });
+  cleanups.push(() => c.close());
+  return c;
+}
+
+/** One scrape: every sample, keyed by its name and labels as the exposition text spells them. */
+async function scrape(ts: TestServer): Promise<Map<string, number>> {
+  const address = ts.server.metrics?.address;
+  if (!address) throw new Error("the server serves no metrics");
+  const response = await withDeadline(fetch(`http://${address}/metrics`), 5000, "a scrape");
+  expect(response.status).toBe(200);
+  expect(response.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+  const samples = new Map<string, number>();
+  for (const line of (await response.text()).split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const at = line.lastIndexOf(" ");
+    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return samples;
+}
+
+const method = (name: string, type = "unary"): string =>
+  `grpc_type="${type}",grpc_service="generation.v1.GenerationService",grpc_method="${name}"`;
+
+describe("metrics", () => {
+  test("counts calls with go-grpc-prometheus's names, and the fan-out with syncgen's", async () => {
+    const ts = await started({});
+    const c = client(ts.address);
+    const watcher = new WatchRecorder(c, ["m/a", "m/b"]);
+    cleanups.push(() => watcher.close());
+    await watcher.live();
+    const generation = await c.bump("m/a");
+    await watcher.sees("m/a", generation);
+    await c.get("m/a");
+    await c.get("").catch(() => {});
+    const m = await scrape(ts);
+    expect(m.get(`grpc_server_started_total{${method("Get")}}`)).toBe(2);
+    expect(m.get(`grpc_server_handled_total{${method("Get")},grpc_code="OK"}`)).toBe(1);
+    expect(m.get(`grpc_server_handled_total{${method("Get")},grpc_code="INVALID_ARGUMENT"}`)).toBe(1);
+    expect(m.get(`grpc_server_handling_seconds_count{${method("Get")}}`)).toBe(2);
+    expect(m.get(`grpc_server_handling_seconds_bucket{le="+Inf",${method("Bump")}}`)).toBe(1);
+    expect(m.get(`grpc_server_msg_received_total{${method("Watch", "server_stream")}}`)).toBe(1);
+    // The first response, then the change.
+    expect(m.get(`grpc_server_msg_sent_total{${method("Watch", "server_stream")}}`)).toBe(2);
+    expect(m.get(`grpc_server_started_total{${method("Watch", "server_stream")}}`)).toBe(1);
+    expect(m.get("syncgen_watch_streams")).toBe(1);
+    expect(m.get("syncgen_watched_keys")).toBe(2);
+    expect(m.get("syncgen_bumps_total")).toBe(1);
+    expect(m.get("syncgen_fanout_messages_total")).toBe(1);
+    expect(m.get("syncgen_fanout_lag_seconds_count")).toBe(1);
+    expect(m.get('syncgen_redis_up{store="memory"}')).toBe(1);
+    expect(m.get("process_cpu_seconds_total")).toBeGreaterThan(0);
+
+    await watcher.close();
+    await until(() => ts.server.hub.streamCount === 0, "the watch to be released");
+    const after = await scrape(ts);
+    expect(after.get("syncgen_watch_streams")).toBe(0);
+    expect(after.get("syncgen_watched_keys")).toBe(0);
+    expect(after.get(`grpc_server_handled_total{${method("Watch", "server_stream")},grpc_code="CANCELLED"}`)).toBe(1);
+  });
+
+  test("counts refused calls too: UNAUTHENTICATED and PERMISSION_DENIED", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "syncgen-auth-"));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const authFile = join(dir, "tokens.json");
+    const token = "metrics-token-0123456789";
+    writeFileSync(authFile, JSON.stringify({ tokens: [{ name: "m", token, read: ["m/"], write: ["m/"] }] }));
+    const ts = await started({ authFile });
+    await client(ts.address)
+      .bump("m/a")
+      .catch(() => {});
+    await client(ts.address, token)
+      .bump("other/a")
+      .catch(() => {});
+    await client(ts.address, token).bump("m/a");
+    const m = await scrape(ts);
+    expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="UNAUTHENTICATED"}`)).toBe(1);
+    expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="PERMISSION_DENIED"}`)).toBe(1);
+    expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="OK"}`)).toBe(1);
+    expect(m.get("syncgen_bumps_total")).toBe(1);
+  });
+
+  test("syncgen_redis_up follows Redis: 0 while it is down, 1 once it is back", async () => {
+    const redis = await RedisProcess.start();
+    cleanups.push(() => redis.stop());
+    const ts = await started({ redisUrl: redis.url, prefix: uniquePrefix() });
+    const up = `syncgen_redis_up{store="${ts.server.store.description}"}`;
+    expect((await scrape(ts)).get(up)).toBe(1);
+    await redis.kill();
+    await until(() => ts.server.store.state !== "ready", "the store to notice Redis is gone");
+    expect((await scrape(ts)).get(up)).toBe(0);
+    const failed = await client(ts.address)
+      .bump("m/a")
+      .catch((e: { code: number }) => e.code);
+    expect(failed).toBe(Code.UNAVAILABLE);
+    await redis.restart();
+    await until(() => ts.server.store.state === "ready", "the store to reconnect", 10_000);
+    expect((await scrape(ts)).get(up)).toBe(1);
+    expect((await scrape(ts)).get(`grpc_server_handled_total{${method("Bump")},grpc_code="UNAVAILABLE"}`)).toBe(1);
+  });
+
+  test("anything but GET /metrics is 404", async () => {
+    const ts = await started({});
+    const response = await fetch(`http://${ts.server.metrics?.address}/`);
+    expect(response.status).toBe(404);
+    await response.body?.cancel();
+  });
+});
