@@ -1,0 +1,317 @@
+/**
+ * Bad bytes: seeded, reproducible fuzzing of every RPC of a real `syncgen serve` process with
+ * random bytes, mutated valid requests, oversize keys and invalid UTF-8. The server must
+ * answer every case with a status (never INTERNAL or UNKNOWN: bad input is the client's
+ * problem, and says so), never crash, and serve the next well-formed call. Frame-level
+ * garbage (bad gRPC length prefixes, the compressed flag without an encoding) goes in over
+ * raw HTTP/2. Re-run one seed with SYNCGEN_FUZZ_SEED=<seed>.
+ */
+import { connect } from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import {
+  BumpRequestSchema,
+  ClearRequestSchema,
+  GetRequestSchema,
+  WatchRequestSchema,
+} from "../src/gen/generation/v1/generation_pb.js";
+import { CliProcess } from "./helpers/cli.js";
+import { withDeadline } from "./helpers/deadline.js";
+import { freePort } from "./helpers/free-port.js";
+import { type SharedRedis, sharedRedis } from "./helpers/redis-process.js";
+
+const SEED = Number(process.env.SYNCGEN_FUZZ_SEED ?? 20261126);
+const SERVICE = "/generation.v1.GenerationService";
+const MAX_KEY_BYTES = 256;
+/** Statuses a malformed or hostile request may get. */
+const CLIENT_ERRORS = new Set([grpc.status.OK, grpc.status.INVALID_ARGUMENT, grpc.status.RESOURCE_EXHAUSTED]);
+
+/** mulberry32: a small seeded PRNG, so every run sends the same cases. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Method = "Get" | "Bump" | "Clear" | "Watch";
+const METHODS: Method[] = ["Get", "Bump", "Clear", "Watch"];
+
+/** Makes the cases: each a method and the bytes of its request message. */
+class CaseMaker {
+  readonly random: () => number;
+  constructor(seed: number) {
+    this.random = prng(seed);
+  }
+
+  int(n: number): number {
+    return Math.floor(this.random() * n);
+  }
+
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)] as T;
+  }
+
+  bytes(n: number): Buffer {
+    const out = Buffer.alloc(n);
+    for (let i = 0; i < n; i++) out[i] = this.int(256);
+    return out;
+  }
+
+  key(): string {
+    switch (this.int(6)) {
+      case 0:
+        return "";
+      case 1:
+        return "k".repeat(MAX_KEY_BYTES + 1 + this.int(2000)); // oversize
+      case 2:
+        return String.fromCodePoint(
+          ...Array.from({ length: 1 + this.int(20) }, () => this.int(0x10ffff + 1)),
+        ).toWellFormed();
+      case 3:
+        return this.pick(["__proto__", "constructor", "toString", "a\u0000b", "*", "?", "[x]", "\n"]);
+      default:
+        return `fuzz/${this.int(50)}`;
+    }
+  }
+
+  valid(method: Method): Buffer {
+    const key = this.key();
+    switch (method) {
+      case "Get":
+        return Buffer.from(toBinary(GetRequestSchema, create(GetRequestSchema, { key, peek: this.random() < 0.5 })));
+      case "Bump":
+        return Buffer.from(toBinary(BumpRequestSchema, create(BumpRequestSchema, { key })));
+      case "Clear":
+        return Buffer.from(toBinary(ClearRequestSchema, create(ClearRequestSchema, { key })));
+      case "Watch": {
+        const keys = Array.from({ length: this.int(5) }, () => this.key());
+        const known: Record<string, bigint> = {};
+        for (const k of keys) if (this.random() < 0.5) known[k] = BigInt(this.int(2 ** 31)) - 5n;
+        return Buffer.from(toBinary(WatchRequestSchema, create(WatchRequestSchema, { keys, known })));
+      }
+    }
+  }
+
+  /** A request: random bytes, a valid one mutated, a key of invalid UTF-8, or a valid one. */
+  request(method: Method): Buffer {
+    const valid = this.valid(method);
+    switch (this.int(7)) {
+      case 0:
+        return this.bytes(this.int(64));
+      case 1: {
+        // Flip bits.
+        const out = Buffer.from(valid);
+        for (let i = 0, n = 1 + this.int(4); i < n && out.length > 0; i++) {
+          const at = this.int(out.length);
+          out[at] = (out[at] ?? 0) ^ (1 << this.int(8));
+        }
+        return out;
+      }
+      case 2:
+        return valid.subarray(0, this.int(valid.length + 1)); // truncated
+      case 3: {
+        // Spliced: random bytes inserted somewhere.
+        const at = this.int(valid.length + 1);
+        return Buffer.concat([valid.subarray(0, at), this.bytes(1 + this.int(16)), valid.subarray(at)]);
+      }
+      case 4: {
+        // A key (field 1, or a Watch key) that is not UTF-8.
+        const junk = Buffer.from([0xff, 0xfe, 0xc0, 0x80, 0xed, 0xa0, 0x80].slice(0, 1 + this.int(7)));
+        return Buffer.concat([Buffer.from([0x0a, junk.length]), junk]);
+      }
+      case 5: {
+        // Unknown fields, wrong wire types, and a huge length prefix.
+        return Buffer.concat([
+          valid,
+          this.pick([
+            Buffer.from([0x78, 0x01]),
+            Buffer.from([0x0d, 1, 2, 3, 4]),
+            Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f]),
+          ]),
+        ]);
+      }
+      default:
+        return valid;
+    }
+  }
+}
+
+interface Outcome {
+  code: number;
+  details: string;
+}
+
+function unary(client: grpc.Client, method: Method, bytes: Buffer): Promise<Outcome> {
+  return new Promise((resolve) => {
+    client.makeUnaryRequest(
+      `${SERVICE}/${method}`,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      bytes,
+      { deadline: Date.now() + 5000 },
+      (error) => resolve(error ? { code: error.code, details: error.details } : { code: grpc.status.OK, details: "" }),
+    );
+  });
+}
+
+/** A Watch: its first response counts as OK (the stream is then cancelled), or its status. */
+function watch(client: grpc.Client, bytes: Buffer): Promise<Outcome> {
+  return new Promise((resolve) => {
+    const call = client.makeServerStreamRequest(
+      `${SERVICE}/Watch`,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      bytes,
+      { deadline: Date.now() + 5000 },
+    );
+    call.on("data", () => {
+      resolve({ code: grpc.status.OK, details: "" });
+      call.cancel();
+    });
+    call.on("error", (error: grpc.ServiceError) => resolve({ code: error.code, details: error.details }));
+    call.on("status", (status: grpc.StatusObject) => resolve({ code: status.code, details: status.details }));
+  });
+}
+
+/** Runs `count` cases against the server at `address`, `concurrency` at a time. */
+async function fuzz(address: string, seed: number, count: number): Promise<Map<string, number>> {
+  const maker = new CaseMaker(seed);
+  const cases = Array.from({ length: count }, () => {
+    const method = maker.pick(METHODS);
+    return { method, bytes: maker.request(method) };
+  });
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const tally = new Map<string, number>();
+  try {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < cases.length) {
+        const index = next++;
+        const { method, bytes } = cases[index] as { method: Method; bytes: Buffer };
+        const outcome = await (method === "Watch" ? watch(client, bytes) : unary(client, method, bytes));
+        const label = `${method} ${grpc.status[outcome.code]}`;
+        tally.set(label, (tally.get(label) ?? 0) + 1);
+        const allowed =
+          CLIENT_ERRORS.has(outcome.code) || (method === "Watch" && outcome.code === grpc.status.CANCELLED);
+        if (!allowed) {
+          throw new Error(
+            `case ${index} (seed ${seed}): ${method} ${bytes.toString("hex")} got ${grpc.status[outcome.code]}: ${outcome.details}`,
+          );
+        }
+        if (outcome.code !== grpc.status.OK && outcome.details.length === 0) {
+          throw new Error(`case ${index} (seed ${seed}): ${grpc.status[outcome.code]} without a message`);
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: 16 }, worker));
+    // The next well-formed call is served.
+    const bumped = await unary(
+      client,
+      "Bump",
+      Buffer.from(toBinary(BumpRequestSchema, create(BumpRequestSchema, { key: "after-fuzz" }))),
+    );
+    expect(bumped.code).toBe(grpc.status.OK);
+  } finally {
+    client.close();
+  }
+  return tally;
+}
+
+/** Sends one gRPC request over raw HTTP/2 with a hand-made body; resolves with grpc-status (or "reset"). */
+function rawFrame(address: string, path: string, body: Buffer, headers: Record<string, string> = {}): Promise<string> {
+  return withDeadline(
+    new Promise((resolve) => {
+      const session = connect(`http://${address}`);
+      session.on("error", () => resolve("session error"));
+      const stream = session.request({
+        ":method": "POST",
+        ":path": path,
+        "content-type": "application/grpc",
+        te: "trailers",
+        ...headers,
+      });
+      let status = "reset";
+      const finish = (): void => {
+        session.close();
+        resolve(status);
+      };
+      stream.on("response", (h) => {
+        if (h["grpc-status"] !== undefined) status = String(h["grpc-status"]);
+      });
+      stream.on("trailers", (t) => {
+        status = String(t["grpc-status"]);
+      });
+      stream.on("data", () => {});
+      stream.on("error", finish);
+      stream.on("close", finish);
+      stream.end(body);
+    }),
+    5000,
+    "an answer to a raw frame",
+  );
+}
+
+function framed(message: Buffer, { compressed = false, length = message.length } = {}): Buffer {
+  const prefix = Buffer.alloc(5);
+  prefix[0] = compressed ? 1 : 0;
+  prefix.writeUInt32BE(length, 1);
+  return Buffer.concat([prefix, message]);
+}
+
+describe.each(["memory", "redis"] as const)("fuzzing a syncgen serve process on the %s store", (storeKind) => {
+  let serve: CliProcess;
+  let address: string;
+  let redis: SharedRedis | undefined;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    address = `127.0.0.1:${port}`;
+    redis = storeKind === "redis" ? await sharedRedis() : undefined;
+    const args = ["serve", "--listen", address, "--max-key-bytes", String(MAX_KEY_BYTES)];
+    if (redis) args.push("--redis", redis.url, "--prefix", redis.prefix());
+    serve = new CliProcess(args, { REDIS_URL: "" });
+    await serve.line((line) => line.includes('"event":"store_state"') && line.includes('"state":"ready"'));
+  });
+  afterAll(async () => {
+    await serve?.stop("SIGTERM").catch(() => serve.stop("SIGKILL"));
+    await redis?.close();
+  });
+
+  const count = storeKind === "memory" ? 10_000 : 2_000;
+  test(`${count} seeded cases: a status for every one, and the server serves on`, { timeout: 120_000 }, async () => {
+    const tally = await fuzz(address, storeKind === "memory" ? SEED : SEED + 1, count);
+    if (process.env.SYNCGEN_FUZZ_VERBOSE) console.log(Object.fromEntries(tally));
+    expect([...tally.values()].reduce((a, b) => a + b, 0)).toBe(count);
+    // The generator reaches both sides: requests refused and requests served.
+    for (const method of METHODS) {
+      expect(tally.get(`${method} INVALID_ARGUMENT`) ?? 0).toBeGreaterThan(0);
+      expect(tally.get(`${method} OK`) ?? 0).toBeGreaterThan(0);
+    }
+    expect(serve.child.exitCode).toBeNull();
+  });
+
+  test("garbage gRPC frames get a status, and the server serves on", async () => {
+    const message = Buffer.from(toBinary(GetRequestSchema, create(GetRequestSchema, { key: "frames" })));
+    const answers = [
+      await rawFrame(address, `${SERVICE}/Get`, framed(message, { compressed: true })),
+      await rawFrame(address, `${SERVICE}/Get`, framed(message, { length: message.length + 100 })),
+      await rawFrame(address, `${SERVICE}/Get`, Buffer.from([0, 0, 0])),
+      await rawFrame(address, `${SERVICE}/Get`, Buffer.concat([framed(message), framed(message)])),
+      await rawFrame(address, `${SERVICE}/Watch`, framed(Buffer.from([0x0a, 0x01, 0xff]))),
+      await rawFrame(address, `${SERVICE}/Nope`, framed(message)),
+      await rawFrame(address, `${SERVICE}/Get`, framed(message), { "grpc-encoding": "br0tli" }),
+      await rawFrame(address, `${SERVICE}/Get`, framed(message), { "grpc-timeout": "nonsense" }),
+    ];
+    if (process.env.SYNCGEN_FUZZ_VERBOSE) console.log(answers);
+    for (const answer of answers) expect(answer).toMatch(/^\d+$/);
+    // A well-formed request over the same raw path is OK.
+    expect(await rawFrame(address, `${SERVICE}/Get`, framed(message))).toBe("0");
+    expect(serve.child.exitCode).toBeNull();
+  });
+});
