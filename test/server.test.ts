@@ -171,6 +171,32 @@ describe("syncgen serve", () => {
     expect(serve.child.exitCode).toBe(2);
   });
 
+  test("takes multi-word flags, e.g. --max-key-bytes and --metrics-listen", async () => {
+    const [port, metricsPort] = [await freePort(), await freePort()];
+    const serve = new CliProcess(
+      [
+        "serve",
+        "--listen",
+        `127.0.0.1:${port}`,
+        "--max-key-bytes",
+        "8",
+        "--metrics-listen",
+        `127.0.0.1:${metricsPort}`,
+      ],
+      { REDIS_URL: "" },
+    );
+    cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
+    await serve.line((l) => l.includes('"event":"start"'));
+    const { runCli } = await import("./helpers/cli.js");
+    const tooLong = await runCli(["get", "--server", `127.0.0.1:${port}`, "nine-bytes"]);
+    expect(tooLong.code).toBe(2);
+    expect(tooLong.stderr).toMatch(/key is 10 bytes long; the limit is 8 bytes/);
+    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(await metrics.text()).toMatch(
+      /grpc_server_handled_total\{.*grpc_method="Get".*grpc_code="INVALID_ARGUMENT"\} 1/,
+    );
+  });
+
   test("reads its settings from the environment", async () => {
     const port = await freePort();
     const serve = new CliProcess(["serve"], {

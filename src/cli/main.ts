@@ -14,11 +14,19 @@ const program = new Command("syncgen")
 
 const serve = program.command("serve").description("run the server (in-memory store unless a Redis URL is given)");
 // Flags, environment variables and defaults come from one table (src/server/config.ts).
-for (const setting of SETTINGS) {
+const serveOptions = SETTINGS.map((setting) => {
   const shown = setting.default === undefined ? "" : ` (default: ${setting.default})`;
-  serve.addOption(new Option(`--${setting.flag} <value>`, `${setting.description}; env ${setting.env}${shown}`));
-}
-serve.action(async (flags: Record<string, string>) => {
+  const option = new Option(`--${setting.flag} <value>`, `${setting.description}; env ${setting.env}${shown}`);
+  serve.addOption(option);
+  return { flag: setting.flag, option };
+});
+serve.action(async (options: Record<string, string | undefined>) => {
+  // commander names options in camelCase; the settings table is keyed by flag.
+  const flags: Record<string, string> = {};
+  for (const { flag, option } of serveOptions) {
+    const value = options[option.attributeName()];
+    if (value !== undefined) flags[flag] = value;
+  }
   const { runServer } = await import("./run-server.js");
   await runServer(flags);
 });
