@@ -8,7 +8,7 @@ import { createConnection, createServer, type Socket } from "node:net";
 import { afterEach, describe, expect, test } from "vitest";
 import { Code, createGenerationClient, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
 import type { ServerConfig } from "../src/server/config.js";
-import { until, withDeadline } from "./helpers/deadline.js";
+import { withDeadline } from "./helpers/deadline.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
 
@@ -59,7 +59,7 @@ describe("Watch streams", () => {
     // Another connection is not affected; a closed stream gives its slot back.
     await watch(client(ts.address), ["c"]).live();
     await first.close();
-    await until(() => ts.server.hub.streamCount === 2, "the closed stream to be released");
+    await expect.poll(() => ts.server.hub.streamCount === 2, { timeout: 5000 }).toBe(true);
     await watch(crowded, ["c"]).live();
   });
 
@@ -111,7 +111,7 @@ describe("transport", () => {
     await recorder.live();
     expect(ts.server.hub.streamCount).toBe(1);
     proxy.stall();
-    await until(() => ts.server.hub.streamCount === 0, "the server to drop the dead connection's stream", 5000);
+    await expect.poll(() => ts.server.hub.streamCount === 0, { timeout: 5000 }).toBe(true);
   });
 
   test("max connection age: streams move to a new connection and miss nothing", async () => {
@@ -119,7 +119,7 @@ describe("transport", () => {
     const c = client(ts.address);
     const recorder = watch(c, ["aged"], true);
     await recorder.live();
-    await until(() => recorder.downs.length > 0, "the aged connection to close", 5000);
+    await expect.poll(() => recorder.downs.length > 0, { timeout: 5000 }).toBe(true);
     const generation = await client(ts.address).bump("aged");
     await recorder.sees("aged", generation);
     expect(recorder.error).toBeUndefined();

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, test } from "vitest";
 import { Code, createGenerationClient, type GenerationClient } from "../src/client/index.js";
 import type { ServerConfig } from "../src/server/config.js";
-import { until, withDeadline } from "./helpers/deadline.js";
+import { withDeadline } from "./helpers/deadline.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
@@ -80,7 +80,7 @@ describe("metrics", () => {
     expect(m.get("process_cpu_seconds_total")).toBeGreaterThan(0);
 
     await watcher.close();
-    await until(() => ts.server.hub.streamCount === 0, "the watch to be released");
+    await expect.poll(() => ts.server.hub.streamCount === 0, { timeout: 5000 }).toBe(true);
     const after = await scrape(ts);
     expect(after.get("syncgen_watch_streams")).toBe(0);
     expect(after.get("syncgen_watched_keys")).toBe(0);
@@ -115,14 +115,14 @@ describe("metrics", () => {
     const up = `syncgen_redis_up{store="${ts.server.store.description}"}`;
     expect((await scrape(ts)).get(up)).toBe(1);
     await redis.kill();
-    await until(() => ts.server.store.state !== "ready", "the store to notice Redis is gone");
+    await expect.poll(() => ts.server.store.state !== "ready", { timeout: 5000 }).toBe(true);
     expect((await scrape(ts)).get(up)).toBe(0);
     const failed = await client(ts.address)
       .bump("m/a")
       .catch((e: { code: number }) => e.code);
     expect(failed).toBe(Code.UNAVAILABLE);
     await redis.restart();
-    await until(() => ts.server.store.state === "ready", "the store to reconnect", 10_000);
+    await expect.poll(() => ts.server.store.state === "ready", { timeout: 10_000 }).toBe(true);
     expect((await scrape(ts)).get(up)).toBe(1);
     expect((await scrape(ts)).get(`grpc_server_handled_total{${method("Bump")},grpc_code="UNAVAILABLE"}`)).toBe(1);
   });

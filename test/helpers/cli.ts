@@ -66,7 +66,8 @@ export class CliProcess {
 
   /** Sends `signal` and resolves with the exit code; SIGKILLs if it does not exit in time. */
   async stop(signal: NodeJS.Signals = "SIGTERM", ms = 10_000): Promise<number | null> {
-    if (this.child.exitCode !== null) return this.child.exitCode;
+    // A process killed by a signal has no exit code, only a signal code.
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
     const exited = once(this.child, "exit");
     this.child.kill(signal);
     try {

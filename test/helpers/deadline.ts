@@ -28,19 +28,3 @@ export function waitForEvent<A extends unknown[]>(
     if (listener) emitter.off(event, listener);
   });
 }
-
-/**
- * Resolves once `condition` holds, checked every few milliseconds; rejects at the deadline.
- * For state that has no event to wait on (a server's count of open streams, say).
- */
-export function until(condition: () => boolean, what: string, ms = 5000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const held = new Promise<void>((resolve) => {
-    const check = (): void => {
-      if (condition()) resolve();
-      else timer = setTimeout(check, 5);
-    };
-    check();
-  });
-  return withDeadline(held, ms, what).finally(() => clearTimeout(timer));
-}
