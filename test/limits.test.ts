@@ -114,6 +114,26 @@ describe("transport", () => {
     await expect.poll(() => ts.server.hub.streamCount === 0, { timeout: 5000 }).toBe(true);
   });
 
+  test("client keepalive: a Watch on a connection that stops answering goes down and resumes", async () => {
+    const ts = await started({});
+    const proxy = await stallingProxy(ts.address);
+    cleanups.push(() => proxy.close());
+    const c = createGenerationClient(proxy.address, {
+      backoff: { initialMs: 20, maxMs: 200 },
+      channelOptions: {
+        "grpc.use_local_subchannel_pool": 1,
+        "grpc.keepalive_time_ms": 500,
+        "grpc.keepalive_timeout_ms": 500,
+      },
+    });
+    cleanups.push(() => c.close());
+    const recorder = watch(c, ["client-stalled"], true);
+    await recorder.live();
+    proxy.stall();
+    await expect.poll(() => recorder.downs.length, { timeout: 5000 }).toBeGreaterThan(0);
+    expect(recorder.downs[0]?.error.code).toBe(Code.UNAVAILABLE);
+  });
+
   test("max connection age: streams move to a new connection and miss nothing", async () => {
     const ts = await started({ maxConnectionAgeMs: 1000, maxConnectionAgeGraceMs: 200 });
     const c = client(ts.address);

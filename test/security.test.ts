@@ -17,6 +17,7 @@ import { Code, createGenerationClient, type GenerationClient, GenerationServiceE
 import { ConfigError, defaultServerConfig, type ServerConfig } from "../src/server/config.js";
 import { startServer } from "../src/server/server.js";
 import { type Certificates, makeCertificates } from "./helpers/certificates.js";
+import { runCli } from "./helpers/cli.js";
 import { askReflection, healthCheck, healthClient, reflectionClient } from "./helpers/grpc-peers.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
@@ -71,7 +72,7 @@ describe("TLS", () => {
     const ts = await started({ tlsCert: certs.serverCert, tlsKey: certs.serverKey, tlsClientCa: certs.caCert });
     const ca = certs.read(certs.caCert);
     const withCert = client(ts.address, {
-      credentials: credentials.createSsl(ca, certs.read(certs.clientKey), certs.read(certs.clientCert)),
+      tls: { ca, cert: certs.read(certs.clientCert), key: certs.read(certs.clientKey).toString() },
     });
     expect(await withCert.bump("mtls/key")).toBeGreaterThan(0n);
     const noCert = client(ts.address, { credentials: credentials.createSsl(ca), deadlineMs: 1000 });
@@ -221,6 +222,29 @@ describe("bearer tokens (--auth-file)", () => {
     expect(first.event).toBe("start");
     expect(first.auth).toBe("open");
     expect(first.msg).toMatch(/OPEN: no --auth-file, so every client may read and write every key/);
+  });
+});
+
+describe("the CLI", () => {
+  test("get and bump over mutual TLS with a token from the environment", async () => {
+    const authFile = join(certs.dir, "cli-tokens.json");
+    const token = "cli-token-0123456789";
+    writeFileSync(authFile, JSON.stringify({ tokens: [{ name: "cli", token, read: ["cli/"], write: ["cli/"] }] }));
+    const ts = await started({
+      authFile,
+      tlsCert: certs.serverCert,
+      tlsKey: certs.serverKey,
+      tlsClientCa: certs.caCert,
+    });
+    const tlsFlags = ["--tls-ca", certs.caCert, "--tls-cert", certs.clientCert, "--tls-key", certs.clientKey];
+    const bumped = await runCli(["bump", "--server", ts.address, ...tlsFlags, "cli/key"], { SYNCGEN_TOKEN: token });
+    expect(bumped.stderr).toBe("");
+    expect(bumped.code).toBe(0);
+    const got = await runCli(["get", "--server", ts.address, ...tlsFlags, "cli/key"], { SYNCGEN_TOKEN: token });
+    expect(got.stdout.trim()).toBe(bumped.stdout.trim());
+    const refused = await runCli(["get", "--server", ts.address, ...tlsFlags, "cli/key"], { SYNCGEN_TOKEN: "" });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/UNAUTHENTICATED: this server requires a token/);
   });
 });
 

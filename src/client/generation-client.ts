@@ -29,9 +29,21 @@ import { Code, GenerationServiceError } from "../rpc/generation-service-error.js
 import { grpcServiceDefinition } from "../rpc/service-definition.js";
 import { Backoff, type BackoffOptions, pause } from "./backoff.js";
 
+/** TLS settings, as PEM text or bytes. */
+export interface TlsOptions {
+  /** The CA that signed the server's certificate; the system's CAs when omitted. */
+  ca?: string | Buffer;
+  /** This client's certificate chain, for mutual TLS (with `key`). */
+  cert?: string | Buffer;
+  /** The private key of `cert`. */
+  key?: string | Buffer;
+}
+
 /** How the client connects and behaves. */
 export interface GenerationClientOptions {
-  /** Channel credentials, e.g. `credentials.createSsl(ca, key, cert)` for (mutual) TLS; plaintext when omitted. */
+  /** Connect with TLS (mutual TLS when `cert` and `key` are given); plaintext when omitted. */
+  tls?: TlsOptions;
+  /** Channel credentials for anything `tls` does not cover; wins over `tls`. */
   credentials?: ChannelCredentials;
   /** A bearer token, sent as `authorization: Bearer <token>` with every call. */
   token?: string;
@@ -39,8 +51,28 @@ export interface GenerationClientOptions {
   deadlineMs?: number;
   /** Backoff between retries of Get and Clear and between Watch reconnects (default 100 ms up to 5 s). */
   backoff?: BackoffOptions;
-  /** grpc-js channel options (reconnect backoff of the connection, keepalive, ...). */
+  /**
+   * grpc-js channel options (reconnect backoff, ...). By default the client pings an idle
+   * connection every 30 s and drops it after 10 s without an answer, so a Watch on a server
+   * that vanished without closing the connection resumes elsewhere instead of hanging.
+   */
   channelOptions?: ChannelOptions;
+}
+
+/** Keepalive: find a dead connection within about 40 s, even with no call in flight. */
+const DEFAULT_CHANNEL_OPTIONS: ChannelOptions = {
+  "grpc.keepalive_time_ms": 30_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_permit_without_calls": 1,
+};
+
+function channelCredentials(options: GenerationClientOptions): ChannelCredentials {
+  if (options.credentials) return options.credentials;
+  if (!options.tls) return grpcCredentials.createInsecure();
+  const pem = (value: string | Buffer | undefined): Buffer | null =>
+    value === undefined ? null : typeof value === "string" ? Buffer.from(value) : value;
+  const { ca, cert, key } = options.tls;
+  return grpcCredentials.createSsl(pem(ca), pem(key), pem(cert));
 }
 
 /** Per-call options. */
@@ -106,7 +138,10 @@ interface UnaryMethod<I, O> {
 
 /** Creates a client of the server at `address` (HOST:PORT, or any grpc-js target). */
 export function createGenerationClient(address: string, options: GenerationClientOptions = {}): GenerationClient {
-  const client = new Client(address, options.credentials ?? grpcCredentials.createInsecure(), options.channelOptions);
+  const client = new Client(address, channelCredentials(options), {
+    ...DEFAULT_CHANNEL_OPTIONS,
+    ...options.channelOptions,
+  });
   const defaultDeadlineMs = options.deadlineMs ?? 5000;
   // Aborted by close(): ends every Watch instead of letting it reconnect to a closed channel.
   const closed = new AbortController();

@@ -12,6 +12,7 @@ export {
   createGenerationClient,
   type GenerationClient,
   type GenerationClientOptions,
+  type TlsOptions,
   type WatchEvent,
   type WatchOptions,
 } from "./generation-client.js";

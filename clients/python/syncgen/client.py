@@ -14,6 +14,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from generation.v1 import generation_pb2, generation_pb2_grpc  # noqa: E402
 
 
+# Ping an idle connection every 30 s and drop it after 10 s without an answer, so a Watch on a
+# server that vanished without closing the connection resumes instead of hanging.
+_CHANNEL_OPTIONS = (
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+)
+
+
 class SyncgenError(Exception):
     """A call failed; ``code`` is the gRPC status (grpc.StatusCode)."""
 
@@ -40,7 +49,9 @@ class SyncgenClient:
         timeout: float = 5.0,
     ) -> None:
         self._channel = (
-            grpc.secure_channel(address, credentials) if credentials else grpc.insecure_channel(address)
+            grpc.secure_channel(address, credentials, options=_CHANNEL_OPTIONS)
+            if credentials
+            else grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
         )
         self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
