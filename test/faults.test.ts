@@ -20,17 +20,39 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-/** A `syncgen serve` process on a free port, ready to serve. */
+interface Replica extends CliProcess {
+  readonly address: string;
+  /** The value of one sample of its /metrics, e.g. `syncgen_watch_streams`. */
+  metric(name: string, labels?: string): Promise<number>;
+}
+
+/** A `syncgen serve` process (on `address`, or a free port) with metrics, ready to serve. */
 async function replica(
   redis: RedisProcess,
   prefix: string,
-  ...flags: string[]
-): Promise<CliProcess & { address: string }> {
-  const address = `127.0.0.1:${await freePort()}`;
-  const serve = new CliProcess(["serve", "--listen", address, "--redis", redis.url, "--prefix", prefix, ...flags]);
+  { address, flags = [] }: { address?: string; flags?: string[] } = {},
+): Promise<Replica> {
+  const listen = address ?? `127.0.0.1:${await freePort()}`;
+  const metrics = `127.0.0.1:${await freePort()}`;
+  const serve = new CliProcess([
+    "serve",
+    ...["--listen", listen, "--redis", redis.url, "--prefix", prefix, "--metrics-listen", metrics],
+    ...flags,
+  ]);
   cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
   await serve.line((line) => line.includes('"event":"store_state"') && line.includes('"state":"ready"'));
-  return Object.assign(serve, { address });
+  const metric = async (name: string, labels = ""): Promise<number> => {
+    const text = await (await fetch(`http://${metrics}/metrics`)).text();
+    const sample = text.split("\n").find((line) => line.startsWith(name) && line.includes(labels));
+    return Number(sample?.split(" ").at(-1) ?? 0);
+  };
+  return Object.assign(serve, { address: listen, metric });
+}
+
+/** Of two replicas, the one holding more of the Watch streams, then the other. */
+async function busierFirst(a: Replica, b: Replica): Promise<[Replica, number, Replica]> {
+  const [onA, onB] = [await a.metric("syncgen_watch_streams "), await b.metric("syncgen_watch_streams ")];
+  return onA >= onB ? [a, onA, b] : [b, onB, a];
 }
 
 function client(target: string): GenerationClient {
@@ -170,23 +192,27 @@ describe("faults on real processes", () => {
     const prefix = uniquePrefix();
     const [a, b] = [await replica(redis, prefix), await replica(redis, prefix)];
     const keys = Array.from({ length: 5 }, (_, i) => `fault/kill/${i}`);
-    // pick_first over the list: every client is on A until A dies.
+    // The clients balance round robin over both; the busier replica is killed.
     const target = `ipv4:${a.address},${b.address}`;
     const users = Array.from({ length: 4 }, () => client(target));
     const recorders = users.map((u) => watcher(u, keys));
     await Promise.all(recorders.map((r) => r.live()));
-    const writer = client(b.address);
+    const [victim, streamsOnVictim, survivor] = await busierFirst(a, b);
+    expect(streamsOnVictim).toBeGreaterThanOrEqual(2);
+    const writer = client(survivor.address);
     for (const key of keys) await writer.bump(key);
     await expectAllCurrent(writer, recorders, keys);
 
-    await a.stop("SIGKILL");
+    await victim.stop("SIGKILL");
     // Changes made while the watchers are cut off or reconnecting.
     for (const key of keys) await writer.bump(key);
-    await expect.poll(() => recorders.every((r) => r.downs.length > 0), { timeout: 5000 }).toBe(true);
+    await expect
+      .poll(() => recorders.filter((r) => r.downs.length > 0).length, { timeout: 5000 })
+      .toBe(streamsOnVictim);
     for (const key of keys) await writer.bump(key);
     await expectAllCurrent(writer, recorders, keys);
     expect(recorders.every((r) => r.error === undefined)).toBe(true);
-    // The same clients' unary calls go to B now.
+    // The same clients' unary calls go to the survivor now.
     for (const u of users) expect(await u.bump(keys[0] as string)).toBeGreaterThan(0n);
     await expectAllCurrent(writer, recorders, keys);
   });
@@ -195,32 +221,23 @@ describe("faults on real processes", () => {
     const redis = await RedisProcess.start();
     cleanups.push(() => redis.stop());
     const prefix = uniquePrefix();
-    const metricsPort = await freePort();
-    const a = await replica(
-      redis,
-      prefix,
-      "--shutdown-timeout-ms",
-      "3000",
-      "--metrics-listen",
-      `127.0.0.1:${metricsPort}`,
-    );
-    const bumpsStarted = async (): Promise<number> => {
-      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-      const line = text
-        .split("\n")
-        .find((l) => l.startsWith("grpc_server_started_total{") && l.includes('grpc_method="Bump"'));
-      return Number(line?.split(" ").at(-1) ?? 0);
-    };
-    const b = await replica(redis, prefix);
+    const [a, b] = [
+      await replica(redis, prefix, { flags: ["--shutdown-timeout-ms", "3000"] }),
+      await replica(redis, prefix, { flags: ["--shutdown-timeout-ms", "3000"] }),
+    ];
     const keys = Array.from({ length: 4 }, (_, i) => `fault/term/${i}`);
     const target = `ipv4:${a.address},${b.address}`;
     const recorders = Array.from({ length: 4 }, () => watcher(client(target), keys));
     await Promise.all(recorders.map((r) => r.live()));
+    const [victim, streamsOnVictim, survivor] = await busierFirst(a, b);
+    expect(streamsOnVictim).toBeGreaterThanOrEqual(2);
     const load = bumpLoad(client(target), keys, 4);
     await expect.poll(() => [...load.generations.values()].every((g) => g.length > 3), { timeout: 5000 }).toBe(true);
 
-    // Hold Redis for a moment so Bumps on A are certainly in flight when SIGTERM lands.
-    const direct = client(a.address);
+    // Hold Redis for a moment so Bumps on the victim are certainly in flight when SIGTERM
+    // lands (its metrics count them in).
+    const bumpsStarted = (): Promise<number> => victim.metric("grpc_server_started_total{", 'grpc_method="Bump"');
+    const direct = client(victim.address);
     redis.pause();
     cleanups.push(() => redis.resume());
     const startedBefore = await bumpsStarted();
@@ -229,15 +246,17 @@ describe("faults on real processes", () => {
     );
     await expect.poll(bumpsStarted, { timeout: 5000 }).toBeGreaterThanOrEqual(startedBefore + 10);
     const stoppedAt = Date.now();
-    const exited = a.stop("SIGTERM", 5000);
-    await a.line((line) => line.includes('"event":"stopping"'));
+    const exited = victim.stop("SIGTERM", 5000);
+    await victim.line((line) => line.includes('"event":"stopping"'));
     redis.resume();
     const completed = await withDeadline(Promise.all(inFlight), 5000, "the Bumps in flight");
     expect(await exited).toBe(0);
     expect(Date.now() - stoppedAt).toBeLessThan(3000 + 1000);
 
-    await expect.poll(() => recorders.every((r) => r.downs.length > 0), { timeout: 5000 }).toBe(true);
-    for (const recorder of recorders) {
+    await expect
+      .poll(() => recorders.filter((r) => r.downs.length > 0).length, { timeout: 5000 })
+      .toBe(streamsOnVictim);
+    for (const recorder of recorders.filter((r) => r.downs.length > 0)) {
       expect(recorder.downs[0]?.error.code).toBe(Code.UNAVAILABLE);
       expect(recorder.downs[0]?.error.message).toMatch(/shutting down/);
     }
@@ -251,7 +270,27 @@ describe("faults on real processes", () => {
       all.get(keys[i % keys.length] as string)?.push({ generation, at: stoppedAt });
     }
     expectNoRepeats(all);
-    await expectAllCurrent(client(b.address), recorders, keys);
+    await expectAllCurrent(client(survivor.address), recorders, keys);
+  });
+
+  test("max connection age moves Watch streams onto a replica that joined later", async () => {
+    const redis = await RedisProcess.start();
+    cleanups.push(() => redis.stop());
+    const prefix = uniquePrefix();
+    const aged = ["--max-connection-age-ms", "1000", "--max-connection-age-grace-ms", "200"];
+    const a = await replica(redis, prefix, { flags: aged });
+    const later = `127.0.0.1:${await freePort()}`;
+    const keys = ["fault/age/0", "fault/age/1"];
+    const recorders = Array.from({ length: 4 }, () => watcher(client(`ipv4:${a.address},${later}`), keys));
+    await Promise.all(recorders.map((r) => r.live()));
+    expect(await a.metric("syncgen_watch_streams ")).toBe(4);
+
+    const b = await replica(redis, prefix, { address: later, flags: aged });
+    await expect.poll(() => b.metric("syncgen_watch_streams "), { timeout: 15_000 }).toBeGreaterThan(0);
+    const writer = client(a.address);
+    for (const key of keys) await writer.bump(key);
+    await expectAllCurrent(writer, recorders, keys);
+    expect(recorders.every((r) => r.error === undefined)).toBe(true);
   });
 
   test("a stalled watcher under 200,000 changes: server memory stays bounded, and once it reads it gets the latest", async () => {

@@ -54,16 +54,21 @@ export interface GenerationClientOptions {
   /**
    * grpc-js channel options (reconnect backoff, ...). By default the client pings an idle
    * connection every 30 s and drops it after 10 s without an answer, so a Watch on a server
-   * that vanished without closing the connection resumes elsewhere instead of hanging.
+   * that vanished without closing the connection resumes elsewhere instead of hanging; and
+   * it balances calls round robin over every address the target names or resolves to.
    */
   channelOptions?: ChannelOptions;
 }
 
-/** Keepalive: find a dead connection within about 40 s, even with no call in flight. */
 const DEFAULT_CHANNEL_OPTIONS: ChannelOptions = {
+  // Keepalive: find a dead connection within about 40 s, even with no call in flight.
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
   "grpc.keepalive_permit_without_calls": 1,
+  // Round robin over every replica the target names (ipv4:A,B or DNS with several records):
+  // calls spread, and streams that a replica's connection age or shutdown ends resume on
+  // the next replica, so streams rebalance when replicas come and go.
+  "grpc.service_config": JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
 };
 
 function channelCredentials(options: GenerationClientOptions): ChannelCredentials {

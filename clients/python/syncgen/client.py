@@ -15,11 +15,13 @@ from generation.v1 import generation_pb2, generation_pb2_grpc  # noqa: E402
 
 
 # Ping an idle connection every 30 s and drop it after 10 s without an answer, so a Watch on a
-# server that vanished without closing the connection resumes instead of hanging.
+# server that vanished without closing the connection resumes instead of hanging. Balance
+# round robin over every replica the target names or resolves to, as the TypeScript client does.
 _CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.lb_policy_name", "round_robin"),
 )
 
 
