@@ -17,7 +17,8 @@ import { Code, createGenerationClient, type GenerationClient, GenerationServiceE
 import { ConfigError, defaultServerConfig, type ServerConfig } from "../src/server/config.js";
 import { startServer } from "../src/server/server.js";
 import { type Certificates, makeCertificates } from "./helpers/certificates.js";
-import { runCli } from "./helpers/cli.js";
+import { CliProcess, runCli } from "./helpers/cli.js";
+import { freePort } from "./helpers/free-port.js";
 import { askReflection, healthCheck, healthClient, reflectionClient } from "./helpers/grpc-peers.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
@@ -206,6 +207,33 @@ describe("bearer tokens (--auth-file)", () => {
     for (const secret of [READER, WRITER, HASHED]) {
       expect(lines.filter((line) => line.includes(secret))).toEqual([]);
     }
+  });
+
+  test("SIGHUP reloads the auth file: a rotated token works at once, a bad file changes nothing", async () => {
+    const rotating = join(certs.dir, "rotating-tokens.json");
+    const [oldToken, newToken] = ["old-token-0123456789", "new-token-0123456789"];
+    const tokens = (token: string) => JSON.stringify({ tokens: [{ name: "app", token, read: [""], write: [""] }] });
+    writeFileSync(rotating, tokens(oldToken));
+    const port = await freePort();
+    const serve = new CliProcess(["serve", "--listen", `127.0.0.1:${port}`, "--auth-file", rotating], {
+      REDIS_URL: "",
+    });
+    cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
+    await serve.line((line) => line.includes('"event":"start"'));
+    const address = `127.0.0.1:${port}`;
+    expect(await client(address, { token: oldToken }).bump("rotated")).toBeGreaterThan(0n);
+
+    writeFileSync(rotating, tokens(newToken));
+    serve.child.kill("SIGHUP");
+    await serve.line((line) => line.includes('"event":"auth_reloaded"'));
+    expect((await failure(client(address, { token: oldToken }).bump("rotated"))).code).toBe(Code.UNAUTHENTICATED);
+    expect(await client(address, { token: newToken }).bump("rotated")).toBeGreaterThan(0n);
+
+    writeFileSync(rotating, "{ not json");
+    serve.child.kill("SIGHUP");
+    await serve.line((line) => line.includes('"event":"auth_reload_failed"'));
+    expect(await client(address, { token: newToken }).bump("rotated")).toBeGreaterThan(0n);
+    expect(serve.child.exitCode).toBeNull();
   });
 
   test("without --auth-file the first log line says the server is open", async () => {

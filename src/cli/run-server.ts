@@ -33,4 +33,6 @@ export async function runServer(flags: Record<string, string>): Promise<void> {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+  // Token rotation without a restart; a bad file is logged and changes nothing.
+  process.on("SIGHUP", () => void server.reloadAuthFile().catch(() => {}));
 }

@@ -34,11 +34,11 @@ export type DenialObserver = (path: string, error: GenerationServiceError, princ
 /**
  * Refuses calls of `service` without a valid token (UNAUTHENTICATED) and calls naming a key
  * outside the token's prefixes (PERMISSION_DENIED; a Watch is refused whole, so nothing of a
- * key it may not read is sent). Other services (health, reflection) pass untouched, and a
+ * key it may not read is sent). `tokens` gives the current table (it can be reloaded). Other services (health, reflection) pass untouched, and a
  * request that cannot be decoded passes on to be answered with INVALID_ARGUMENT.
  */
 export function accessInterceptor<T extends GenServiceMethods>(
-  control: AccessControl,
+  tokens: () => AccessControl,
   service: GenService<T>,
   rules: { [K in keyof T]: MethodAccess<RequestOf<T[K]>> },
   onDenied: DenialObserver,
@@ -50,6 +50,8 @@ export function accessInterceptor<T extends GenServiceMethods>(
   return (descriptor, call) => {
     const rule = byPath.get(descriptor.path);
     if (!rule) return new ServerInterceptingCall(call);
+    // The table as of the call's start: a reload (SIGHUP) affects calls that start after it.
+    const control = tokens();
     let principal: Principal | undefined;
     let refused = false;
     const refuse = (error: unknown): void => {

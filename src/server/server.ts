@@ -45,6 +45,11 @@ export interface RunningServer {
   /** The Prometheus endpoint, when --metrics-listen is set. */
   readonly metrics: MetricsEndpoint | undefined;
   /**
+   * Reads the auth file again (SIGHUP): calls that start afterwards are checked against the
+   * new tokens. A file that does not parse changes nothing and rejects with ConfigError.
+   */
+  reloadAuthFile(): Promise<void>;
+  /**
    * Shuts down gracefully: health NOT_SERVING, Watch streams end with UNAVAILABLE (clients
    * reconnect elsewhere), unary calls in flight finish, then everything is cut off at the
    * configured deadline. Resolves when closed; safe to call more than once.
@@ -61,10 +66,11 @@ const SERVICE_NAME = GenerationService.typeName;
  */
 export async function startServer(config: ServerConfig, options: StartServerOptions): Promise<RunningServer> {
   const { logger } = options;
-  const [credentials, accessControl] = await Promise.all([
+  const [credentials, initialAccessControl] = await Promise.all([
     serverCredentials(config),
     config.authFile === undefined ? undefined : AccessControl.fromFile(config.authFile),
   ]);
+  let accessControl = initialAccessControl;
   const store = options.store ?? createStore(config);
   const hub = new WatchHub(store, {
     heartbeatMs: config.heartbeatMs,
@@ -86,11 +92,15 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   if (metrics) interceptors.push(metricsInterceptor(metrics));
   if (accessControl) {
     interceptors.push(
-      accessInterceptor(accessControl, GenerationService, generationServiceAccess, (method, error, principal) =>
-        logger.debug(
-          { event: "call_refused", method, code: Code[error.code], principal, details: error.message },
-          "call refused",
-        ),
+      accessInterceptor(
+        () => accessControl as AccessControl,
+        GenerationService,
+        generationServiceAccess,
+        (method, error, principal) =>
+          logger.debug(
+            { event: "call_refused", method, code: Code[error.code], principal, details: error.message },
+            "call refused",
+          ),
       ),
     );
   }
@@ -168,7 +178,22 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
     return closing;
   };
 
-  return { address, port, store, hub, calls, metrics: metricsEndpoint, shutdown };
+  const reloadAuthFile = async (): Promise<void> => {
+    const path = config.authFile;
+    if (path === undefined || accessControl === undefined) {
+      logger.warn({ event: "auth_reload_failed" }, "no --auth-file to reload: this server runs open");
+      throw new ConfigError("no --auth-file to reload: this server runs open");
+    }
+    try {
+      accessControl = await AccessControl.fromFile(path);
+    } catch (error) {
+      logger.error({ event: "auth_reload_failed", err: error }, "auth file not reloaded; the old tokens stay");
+      throw error;
+    }
+    logger.info({ event: "auth_reloaded", tokens: accessControl.size }, `${accessControl.size} tokens from ${path}`);
+  };
+
+  return { address, port, store, hub, calls, metrics: metricsEndpoint, reloadAuthFile, shutdown };
 }
 
 /** grpc-js's transport settings from the configuration. */
