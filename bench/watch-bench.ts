@@ -19,6 +19,7 @@ import type { ServerProcess } from "./processes.js";
 import type { BenchRow } from "./report.js";
 import { median, percentile } from "./report.js";
 import { WatchLoad } from "./watch-load-process.js";
+import { RedisKeys } from "../src/server/store/redis-keys.js";
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -34,8 +35,8 @@ export async function propagationBench(
   const bumper = createGenerationClient(b.address);
   // The write replica B's store makes for a Bump, made here so its start can be timed.
   const writer = new Redis(redisUrl);
-  const write = () =>
-    writer.call("EVAL", WRITE_SCRIPT, 1, `${prefix}gen:${key}`, "bump", `${prefix}chg:${key}`, "10000");
+  const names = new RedisKeys(prefix);
+  const write = () => writer.call("EVAL", WRITE_SCRIPT, 1, names.record(key), "bump", names.channel(key), "10000", "PUBLISH");
   const load = await WatchLoad.start({ target: a.address, key, streams: 1, perConnection: 1 });
   const latencies: number[] = [];
   const roundTrips: number[] = [];

@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, test } from "vitest";
 import { Code, createGenerationClient, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
+import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
@@ -307,10 +308,11 @@ describe("faults on real processes", () => {
     // 200,000 changes, as other replicas' Bumps arrive: straight into Redis pub/sub. The
     // generations are small, so the real Bumps below (clock-based) are newer still.
     const publisher = new Redis(redis.url);
+    const names = new RedisKeys(prefix);
     cleanups.push(() => publisher.disconnect());
     for (let round = 1; round <= 200; round++) {
       const pipeline = publisher.pipeline();
-      for (const key of keys) pipeline.publish(`${prefix}chg:${key}`, String(round));
+      for (const key of keys) pipeline.publish(names.channel(key), String(round));
       await pipeline.exec();
     }
     // Fence: the server's subscriber gets messages in order, so once a live watcher of the

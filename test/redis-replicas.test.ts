@@ -5,6 +5,7 @@
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { Code, GenerationServiceError } from "../src/client/index.js";
+import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { WRITE_SCRIPT } from "../src/server/store/redis-scripts.js";
 import { waitForEvent } from "./helpers/deadline.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
@@ -74,11 +75,10 @@ describe("two replicas sharing one Redis", () => {
     await Promise.all(recorders.map((r) => r.live()));
     const probe = new Redis(redis.url);
     try {
-      const counts = (await probe.pubsub("NUMSUB", `${prefix}chg:popular`, `${prefix}chg:other`)) as (
-        | string
-        | number
-      )[];
-      expect(counts.map(String)).toEqual([`${prefix}chg:popular`, "2", `${prefix}chg:other`, "1"]);
+      const names = new RedisKeys(prefix);
+      const [popular, other] = [names.channel("popular"), names.channel("other")];
+      const counts = (await probe.pubsub("NUMSUB", popular, other)) as (string | number)[];
+      expect(counts.map(String)).toEqual([popular, "2", other, "1"]);
     } finally {
       probe.disconnect();
     }
@@ -208,9 +208,10 @@ describe("Redis faults", () => {
     await w.sees("k", generation);
     const admin = new Redis(redis.url);
     try {
-      await admin.publish(`${prefix}chg:k`, "garbage");
-      await admin.publish(`${prefix}chg:k`, "99999999999999999999999999");
-      await admin.set(`${prefix}gen:corrupt`, "not a number");
+      const names = new RedisKeys(prefix);
+      await admin.publish(names.channel("k"), "garbage");
+      await admin.publish(names.channel("k"), "99999999999999999999999999");
+      await admin.set(names.record("corrupt"), "not a number");
     } finally {
       admin.disconnect();
     }
@@ -224,15 +225,16 @@ describe("Redis faults", () => {
 
   test("a key re-created right after Clear gets a generation above its last, even one ahead of the clock", async () => {
     const admin = new Redis(redis.url);
+    const record = new RedisKeys(prefix).record("ahead");
     try {
       // A generation a minute ahead of Redis's clock (as after a clock step back).
       const [seconds] = (await admin.time()) as [string | number, string | number];
       const ahead = (BigInt(seconds) + 60n) * 1_000_000n;
-      await admin.set(`${prefix}gen:ahead`, String(ahead));
+      await admin.set(record, String(ahead));
       expect(await ts.client.get("ahead")).toBe(ahead);
       await ts.client.clear("ahead");
       // The tombstone outlives the minute its revision is ahead of the clock, plus 10 s.
-      expect(await admin.pttl(`${prefix}gen:ahead`)).toBeGreaterThan(65_000);
+      expect(await admin.pttl(record)).toBeGreaterThan(65_000);
       const recreated = await ts.client.get("ahead");
       expect(recreated).toBeGreaterThan(ahead);
     } finally {
@@ -278,7 +280,15 @@ describe("Redis faults", () => {
       const results = await admin
         .multi()
         .client("KILL", "ID", subscriberId as string)
-        .eval(WRITE_SCRIPT, 1, `${prefix}gen:k`, "bump", `${prefix}chg:k`, "10000")
+        .eval(
+          WRITE_SCRIPT,
+          1,
+          new RedisKeys(prefix).record("k"),
+          "bump",
+          new RedisKeys(prefix).channel("k"),
+          "10000",
+          "PUBLISH",
+        )
         .exec();
       const bumped = BigInt(String(results?.[1]?.[1]));
       await resynced;

@@ -14,6 +14,7 @@ import { Redis } from "ioredis";
 import { createGenerationClient, type GenerationClient } from "../../src/client/index.js";
 import { WRITE_SCRIPT } from "../../src/server/store/redis-scripts.js";
 import { percentile } from "../report.js";
+import { RedisKeys } from "../../src/server/store/redis-keys.js";
 
 interface LoadSpec {
   mode: "grpc-get" | "grpc-bump" | "redis-get" | "redis-bump";
@@ -46,13 +47,13 @@ function callOf(spec: LoadSpec): () => Promise<unknown> {
     redisClients.set(spec.target, redis);
   }
   const r = redis;
-  const record = `${spec.prefix}gen:${spec.key}`;
-  const channel = `${spec.prefix}chg:${spec.key}`;
+  const names = new RedisKeys(spec.prefix);
+  const [record, channel] = [names.record(spec.key), names.channel(spec.key)];
   // defineCommand adds a method ioredis cannot type.
   const write = (r as unknown as Record<string, (...args: string[]) => Promise<string>>).syncgenWrite as (
     ...args: string[]
   ) => Promise<string>;
-  return spec.mode === "redis-get" ? () => r.get(record) : () => write.call(r, record, "bump", channel, "10000");
+  return spec.mode === "redis-get" ? () => r.get(record) : () => write.call(r, record, "bump", channel, "10000", "PUBLISH");
 }
 
 async function run(spec: LoadSpec): Promise<object> {

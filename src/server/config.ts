@@ -4,12 +4,24 @@
  * from this table, so flags, environment and defaults cannot drift apart.
  */
 
+import type { HostPort, RedisTarget } from "./store/redis-connections.js";
+
 /** The server's validated configuration. */
 export interface ServerConfig {
   /** HOST:PORT to serve gRPC on (port 0 picks a free one). */
   listen: string;
-  /** redis:// or rediss:// URL; undefined serves from the in-memory store (one replica). */
+  /**
+   * redis:// or rediss:// URL of one server, or redis+sentinel://[[user]:password@]HOST:PORT,.../NAME
+   * for a Sentinel group's master; undefined (and no sentinels or cluster) serves from the
+   * in-memory store (one replica).
+   */
   redisUrl: string | undefined;
+  /** Sentinels (HOST:PORT,...) to find the master `sentinelName` through. */
+  sentinels: string | undefined;
+  /** The Sentinel group's name (its `sentinel monitor` name). */
+  sentinelName: string | undefined;
+  /** Cluster nodes (HOST:PORT,...) to discover a Redis Cluster from. */
+  redisCluster: string | undefined;
   /** Prepended to every Redis key and channel, so several deployments can share one Redis. */
   prefix: string;
   /** Longest key, in UTF-8 bytes. */
@@ -92,13 +104,69 @@ export function splitHostPort(hostPort: string): { host: string; port: number } 
 
 function redisUrl(text: string): string | undefined | { error: string } {
   if (text === "") return undefined;
+  if (text.startsWith("redis+sentinel://")) {
+    return parseSentinelUrl(text)
+      ? text
+      : { error: `must be redis+sentinel://HOST:PORT,HOST:PORT/NAME, not "${text}"` };
+  }
   try {
     const url = new URL(text);
     if (url.protocol === "redis:" || url.protocol === "rediss:") return text;
   } catch {
     // Falls through to the message below.
   }
-  return { error: `must be a redis:// or rediss:// URL, not "${text}"` };
+  return { error: `must be a redis://, rediss:// or redis+sentinel:// URL, not "${text}"` };
+}
+
+/** redis+sentinel://[[user]:password@]HOST:PORT,HOST:PORT/NAME, as a Sentinel target. */
+function parseSentinelUrl(text: string): Extract<RedisTarget, { mode: "sentinel" }> | undefined {
+  const match = /^redis\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/@]+)\/([^/?#]+)\/?$/.exec(text);
+  if (!match) return undefined;
+  const [, username, password, hosts = "", name = ""] = match;
+  const sentinels = hostPortList(hosts);
+  if (!Array.isArray(sentinels)) return undefined;
+  return {
+    mode: "sentinel",
+    sentinels,
+    name: decodeURIComponent(name),
+    ...(username ? { username: decodeURIComponent(username) } : {}),
+    ...(password !== undefined ? { password: decodeURIComponent(password) } : {}),
+  };
+}
+
+/** HOST:PORT,HOST:PORT,... */
+function hostPortList(text: string): HostPort[] | { error: string } {
+  const items = text.split(",").map((item) => item.trim());
+  const parsed: HostPort[] = [];
+  for (const item of items) {
+    if (typeof hostPort(item) !== "string") return { error: `must be HOST:PORT,HOST:PORT,..., not "${text}"` };
+    parsed.push(splitHostPort(item));
+  }
+  return parsed;
+}
+
+function hostPortListSetting(text: string): string | undefined | { error: string } {
+  if (text === "") return undefined;
+  const parsed = hostPortList(text);
+  return Array.isArray(parsed) ? text : parsed;
+}
+
+/**
+ * The Redis the configuration names, or undefined for the in-memory store. The
+ * configuration must have come through resolveServerConfig (or be as valid).
+ */
+export function redisTarget(config: ServerConfig): RedisTarget | undefined {
+  if (config.redisCluster !== undefined)
+    return { mode: "cluster", nodes: hostPortList(config.redisCluster) as HostPort[] };
+  if (config.sentinels !== undefined) {
+    return {
+      mode: "sentinel",
+      sentinels: hostPortList(config.sentinels) as HostPort[],
+      name: config.sentinelName ?? "",
+    };
+  }
+  if (config.redisUrl === undefined) return undefined;
+  return parseSentinelUrl(config.redisUrl) ?? { mode: "single", url: config.redisUrl };
 }
 
 function filePath(text: string): string | undefined {
@@ -127,9 +195,34 @@ export const SETTINGS = [
     key: "redisUrl",
     flag: "redis",
     env: "REDIS_URL",
-    description: "Redis URL (redis:// or rediss://); without one, an in-memory store for a single replica",
+    description:
+      "Redis URL: redis:// or rediss:// (TLS), or redis+sentinel://HOST:PORT,.../NAME; without Redis, an in-memory store for a single replica",
     default: undefined,
     parse: redisUrl,
+  }),
+  define({
+    key: "sentinels",
+    flag: "sentinels",
+    env: "SYNCGEN_SENTINELS",
+    description: "Redis Sentinels HOST:PORT,HOST:PORT,... (with --sentinel-name), instead of --redis",
+    default: undefined,
+    parse: hostPortListSetting,
+  }),
+  define({
+    key: "sentinelName",
+    flag: "sentinel-name",
+    env: "SYNCGEN_SENTINEL_NAME",
+    description: "the master's name in the Sentinels' configuration",
+    default: undefined,
+    parse: (text) => (text === "" ? undefined : text),
+  }),
+  define({
+    key: "redisCluster",
+    flag: "redis-cluster",
+    env: "SYNCGEN_REDIS_CLUSTER",
+    description: "Redis Cluster nodes HOST:PORT,HOST:PORT,... to discover the cluster from, instead of --redis",
+    default: undefined,
+    parse: hostPortListSetting,
   }),
   define({
     key: "prefix",
@@ -137,7 +230,8 @@ export const SETTINGS = [
     env: "SYNCGEN_PREFIX",
     description: "prefix of every Redis key and channel",
     default: "syncgen:",
-    parse: (text) => text,
+    // Braces would move the hash tag that keeps a key's record and channel on one Cluster shard.
+    parse: (text) => (/[{}]/.test(text) ? { error: `must not contain { or }, not "${text}"` } : text),
   }),
   define({
     key: "maxKeyBytes",
@@ -308,6 +402,7 @@ export function resolveServerConfig(
   env: Readonly<Partial<Record<string, string>>> = {},
 ): ServerConfig {
   const config: Record<string, unknown> = {};
+  const fromFlags = new Set<string>();
   for (const setting of SETTINGS as readonly Setting[]) {
     const fromFlag = flags[setting.flag];
     const fromEnv = env[setting.env];
@@ -326,6 +421,18 @@ export function resolveServerConfig(
       throw new ConfigError(`${source} ${value.error}`);
     }
     config[setting.key] = value;
+    if (fromFlag !== undefined) fromFlags.add(setting.key);
+  }
+  // One Redis: a flag naming one kind wins over the environment naming another (REDIS_URL
+  // set for the whole shell should not stop `serve --redis-cluster ...`).
+  const redisKinds = ["redisUrl", "sentinels", "redisCluster"].filter((key) => config[key] !== undefined);
+  const byFlag = redisKinds.filter((key) => fromFlags.has(key));
+  if (byFlag.length === 1) for (const key of redisKinds) if (key !== byFlag[0]) config[key] = undefined;
+  if (redisKinds.length > 1 && byFlag.length !== 1) {
+    throw new ConfigError("give one Redis: --redis, --sentinels or --redis-cluster (or their environment variables)");
+  }
+  if (config.sentinels !== undefined && config.sentinelName === undefined) {
+    throw new ConfigError("--sentinels needs --sentinel-name: the master's name in the Sentinels' configuration");
   }
   const tls = [config.tlsCert, config.tlsKey];
   if (tls.some((value) => value === undefined) && tls.some((value) => value !== undefined)) {

@@ -9,7 +9,7 @@ import { type ChannelOptions, Server, ServerCredentials, type ServerInterceptor 
 import { ReflectionService } from "@grpc/reflection";
 import { file_generation_v1_generation, GenerationService } from "../gen/generation/v1/generation_pb.js";
 import { AccessControl } from "./access-control.js";
-import { ConfigError, type ServerConfig } from "./config.js";
+import { ConfigError, redisTarget, type ServerConfig } from "./config.js";
 import { listenForConnections } from "./connection-listener.js";
 import { Code } from "./errors.js";
 import { generationServiceAccess, generationServiceHandlers } from "./generation-service.js";
@@ -128,22 +128,23 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   const metricsEndpoint = metrics && config.metricsListen ? await metrics.listen(config.metricsListen) : undefined;
   const { port } = listener;
   const address = config.listen.replace(/:\d+$/, `:${port}`);
+  const usesRedis = redisTarget(config) !== undefined;
   const tls = config.tlsClientCa ? "mutual TLS" : config.tlsCert ? "TLS" : "plaintext";
   logger.info(
     {
       event: "start",
       address,
       store: store.description,
-      prefix: config.redisUrl ? config.prefix : undefined,
+      prefix: usesRedis ? config.prefix : undefined,
       tls,
       auth: accessControl ? `${accessControl.size} tokens` : "open",
       metrics: metricsEndpoint ? `http://${metricsEndpoint.address}/metrics` : undefined,
     },
     [
       `syncgen serving on ${address} (${tls})`,
-      config.redisUrl
+      usesRedis
         ? `store ${store.description}`
-        : "from the in-memory store (one replica only; give --redis to share state)",
+        : "from the in-memory store (one replica only; give --redis, --sentinels or --redis-cluster to share state)",
       accessControl
         ? `${accessControl.size} tokens from ${config.authFile}`
         : "OPEN: no --auth-file, so every client may read and write every key",

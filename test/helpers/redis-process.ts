@@ -10,17 +10,29 @@ import { freePort } from "./free-port.js";
 export class RedisProcess {
   #child: ChildProcess | undefined;
 
-  private constructor(readonly port: number) {}
+  /** `args` go to redis-server after the port and persistence settings; `config` is a config file to start from. */
+  private constructor(
+    readonly port: number,
+    private readonly args: readonly string[],
+    private readonly config: string | undefined,
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  /** Starts redis-server on a free port and waits until it accepts connections. */
-  static async start(): Promise<RedisProcess> {
+  /**
+   * Starts redis-server on a free port and waits until it accepts connections. `args` are
+   * further settings (e.g. `--replicaof`); `config(port)` writes a config file to start from
+   * (a Sentinel's), given the port chosen.
+   */
+  static async start(
+    options: { args?: (port: number) => string[]; config?: (port: number) => string } = {},
+  ): Promise<RedisProcess> {
     // A free port can be taken by another test worker before redis-server binds it: retry.
     for (let attempt = 1; ; attempt++) {
-      const redis = new RedisProcess(await freePort());
+      const port = await freePort();
+      const redis = new RedisProcess(port, options.args?.(port) ?? [], options.config?.(port));
       try {
         await redis.restart();
         return redis;
@@ -35,7 +47,11 @@ export class RedisProcess {
     if (this.#child) throw new Error("redis-server is already running");
     const child = spawn(
       "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "notice"],
+      [
+        ...(this.config ? [this.config] : []),
+        ...["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        ...["--loglevel", "notice", ...this.args],
+      ],
       { stdio: ["ignore", "pipe", "pipe"] },
     );
     this.#child = child;

@@ -1,11 +1,14 @@
 import { describe, expect, test } from "vitest";
-import { ConfigError, resolveServerConfig } from "../../src/server/config.js";
+import { ConfigError, redisTarget, resolveServerConfig } from "../../src/server/config.js";
 
 describe("resolveServerConfig()", () => {
   test("uses the defaults when nothing is set", () => {
     expect(resolveServerConfig({}, {})).toEqual({
       listen: "127.0.0.1:50051",
       redisUrl: undefined,
+      sentinels: undefined,
+      sentinelName: undefined,
+      redisCluster: undefined,
       prefix: "syncgen:",
       maxKeyBytes: 1024,
       maxWatchKeys: 10_000,
@@ -45,7 +48,7 @@ describe("resolveServerConfig()", () => {
 
   test.each([
     [{ listen: "localhost" }, {}, '--listen must be HOST:PORT (e.g. 127.0.0.1:50051), not "localhost"'],
-    [{}, { REDIS_URL: "http://x" }, 'REDIS_URL must be a redis:// or rediss:// URL, not "http://x"'],
+    [{}, { REDIS_URL: "http://x" }, 'REDIS_URL must be a redis://, rediss:// or redis+sentinel:// URL, not "http://x"'],
     [{ "max-key-bytes": "0" }, {}, '--max-key-bytes must be a whole number from 1 to 65536, not "0"'],
     [{}, { SYNCGEN_HEARTBEAT_MS: "1.5" }, 'SYNCGEN_HEARTBEAT_MS must be a whole number from 10 to 3600000, not "1.5"'],
     [{ "log-level": "loud" }, {}, "--log-level must be one of fatal, error, warn, info, debug, trace, silent"],
@@ -53,6 +56,61 @@ describe("resolveServerConfig()", () => {
     [{}, { SYNCGEN_TLS_KEY: "key.pem" }, "--tls-cert and --tls-key go together"],
     [{ "tls-client-ca": "ca.pem" }, {}, "--tls-client-ca needs TLS"],
     [{ "metrics-listen": "9090" }, {}, '--metrics-listen must be HOST:PORT (e.g. 127.0.0.1:50051), not "9090"'],
+  ])("refuses %j %j: %s", (flags, env, message) => {
+    expect(() => resolveServerConfig(flags, env)).toThrow(ConfigError);
+    expect(() => resolveServerConfig(flags, env)).toThrow(message);
+  });
+});
+
+describe("redisTarget()", () => {
+  test("one server, by URL", () => {
+    expect(redisTarget(resolveServerConfig({ redis: "rediss://10.0.0.5:6380" }))).toEqual({
+      mode: "single",
+      url: "rediss://10.0.0.5:6380",
+    });
+    expect(redisTarget(resolveServerConfig({}))).toBeUndefined();
+  });
+
+  test("Sentinel, by redis+sentinel:// URL or by --sentinels and --sentinel-name", () => {
+    expect(
+      redisTarget(resolveServerConfig({ redis: "redis+sentinel://:s%40cret@10.0.0.1:26379,10.0.0.2:26380/main" })),
+    ).toEqual({
+      mode: "sentinel",
+      sentinels: [
+        { host: "10.0.0.1", port: 26379 },
+        { host: "10.0.0.2", port: 26380 },
+      ],
+      name: "main",
+      password: "s@cret",
+    });
+    expect(
+      redisTarget(resolveServerConfig({}, { SYNCGEN_SENTINELS: "[::1]:26379", SYNCGEN_SENTINEL_NAME: "main" })),
+    ).toEqual({ mode: "sentinel", sentinels: [{ host: "::1", port: 26379 }], name: "main" });
+  });
+
+  test("Cluster, by --redis-cluster", () => {
+    expect(redisTarget(resolveServerConfig({ "redis-cluster": "127.0.0.1:7000,127.0.0.1:7001" }))).toEqual({
+      mode: "cluster",
+      nodes: [
+        { host: "127.0.0.1", port: 7000 },
+        { host: "127.0.0.1", port: 7001 },
+      ],
+    });
+  });
+
+  test("a flag naming one Redis wins over the environment naming another", () => {
+    const config = resolveServerConfig({ "redis-cluster": "127.0.0.1:7000" }, { REDIS_URL: "redis://127.0.0.1:6379" });
+    expect(redisTarget(config)?.mode).toBe("cluster");
+    expect(config.redisUrl).toBeUndefined();
+  });
+
+  test.each([
+    [{ redis: "redis://a:1", "redis-cluster": "b:2" }, {}, "give one Redis: --redis, --sentinels or --redis-cluster"],
+    [{}, { REDIS_URL: "redis://a:1", SYNCGEN_REDIS_CLUSTER: "b:2" }, "give one Redis"],
+    [{ sentinels: "a:26379" }, {}, "--sentinels needs --sentinel-name"],
+    [{ redis: "redis+sentinel://a:26379" }, {}, "--redis must be redis+sentinel://HOST:PORT,HOST:PORT/NAME"],
+    [{ "redis-cluster": "a" }, {}, '--redis-cluster must be HOST:PORT,HOST:PORT,..., not "a"'],
+    [{ prefix: "team{a}:" }, {}, '--prefix must not contain { or }, not "team{a}:"'],
   ])("refuses %j %j: %s", (flags, env, message) => {
     expect(() => resolveServerConfig(flags, env)).toThrow(ConfigError);
     expect(() => resolveServerConfig(flags, env)).toThrow(message);

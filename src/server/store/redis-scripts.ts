@@ -3,7 +3,8 @@
  * round trip, and publishes the change in the same step so no watcher can miss it.
  *
  * KEYS[1]: the key's record. ARGV[1]: "get" (fetch or create), "bump" or "clear";
- * ARGV[2]: the key's change channel; ARGV[3]: the tombstone margin in milliseconds.
+ * ARGV[2]: the key's change channel (in KEYS[1]'s slot; see redis-keys.ts); ARGV[3]: the
+ * tombstone margin in milliseconds; ARGV[4]: "PUBLISH", or "SPUBLISH" in a Cluster.
  * Returns the resulting record in its signed form, as a string: Lua numbers are doubles,
  * exact below 2^53, and `%.0f` avoids the "1.8e+15" that tostring() would produce.
  */
@@ -30,6 +31,6 @@ else
   record = string.format('%.0f', revision)
   redis.call('SET', KEYS[1], record)
 end
-redis.call('PUBLISH', ARGV[2], record)
+redis.call(ARGV[4], ARGV[2], record)
 return record
 `;

@@ -1,16 +1,17 @@
 /**
- * The Redis store: many replicas share one Redis. Writes are one Lua script each
- * (redis-scripts.ts); changes travel over Redis pub/sub, one channel per key, and this
- * process holds one subscription per key however many watchers it has.
+ * The Redis store: many replicas share one Redis (one server, a Sentinel-managed master, or
+ * a Cluster; see redis-connections.ts). Writes are one Lua script each (redis-scripts.ts);
+ * changes travel over pub/sub, one channel per key, and this process holds one subscription
+ * per key however many watchers it has.
  *
- * Two connections: commands, and a dedicated subscriber. The store is `ready` only while
- * both are; calls fail fast with StoreUnavailableError otherwise (no offline queue, no
- * retries of in-flight commands, a command timeout), so a caller never hangs on a Redis that
- * is down. After a reconnect the subscriber resubscribes every channel and the store emits
- * `resync`, because messages published while it was away are lost.
+ * The store is `ready` only while every connection is; calls fail fast with
+ * StoreUnavailableError otherwise (no offline queue, no retries of in-flight commands, a
+ * command timeout), so a caller never hangs on a Redis that is down. After a reconnect, or
+ * after a Cluster's slots changed hands, the subscriptions are renewed and the store emits
+ * `resync`, because messages published in between are lost.
  */
 import { EventEmitter } from "node:events";
-import { Redis, type RedisOptions } from "ioredis";
+import type { RedisOptions } from "ioredis";
 import { decodeRecord, TOMBSTONE_MARGIN_MS } from "./generation-scheme.js";
 import {
   type GenerationStore,
@@ -19,12 +20,20 @@ import {
   type StoreState,
   StoreUnavailableError,
 } from "./generation-store.js";
+import {
+  type Connection,
+  describeTarget,
+  openRedis,
+  type RedisConnections,
+  type RedisTarget,
+} from "./redis-connections.js";
+import { RedisKeys } from "./redis-keys.js";
 import { WRITE_SCRIPT } from "./redis-scripts.js";
 
 /** Options of the Redis store. */
 export interface RedisStoreOptions {
-  /** A redis:// or rediss:// URL. */
-  url: string;
+  /** Which Redis, and how to reach it. */
+  target: RedisTarget;
   /** Prepended to every Redis key and channel, so deployments can share one Redis. */
   prefix: string;
   /**
@@ -37,9 +46,15 @@ export interface RedisStoreOptions {
 type WriteMode = "get" | "bump" | "clear";
 
 /** The command defineCommand adds; ioredis cannot type custom commands itself. */
-interface RedisWithScripts extends Redis {
-  syncgenWrite(recordKey: string, mode: WriteMode, channel: string, tombstoneMarginMs: string): Promise<string>;
-}
+type WithWriteScript = Connection & {
+  syncgenWrite(
+    recordKey: string,
+    mode: WriteMode,
+    channel: string,
+    tombstoneMarginMs: string,
+    publish: "PUBLISH" | "SPUBLISH",
+  ): Promise<string>;
+};
 
 /** Longest pause between reconnect attempts: Redis back means service back within about a second. */
 const MAX_RECONNECT_DELAY_MS = 1000;
@@ -56,16 +71,15 @@ const TRANSITIONS: Record<StoreState, readonly StoreState[]> = {
   closed: [],
 };
 
-/** A GenerationStore on one Redis server (or anything that speaks to ioredis as one). */
+/** A GenerationStore on Redis: one server, Sentinel, or Cluster. */
 export class RedisStore extends EventEmitter<StoreEvents> implements GenerationStore {
   readonly description: string;
   #state: StoreState = "connecting";
-  readonly #commands: RedisWithScripts;
-  readonly #subscriber: Redis;
-  readonly #recordPrefix: string;
-  readonly #channelPrefix: string;
-  /** Channels this process is subscribed to (or will resubscribe to after a reconnect). */
-  readonly #channels = new Set<string>();
+  readonly #redis: RedisConnections;
+  readonly #commands: WithWriteScript;
+  readonly #keys: RedisKeys;
+  /** The key of each channel this process is subscribed to (or will resubscribe to after a reconnect). */
+  readonly #channels = new Map<string, string>();
   readonly #pinger: NodeJS.Timeout;
   /** Counts restore attempts, so a stale one (the connection dropped again) gives up. */
   #restoreAttempt = 0;
@@ -73,10 +87,8 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
 
   constructor(options: RedisStoreOptions) {
     super();
-    const url = new URL(options.url);
-    this.description = `redis ${url.host}`;
-    this.#recordPrefix = `${options.prefix}gen:`;
-    this.#channelPrefix = `${options.prefix}chg:`;
+    this.description = describeTarget(options.target);
+    this.#keys = new RedisKeys(options.prefix);
     const redisOptions: RedisOptions = {
       lazyConnect: true,
       // Fail fast while disconnected: a queued command would hang until the caller's deadline.
@@ -84,21 +96,16 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
       maxRetriesPerRequest: 0,
       commandTimeout: options.commandTimeoutMs,
       autoResubscribe: false,
+      enableAutoPipelining: true,
       // Full jitter, capped low.
       retryStrategy: (attempt) => Math.round(Math.random() * Math.min(MAX_RECONNECT_DELAY_MS, 50 * 2 ** attempt)),
     };
-    this.#commands = new Redis(options.url, {
-      ...redisOptions,
-      connectionName: "syncgen",
-      enableAutoPipelining: true,
-    }) as RedisWithScripts;
+    this.#redis = openRedis(options.target, redisOptions);
+    this.#commands = this.#redis.commands as WithWriteScript;
     this.#commands.defineCommand("syncgenWrite", { numberOfKeys: 1, lua: WRITE_SCRIPT });
-    this.#subscriber = new Redis(options.url, { ...redisOptions, connectionName: "syncgen-subscriber" });
-    this.#subscriber.on("message", (channel: string, message: string) => this.#onMessage(channel, message));
-    for (const [name, connection] of [
-      ["commands", this.#commands],
-      ["subscriber", this.#subscriber],
-    ] as const) {
+    this.#redis.onMessage((channel, message) => this.#onMessage(channel, message));
+    this.#redis.onResubscribed(() => void this.#renewSubscriptions());
+    for (const [name, connection] of this.#redis.connections) {
       connection.on("error", (error: Error) => {
         this.#lastError = `${name} connection: ${error.message}`;
       });
@@ -126,15 +133,14 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
       this.on("state", onState);
     });
     // A failed first attempt is not final: ioredis keeps retrying and `ready` follows.
-    this.#commands.connect().catch(() => {});
-    this.#subscriber.connect().catch(() => {});
+    for (const [, connection] of this.#redis.connections) connection.connect().catch(() => {});
     return ready;
   }
 
   async get(key: string): Promise<bigint> {
     this.#ensureReady();
     // Most keys exist: a plain GET is cheaper here and in Redis than the script.
-    const existing = decodeRecord(await this.#call(this.#commands.get(this.#recordPrefix + key))).generation;
+    const existing = decodeRecord(await this.#call(this.#commands.get(this.#keys.record(key)))).generation;
     return existing > 0n ? existing : decodeRecord(await this.#write(key, "get")).generation;
   }
 
@@ -149,38 +155,40 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
   async read(keys: readonly string[]): Promise<KeyState[]> {
     if (keys.length === 0) return [];
     this.#ensureReady();
-    const records = await this.#call(this.#commands.mget(keys.map((key) => this.#recordPrefix + key)));
+    const records = await this.#call(this.#redis.mget(keys.map((key) => this.#keys.record(key))));
     return records.map((record) => decodeRecord(record));
   }
 
   async subscribe(keys: readonly string[]): Promise<void> {
     this.#ensureReady();
-    const channels = keys.map((key) => this.#channelPrefix + key);
-    for (const channel of channels) this.#channels.add(channel);
-    await this.#call(this.#subscriber.subscribe(...channels));
+    const channels = keys.map((key) => this.#keys.channel(key));
+    for (const [index, channel] of channels.entries()) this.#channels.set(channel, keys[index] as string);
+    await this.#call(this.#redis.subscribe(channels));
   }
 
   async unsubscribe(keys: readonly string[]): Promise<void> {
-    const channels = keys.map((key) => this.#channelPrefix + key);
+    const channels = keys.map((key) => this.#keys.channel(key));
     for (const channel of channels) this.#channels.delete(channel);
-    // While disconnected there is nothing to undo: a reconnect subscribes only #channels.
-    if (this.#subscriber.status === "ready" && channels.length > 0) {
-      await this.#subscriber.unsubscribe(...channels).catch(() => {});
-    }
+    await this.#redis.unsubscribe(channels).catch(() => {});
   }
 
   async close(): Promise<void> {
     if (this.#state === "closed") return;
     clearInterval(this.#pinger);
     this.#setState("closed", "store closed");
-    this.#commands.disconnect();
-    this.#subscriber.disconnect();
+    this.#redis.disconnect();
   }
 
   #write(key: string, mode: WriteMode): Promise<string> {
     this.#ensureReady();
     return this.#call(
-      this.#commands.syncgenWrite(this.#recordPrefix + key, mode, this.#channelPrefix + key, TOMBSTONE_MARGIN_ARG),
+      this.#commands.syncgenWrite(
+        this.#keys.record(key),
+        mode,
+        this.#keys.channel(key),
+        TOMBSTONE_MARGIN_ARG,
+        this.#redis.publish,
+      ),
     );
   }
 
@@ -208,10 +216,28 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
 
   /** Never throws: whatever is published on our channels, the process stays up. */
   #onMessage(channel: string, message: string): void {
-    if (!channel.startsWith(this.#channelPrefix)) return;
+    const key = this.#channels.get(channel);
+    if (key === undefined) return;
     // A message that is not a record decodes as "absent, revision 0", which no watcher
     // takes over what it holds (see the hub's ordering).
-    this.emit("change", channel.slice(this.#channelPrefix.length), decodeRecord(message));
+    this.emit("change", key, decodeRecord(message));
+  }
+
+  /**
+   * A Cluster's slots changed hands and ioredis moved the subscriptions: subscribe once
+   * more and wait for it (so the renewal is surely in place), then have every watched key
+   * read again, because a change published on the new owner before the move was lost.
+   */
+  async #renewSubscriptions(): Promise<void> {
+    if (this.#state !== "ready" || this.#channels.size === 0) return;
+    try {
+      await this.#redis.subscribe([...this.#channels.keys()]);
+    } catch (error) {
+      this.#lastError = `resubscribe failed: ${error instanceof Error ? error.message : String(error)}`;
+      this.#redis.dropSubscriber();
+      return;
+    }
+    this.emit("resync");
   }
 
   #onClose(reason: string): void {
@@ -224,7 +250,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
 
   #onReady(reason: string): void {
     if (this.#state === "closed" || this.#state === "ready") return;
-    if (this.#commands.status === "ready" && this.#subscriber.status === "ready") void this.#restore(reason);
+    if (this.#redis.connections.every(([, connection]) => connection.status === "ready")) void this.#restore(reason);
   }
 
   /** Both connections are up: resubscribe, then declare the store ready and ask for a re-read. */
@@ -232,12 +258,12 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
     const attempt = ++this.#restoreAttempt;
     const wasConnecting = this.#state === "connecting";
     try {
-      if (this.#channels.size > 0) await this.#subscriber.subscribe(...this.#channels);
+      await this.#redis.subscribe([...this.#channels.keys()]);
     } catch (error) {
       if (attempt !== this.#restoreAttempt || this.#state === "closed") return;
       // Resubscribing failed on a live connection: drop it, and the reconnect tries again.
       this.#lastError = `resubscribe failed: ${error instanceof Error ? error.message : String(error)}`;
-      this.#subscriber.disconnect(true);
+      this.#redis.dropSubscriber();
       return;
     }
     if (attempt !== this.#restoreAttempt || this.#state === "closed") return;

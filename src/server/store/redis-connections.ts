@@ -1,0 +1,215 @@
+/**
+ * How the Redis store reaches Redis: one server, the master a Sentinel group names, or a
+ * Cluster. ioredis does the connecting (Sentinel discovery and failover, Cluster slots and
+ * redirections); this module gives the store one shape over all three: a command
+ * connection, a change feed, and the connections whose readiness makes the store ready.
+ *
+ * One server and Sentinel use broadcast pub/sub (PUBLISH/SUBSCRIBE) on a dedicated
+ * subscriber connection. A Cluster uses sharded pub/sub (SPUBLISH/SSUBSCRIBE, Redis 7):
+ * each key's channel lives on the shard that holds its record (see redis-keys.ts), so a
+ * change travels no further than its shard, and ioredis keeps one subscriber per master.
+ */
+import calculateSlot from "cluster-key-slot";
+import { Cluster, Redis, type RedisOptions } from "ioredis";
+
+/** host:port of a Redis node or Sentinel. */
+export interface HostPort {
+  host: string;
+  port: number;
+}
+
+/** Which Redis to use, and how. */
+export type RedisTarget =
+  /** One server, by redis:// or rediss:// URL. */
+  | { mode: "single"; url: string }
+  /** The master of the Sentinel group `name`, found through `sentinels`. */
+  | { mode: "sentinel"; sentinels: HostPort[]; name: string; username?: string; password?: string }
+  /** A Cluster, found through any of `nodes`. */
+  | { mode: "cluster"; nodes: HostPort[] };
+
+/** A Redis connection as the store uses it: one server's, or a whole Cluster's. */
+export type Connection = Redis | Cluster;
+
+/** What the store needs of Redis, whatever the topology. */
+export interface RedisConnections {
+  /** For commands; the write script is defined on it as `syncgenWrite`. */
+  readonly commands: Connection;
+  /** Every connection that must be `ready` for the store to be. */
+  readonly connections: readonly (readonly [name: string, connection: Connection])[];
+  /** The command the write script publishes a change with. */
+  readonly publish: "PUBLISH" | "SPUBLISH";
+  /** Starts the change feed of channels; resolves once the subscriptions are in place. */
+  subscribe(channels: readonly string[]): Promise<void>;
+  /** Stops the change feed of channels. */
+  unsubscribe(channels: readonly string[]): Promise<void>;
+  /** GETs of many keys, grouped as the topology allows (one MGET on one server). */
+  mget(keys: readonly string[]): Promise<(string | null)[]>;
+  /** Calls `listener` with every change message. */
+  onMessage(listener: (channel: string, message: string) => void): void;
+  /**
+   * Calls `listener` after ioredis moved subscriptions to new owners (the Cluster's slots
+   * changed hands): messages may have been lost in between.
+   */
+  onResubscribed(listener: () => void): void;
+  /** Drops the subscriber connection(s), so they reconnect and resubscribe. */
+  dropSubscriber(): void;
+  disconnect(): void;
+}
+
+/** Opens (lazily: connect() each connection) what `target` needs, with `options` for every node. */
+export function openRedis(target: RedisTarget, options: RedisOptions): RedisConnections {
+  return target.mode === "cluster"
+    ? new ClusterConnections(target.nodes, options)
+    : new ServerConnections(target, options);
+}
+
+/** A short description for logs. */
+export function describeTarget(target: RedisTarget): string {
+  switch (target.mode) {
+    case "single":
+      return `redis ${new URL(target.url).host}`;
+    case "sentinel":
+      return `redis sentinel "${target.name}" via ${target.sentinels.map(hostPort).join(",")}`;
+    case "cluster":
+      return `redis cluster via ${target.nodes.map(hostPort).join(",")}`;
+  }
+}
+
+function hostPort({ host, port }: HostPort): string {
+  return `${host.includes(":") ? `[${host}]` : host}:${port}`;
+}
+
+/** One server, or the Sentinel group's master: a command and a subscriber connection. */
+class ServerConnections implements RedisConnections {
+  readonly commands: Redis;
+  readonly #subscriber: Redis;
+  readonly connections: readonly (readonly [string, Connection])[];
+  readonly publish = "PUBLISH";
+
+  constructor(target: Exclude<RedisTarget, { mode: "cluster" }>, options: RedisOptions) {
+    const open = (connectionName: string): Redis => {
+      if (target.mode === "single") return new Redis(target.url, { ...options, connectionName });
+      return new Redis({
+        ...options,
+        connectionName,
+        sentinels: target.sentinels,
+        name: target.name,
+        ...(target.username !== undefined ? { username: target.username } : {}),
+        ...(target.password !== undefined ? { password: target.password } : {}),
+        // Told of a failover by the Sentinels at once, not only when the old master stops answering.
+        failoverDetector: true,
+        // A demoted master answers writes with READONLY: reconnect, and Sentinel names the new one.
+        reconnectOnError: (error) => error.message.startsWith("READONLY"),
+      });
+    };
+    this.commands = open("syncgen");
+    this.#subscriber = open("syncgen-subscriber");
+    this.connections = [
+      ["commands", this.commands],
+      ["subscriber", this.#subscriber],
+    ];
+  }
+
+  async subscribe(channels: readonly string[]): Promise<void> {
+    if (channels.length > 0) await this.#subscriber.subscribe(...channels);
+  }
+
+  async unsubscribe(channels: readonly string[]): Promise<void> {
+    // While disconnected there is nothing to undo: a reconnect subscribes only what is wanted.
+    if (this.#subscriber.status === "ready" && channels.length > 0) await this.#subscriber.unsubscribe(...channels);
+  }
+
+  mget(keys: readonly string[]): Promise<(string | null)[]> {
+    return this.commands.mget(...keys);
+  }
+
+  onMessage(listener: (channel: string, message: string) => void): void {
+    this.#subscriber.on("message", listener);
+  }
+
+  onResubscribed(): void {
+    // Subscriptions never move on one server: the store resubscribes after a reconnect itself.
+  }
+
+  dropSubscriber(): void {
+    this.#subscriber.disconnect(true);
+  }
+
+  disconnect(): void {
+    this.commands.disconnect();
+    this.#subscriber.disconnect();
+  }
+}
+
+/** A Cluster: commands routed by slot, sharded pub/sub with one subscriber per master. */
+class ClusterConnections implements RedisConnections {
+  readonly commands: Cluster;
+  readonly connections: readonly (readonly [string, Connection])[];
+  readonly publish = "SPUBLISH";
+
+  constructor(nodes: HostPort[], options: RedisOptions) {
+    const { retryStrategy, enableOfflineQueue, ...nodeOptions } = options;
+    this.commands = new Cluster(nodes, {
+      redisOptions: nodeOptions,
+      lazyConnect: true,
+      enableOfflineQueue: enableOfflineQueue ?? false,
+      enableAutoPipelining: true,
+      shardedSubscribers: true,
+      // Slots that changed hands are noticed within a second even with no MOVED reply.
+      slotsRefreshInterval: 1000,
+      ...(retryStrategy ? { clusterRetryStrategy: (attempt: number) => retryStrategy(attempt) ?? null } : {}),
+    });
+    this.connections = [["cluster", this.commands]];
+  }
+
+  async subscribe(channels: readonly string[]): Promise<void> {
+    // One SSUBSCRIBE per slot: a command may only name channels of one slot.
+    await Promise.all([...bySlot(channels).values()].map((group) => this.commands.ssubscribe(...group)));
+  }
+
+  async unsubscribe(channels: readonly string[]): Promise<void> {
+    if (this.commands.status !== "ready") return;
+    await Promise.all([...bySlot(channels).values()].map((group) => this.commands.sunsubscribe(...group)));
+  }
+
+  async mget(keys: readonly string[]): Promise<(string | null)[]> {
+    // Keys of one slot share an MGET; auto-pipelining batches the MGETs per node.
+    const groups = bySlot(keys);
+    const values = new Map<string, string | null>();
+    await Promise.all(
+      [...groups.values()].map(async (group) => {
+        const replies = await this.commands.mget(...group);
+        for (const [index, key] of group.entries()) values.set(key, replies[index] ?? null);
+      }),
+    );
+    return keys.map((key) => values.get(key) ?? null);
+  }
+
+  onMessage(listener: (channel: string, message: string) => void): void {
+    this.commands.on("smessage", listener);
+  }
+
+  onResubscribed(listener: () => void): void {
+    this.commands.on("subscribersReady", listener);
+  }
+
+  dropSubscriber(): void {
+    this.commands.disconnect(true);
+  }
+
+  disconnect(): void {
+    this.commands.disconnect();
+  }
+}
+
+/** Groups keys or channels by Cluster slot. */
+function bySlot(names: readonly string[]): Map<number, string[]> {
+  const groups = new Map<number, string[]>();
+  for (const name of names) {
+    const slot = calculateSlot(name);
+    const group = groups.get(slot);
+    if (group) group.push(name);
+    else groups.set(slot, [name]);
+  }
+  return groups;
+}

@@ -1,0 +1,131 @@
+/**
+ * A private Redis Cluster of three masters on free loopback ports, made with
+ * `redis-cli --cluster create`, for the cluster tests. Nothing is kept on disk beyond a
+ * temporary directory for the nodes' cluster config files, removed on stop.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { Redis } from "ioredis";
+import { withDeadline } from "./deadline.js";
+import { RedisProcess } from "./redis-process.js";
+
+const run = promisify(execFile);
+
+export class RedisCluster {
+  private constructor(
+    readonly nodes: RedisProcess[],
+    private readonly dir: string,
+  ) {}
+
+  /** HOST:PORT of every master, comma-separated, as --redis-cluster takes them. */
+  get seeds(): string {
+    return this.nodes.map((node) => `127.0.0.1:${node.port}`).join(",");
+  }
+
+  /** Starts three masters, joins them and waits until every node says the cluster is ok. */
+  static async start(): Promise<RedisCluster> {
+    const dir = mkdtempSync(join(tmpdir(), "syncgen-cluster-"));
+    const nodes: RedisProcess[] = [];
+    try {
+      for (let i = 0; i < 3; i++) {
+        nodes.push(
+          await RedisProcess.start({
+            args: (port) => [
+              ...["--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`)],
+              ...["--cluster-node-timeout", "2000", "--dir", dir],
+            ],
+          }),
+        );
+      }
+      const cluster = new RedisCluster(nodes, dir);
+      await run("redis-cli", [
+        "--cluster",
+        "create",
+        ...nodes.map((node) => `127.0.0.1:${node.port}`),
+        "--cluster-replicas",
+        "0",
+        "--cluster-yes",
+      ]);
+      await cluster.waitUntilOk();
+      return cluster;
+    } catch (error) {
+      await Promise.all(nodes.map((node) => node.stop()));
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** Resolves once every node reports cluster_state:ok and agrees on the slots. */
+  async waitUntilOk(ms = 20_000): Promise<void> {
+    const ok = async (): Promise<boolean> => {
+      for (const node of this.nodes) {
+        const { stdout } = await run("redis-cli", ["-p", String(node.port), "cluster", "info"]);
+        if (!stdout.includes("cluster_state:ok") || !stdout.includes("cluster_slots_assigned:16384")) return false;
+      }
+      return true;
+    };
+    await withDeadline(
+      (async () => {
+        while (!(await ok())) await new Promise((resolve) => setTimeout(resolve, 100));
+      })(),
+      ms,
+      "the cluster to be ok",
+    );
+  }
+
+  /** The master node serving `slot`, and its id. */
+  async ownerOf(slot: number): Promise<{ node: RedisProcess; id: string }> {
+    const redis = new Redis(this.nodes[0]?.port ?? 0, "127.0.0.1");
+    try {
+      const ranges = (await redis.call("CLUSTER", "SLOTS")) as [number, number, [string, number, string]][];
+      for (const [from, to, [, port, id]] of ranges) {
+        if (slot >= from && slot <= to) {
+          const node = this.nodes.find((n) => n.port === port);
+          if (node) return { node, id };
+        }
+      }
+    } finally {
+      redis.disconnect();
+    }
+    throw new Error(`no node serves slot ${slot}`);
+  }
+
+  /**
+   * Moves `slot` with its keys to another master, step by step as `redis-cli --cluster
+   * reshard` does: IMPORTING on the target, MIGRATING on the source, MIGRATE of every key,
+   * then SETSLOT NODE on every node. `between` runs once the keys have moved and before
+   * ownership changes hands (writes then get ASK redirections). Resolves with the new owner.
+   */
+  async moveSlot(slot: number, between: () => Promise<void> = async () => {}): Promise<RedisProcess> {
+    const { node: from, id: fromId } = await this.ownerOf(slot);
+    const to = this.nodes.find((node) => node !== from) as RedisProcess;
+    const connections = new Map(this.nodes.map((node) => [node, new Redis(node.port, "127.0.0.1")]));
+    const on = (node: RedisProcess): Redis => connections.get(node) as Redis;
+    try {
+      const toId = (await on(to).call("CLUSTER", "MYID")) as string;
+      await on(to).call("CLUSTER", "SETSLOT", slot, "IMPORTING", fromId);
+      await on(from).call("CLUSTER", "SETSLOT", slot, "MIGRATING", toId);
+      for (;;) {
+        const keys = (await on(from).call("CLUSTER", "GETKEYSINSLOT", slot, 100)) as string[];
+        if (keys.length === 0) break;
+        await on(from).call("MIGRATE", "127.0.0.1", to.port, "", 0, 5000, "KEYS", ...keys);
+      }
+      await between();
+      for (const node of [to, from, ...this.nodes.filter((n) => n !== to && n !== from)]) {
+        await on(node).call("CLUSTER", "SETSLOT", slot, "NODE", toId);
+      }
+    } finally {
+      for (const connection of connections.values()) connection.disconnect();
+    }
+    await this.waitUntilOk();
+    return to;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => node.stop()));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
