@@ -45,7 +45,8 @@ async function replica(
   const metric = async (name: string, labels = ""): Promise<number> => {
     const text = await (await fetch(`http://${metrics}/metrics`)).text();
     const sample = text.split("\n").find((line) => line.startsWith(name) && line.includes(labels));
-    return Number(sample?.split(" ").at(-1) ?? 0);
+    if (sample === undefined) throw new Error(`no sample ${name} ${labels} in ${listen}'s metrics`);
+    return Number(sample.split(" ").at(-1));
   };
   return Object.assign(serve, { address: listen, metric });
 }
@@ -78,7 +79,7 @@ function watcher(c: GenerationClient, keys: string[]): WatchRecorder {
 }
 
 /** Bumps `keys` round robin from `workers` loops until stopped; records every outcome. */
-function bumpLoad(c: GenerationClient, keys: string[], workers: number) {
+function bumpLoad(c: GenerationClient, keys: string[], workers: number, deadlineMs = 1000) {
   const generations = new Map<string, { generation: bigint; at: number }[]>(keys.map((k) => [k, []]));
   const failures: { code: Code; message: string; at: number }[] = [];
   let running = true;
@@ -87,7 +88,7 @@ function bumpLoad(c: GenerationClient, keys: string[], workers: number) {
     while (running) {
       const key = keys[turn++ % keys.length] as string;
       try {
-        const generation = await c.bump(key, { deadlineMs: 1000 });
+        const generation = await c.bump(key, { deadlineMs });
         generations.get(key)?.push({ generation, at: Date.now() });
       } catch (error) {
         const failure = GenerationServiceError.from(error);
@@ -232,7 +233,8 @@ describe("faults on real processes", () => {
     await Promise.all(recorders.map((r) => r.live()));
     const [victim, streamsOnVictim, survivor] = await busierFirst(a, b);
     expect(streamsOnVictim).toBeGreaterThanOrEqual(2);
-    const load = bumpLoad(client(target), keys, 4);
+    // A generous deadline: Redis is held below, and these Bumps must wait, not fail.
+    const load = bumpLoad(client(target), keys, 4, 10_000);
     await expect.poll(() => [...load.generations.values()].every((g) => g.length > 3), { timeout: 5000 }).toBe(true);
 
     // Hold Redis for a moment so Bumps on the victim are certainly in flight when SIGTERM

@@ -6,7 +6,10 @@
  * garbage (bad gRPC length prefixes, the compressed flag without an encoding) goes in over
  * raw HTTP/2. Re-run one seed with SYNCGEN_FUZZ_SEED=<seed>.
  */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:http2";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -147,13 +150,14 @@ interface Outcome {
   details: string;
 }
 
-function unary(client: grpc.Client, method: Method, bytes: Buffer): Promise<Outcome> {
+function unary(client: grpc.Client, method: Method, bytes: Buffer, metadata: grpc.Metadata): Promise<Outcome> {
   return new Promise((resolve) => {
     client.makeUnaryRequest(
       `${SERVICE}/${method}`,
       (b: Buffer) => b,
       (b: Buffer) => b,
       bytes,
+      metadata,
       { deadline: Date.now() + 5000 },
       (error) => resolve(error ? { code: error.code, details: error.details } : { code: grpc.status.OK, details: "" }),
     );
@@ -161,13 +165,14 @@ function unary(client: grpc.Client, method: Method, bytes: Buffer): Promise<Outc
 }
 
 /** A Watch: its first response counts as OK (the stream is then cancelled), or its status. */
-function watch(client: grpc.Client, bytes: Buffer): Promise<Outcome> {
+function watch(client: grpc.Client, bytes: Buffer, metadata: grpc.Metadata): Promise<Outcome> {
   return new Promise((resolve) => {
     const call = client.makeServerStreamRequest(
       `${SERVICE}/Watch`,
       (b: Buffer) => b,
       (b: Buffer) => b,
       bytes,
+      metadata,
       { deadline: Date.now() + 5000 },
     );
     call.on("data", () => {
@@ -179,8 +184,12 @@ function watch(client: grpc.Client, bytes: Buffer): Promise<Outcome> {
   });
 }
 
-/** Runs `count` cases against the server at `address`, `concurrency` at a time. */
-async function fuzz(address: string, seed: number, count: number): Promise<Map<string, number>> {
+/** Runs `count` cases against the server at `address`, 16 at a time, with `token` if given. */
+async function fuzz(address: string, seed: number, count: number, token?: string): Promise<Map<string, number>> {
+  const metadata = new grpc.Metadata();
+  if (token) metadata.set("authorization", `Bearer ${token}`);
+  const allowedCodes = new Set(CLIENT_ERRORS);
+  if (token) allowedCodes.add(grpc.status.PERMISSION_DENIED);
   const maker = new CaseMaker(seed);
   const cases = Array.from({ length: count }, () => {
     const method = maker.pick(METHODS);
@@ -194,11 +203,13 @@ async function fuzz(address: string, seed: number, count: number): Promise<Map<s
       while (next < cases.length) {
         const index = next++;
         const { method, bytes } = cases[index] as { method: Method; bytes: Buffer };
-        const outcome = await (method === "Watch" ? watch(client, bytes) : unary(client, method, bytes));
+        const outcome = await (method === "Watch"
+          ? watch(client, bytes, metadata)
+          : unary(client, method, bytes, metadata));
         const label = `${method} ${grpc.status[outcome.code]}`;
         tally.set(label, (tally.get(label) ?? 0) + 1);
         const allowed =
-          CLIENT_ERRORS.has(outcome.code) || (method === "Watch" && outcome.code === grpc.status.CANCELLED);
+          allowedCodes.has(outcome.code) || (method === "Watch" && outcome.code === grpc.status.CANCELLED);
         if (!allowed) {
           throw new Error(
             `case ${index} (seed ${seed}): ${method} ${bytes.toString("hex")} got ${grpc.status[outcome.code]}: ${outcome.details}`,
@@ -214,7 +225,8 @@ async function fuzz(address: string, seed: number, count: number): Promise<Map<s
     const bumped = await unary(
       client,
       "Bump",
-      Buffer.from(toBinary(BumpRequestSchema, create(BumpRequestSchema, { key: "after-fuzz" }))),
+      Buffer.from(toBinary(BumpRequestSchema, create(BumpRequestSchema, { key: "fuzz/after" }))),
+      metadata,
     );
     expect(bumped.code).toBe(grpc.status.OK);
   } finally {
@@ -264,54 +276,76 @@ function framed(message: Buffer, { compressed = false, length = message.length }
   return Buffer.concat([prefix, message]);
 }
 
-describe.each(["memory", "redis"] as const)("fuzzing a syncgen serve process on the %s store", (storeKind) => {
+const TOKEN = "fuzz-token-0123456789";
+
+describe.each([
+  { name: "the memory store", store: "memory", count: 10_000, seed: SEED, auth: false },
+  { name: "the Redis store", store: "redis", count: 2_000, seed: SEED + 1, auth: false },
+  { name: "the memory store with tokens", store: "memory", count: 2_000, seed: SEED + 2, auth: true },
+] as const)("fuzzing a syncgen serve process on $name", ({ store, count, seed, auth }) => {
   let serve: CliProcess;
   let address: string;
   let redis: SharedRedis | undefined;
+  let dir: string | undefined;
+  const token = auth ? TOKEN : undefined;
+  const authorization: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
 
   beforeAll(async () => {
     const port = await freePort();
     address = `127.0.0.1:${port}`;
-    redis = storeKind === "redis" ? await sharedRedis() : undefined;
+    redis = store === "redis" ? await sharedRedis() : undefined;
     const args = ["serve", "--listen", address, "--max-key-bytes", String(MAX_KEY_BYTES)];
     if (redis) args.push("--redis", redis.url, "--prefix", redis.prefix());
+    if (auth) {
+      // Half the generated keys are under fuzz/, so both sides of the check are reached.
+      dir = mkdtempSync(join(tmpdir(), "syncgen-fuzz-"));
+      const file = join(dir, "tokens.json");
+      writeFileSync(
+        file,
+        JSON.stringify({ tokens: [{ name: "fuzz", token: TOKEN, read: ["fuzz/"], write: ["fuzz/"] }] }),
+      );
+      args.push("--auth-file", file);
+    }
     serve = new CliProcess(args, { REDIS_URL: "" });
     await serve.line((line) => line.includes('"event":"store_state"') && line.includes('"state":"ready"'));
   });
   afterAll(async () => {
     await serve?.stop("SIGTERM").catch(() => serve.stop("SIGKILL"));
     await redis?.close();
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const count = storeKind === "memory" ? 10_000 : 2_000;
   test(`${count} seeded cases: a status for every one, and the server serves on`, { timeout: 120_000 }, async () => {
-    const tally = await fuzz(address, storeKind === "memory" ? SEED : SEED + 1, count);
+    const tally = await fuzz(address, seed, count, token);
     if (process.env.SYNCGEN_FUZZ_VERBOSE) console.log(Object.fromEntries(tally));
     expect([...tally.values()].reduce((a, b) => a + b, 0)).toBe(count);
     // The generator reaches both sides: requests refused and requests served.
     for (const method of METHODS) {
       expect(tally.get(`${method} INVALID_ARGUMENT`) ?? 0).toBeGreaterThan(0);
       expect(tally.get(`${method} OK`) ?? 0).toBeGreaterThan(0);
+      if (auth) expect(tally.get(`${method} PERMISSION_DENIED`) ?? 0).toBeGreaterThan(0);
     }
     expect(serve.child.exitCode).toBeNull();
   });
 
   test("garbage gRPC frames get a status, and the server serves on", async () => {
-    const message = Buffer.from(toBinary(GetRequestSchema, create(GetRequestSchema, { key: "frames" })));
+    const message = Buffer.from(toBinary(GetRequestSchema, create(GetRequestSchema, { key: "fuzz/frames" })));
+    const frame = (path: string, body: Buffer, headers: Record<string, string> = {}) =>
+      rawFrame(address, path, body, { ...authorization, ...headers });
     const answers = [
-      await rawFrame(address, `${SERVICE}/Get`, framed(message, { compressed: true })),
-      await rawFrame(address, `${SERVICE}/Get`, framed(message, { length: message.length + 100 })),
-      await rawFrame(address, `${SERVICE}/Get`, Buffer.from([0, 0, 0])),
-      await rawFrame(address, `${SERVICE}/Get`, Buffer.concat([framed(message), framed(message)])),
-      await rawFrame(address, `${SERVICE}/Watch`, framed(Buffer.from([0x0a, 0x01, 0xff]))),
-      await rawFrame(address, `${SERVICE}/Nope`, framed(message)),
-      await rawFrame(address, `${SERVICE}/Get`, framed(message), { "grpc-encoding": "br0tli" }),
-      await rawFrame(address, `${SERVICE}/Get`, framed(message), { "grpc-timeout": "nonsense" }),
+      await frame(`${SERVICE}/Get`, framed(message, { compressed: true })),
+      await frame(`${SERVICE}/Get`, framed(message, { length: message.length + 100 })),
+      await frame(`${SERVICE}/Get`, Buffer.from([0, 0, 0])),
+      await frame(`${SERVICE}/Get`, Buffer.concat([framed(message), framed(message)])),
+      await frame(`${SERVICE}/Watch`, framed(Buffer.from([0x0a, 0x01, 0xff]))),
+      await frame(`${SERVICE}/Nope`, framed(message)),
+      await frame(`${SERVICE}/Get`, framed(message), { "grpc-encoding": "br0tli" }),
+      await frame(`${SERVICE}/Get`, framed(message), { "grpc-timeout": "nonsense" }),
     ];
     if (process.env.SYNCGEN_FUZZ_VERBOSE) console.log(answers);
     for (const answer of answers) expect(answer).toMatch(/^\d+$/);
     // A well-formed request over the same raw path is OK.
-    expect(await rawFrame(address, `${SERVICE}/Get`, framed(message))).toBe("0");
+    expect(await frame(`${SERVICE}/Get`, framed(message))).toBe("0");
     expect(serve.child.exitCode).toBeNull();
   });
 });

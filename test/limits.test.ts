@@ -92,7 +92,7 @@ describe("transport", () => {
   });
 
   test("--max-concurrent-streams is announced in the server's HTTP/2 SETTINGS", async () => {
-    const ts = await started({ maxConcurrentStreams: 7 });
+    const ts = await started({ maxConcurrentStreams: 7, maxWatchStreamsPerConnection: 5 });
     const session = connect(`http://${ts.address}`);
     cleanups.push(() => session.destroy());
     const [settings] = await withDeadline(

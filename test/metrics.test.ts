@@ -6,8 +6,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { create, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, test } from "vitest";
 import { Code, createGenerationClient, type GenerationClient } from "../src/client/index.js";
+import { WatchRequestSchema } from "../src/gen/generation/v1/generation_pb.js";
 import type { ServerConfig } from "../src/server/config.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
@@ -64,7 +67,7 @@ describe("metrics", () => {
     const m = await scrape(ts);
     expect(m.get(`grpc_server_started_total{${method("Get")}}`)).toBe(2);
     expect(m.get(`grpc_server_handled_total{${method("Get")},grpc_code="OK"}`)).toBe(1);
-    expect(m.get(`grpc_server_handled_total{${method("Get")},grpc_code="INVALID_ARGUMENT"}`)).toBe(1);
+    expect(m.get(`grpc_server_handled_total{${method("Get")},grpc_code="InvalidArgument"}`)).toBe(1);
     expect(m.get(`grpc_server_handling_seconds_count{${method("Get")}}`)).toBe(2);
     expect(m.get(`grpc_server_handling_seconds_bucket{le="+Inf",${method("Bump")}}`)).toBe(1);
     expect(m.get(`grpc_server_msg_received_total{${method("Watch", "server_stream")}}`)).toBe(1);
@@ -84,7 +87,7 @@ describe("metrics", () => {
     const after = await scrape(ts);
     expect(after.get("syncgen_watch_streams")).toBe(0);
     expect(after.get("syncgen_watched_keys")).toBe(0);
-    expect(after.get(`grpc_server_handled_total{${method("Watch", "server_stream")},grpc_code="CANCELLED"}`)).toBe(1);
+    expect(after.get(`grpc_server_handled_total{${method("Watch", "server_stream")},grpc_code="Canceled"}`)).toBe(1);
   });
 
   test("counts refused calls too: UNAUTHENTICATED and PERMISSION_DENIED", async () => {
@@ -102,8 +105,8 @@ describe("metrics", () => {
       .catch(() => {});
     await client(ts.address, token).bump("m/a");
     const m = await scrape(ts);
-    expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="UNAUTHENTICATED"}`)).toBe(1);
-    expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="PERMISSION_DENIED"}`)).toBe(1);
+    expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="Unauthenticated"}`)).toBe(1);
+    expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="PermissionDenied"}`)).toBe(1);
     expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="OK"}`)).toBe(1);
     expect(m.get("syncgen_bumps_total")).toBe(1);
   });
@@ -124,7 +127,39 @@ describe("metrics", () => {
     await redis.restart();
     await expect.poll(() => ts.server.store.state === "ready", { timeout: 10_000 }).toBe(true);
     expect((await scrape(ts)).get(up)).toBe(1);
-    expect((await scrape(ts)).get(`grpc_server_handled_total{${method("Bump")},grpc_code="UNAVAILABLE"}`)).toBe(1);
+    expect((await scrape(ts)).get(`grpc_server_handled_total{${method("Bump")},grpc_code="Unavailable"}`)).toBe(1);
+  });
+
+  test("a call that runs past its deadline is counted DeadlineExceeded, not Canceled", async () => {
+    const ts = await started({});
+    const raw = new grpc.Client(ts.address, grpc.credentials.createInsecure());
+    cleanups.push(() => raw.close());
+    const request = Buffer.from(toBinary(WatchRequestSchema, create(WatchRequestSchema, { keys: ["m/deadline"] })));
+    const call = raw.makeServerStreamRequest(
+      "/generation.v1.GenerationService/Watch",
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      request,
+      { deadline: Date.now() + 300 },
+    );
+    call.on("data", () => {});
+    const code = await withDeadline(
+      new Promise<number>((resolve) => call.on("error", (error: grpc.ServiceError) => resolve(error.code))),
+      5000,
+      "the Watch to pass its deadline",
+    );
+    expect(code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    await expect
+      .poll(
+        async () =>
+          (await scrape(ts)).get(
+            `grpc_server_handled_total{${method("Watch", "server_stream")},grpc_code="DeadlineExceeded"}`,
+          ),
+        {
+          timeout: 5000,
+        },
+      )
+      .toBe(1);
   });
 
   test("anything but GET /metrics is 404", async () => {

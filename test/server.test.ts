@@ -2,9 +2,13 @@
  * The server around the service: health, reflection, undecodable requests, graceful
  * shutdown, and the `syncgen serve` process itself.
  */
+import { type AddressInfo, createConnection, createServer } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, test } from "vitest";
 import { Code } from "../src/client/index.js";
+import { ConfigError, defaultServerConfig } from "../src/server/config.js";
+import { silentLogger } from "../src/server/logger.js";
+import { startServer } from "../src/server/server.js";
 import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
@@ -129,6 +133,49 @@ describe("graceful shutdown", () => {
   });
 });
 
+describe("startup and shutdown edges", () => {
+  test("a taken --metrics-listen port stops startup with a ConfigError, and nothing is left listening", async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise((resolve) => taken.close(resolve)));
+    const metricsPort = (taken.address() as AddressInfo).port;
+    const port = await freePort();
+    const start = startServer(
+      defaultServerConfig({ listen: `127.0.0.1:${port}`, metricsListen: `127.0.0.1:${metricsPort}` }),
+      { logger: silentLogger() },
+    );
+    await expect(start).rejects.toThrow(ConfigError);
+    await expect(start).rejects.toThrow(new RegExp(`--metrics-listen 127\\.0\\.0\\.1:${metricsPort}: .*EADDRINUSE`));
+    const refused = await new Promise<boolean>((resolve) => {
+      const socket = createConnection(port, "127.0.0.1");
+      socket.once("connect", () => {
+        socket.destroy();
+        resolve(false);
+      });
+      socket.once("error", () => resolve(true));
+    });
+    expect(refused).toBe(true);
+  });
+
+  test("a configuration built in code is checked too: mutual TLS without a certificate is refused", async () => {
+    const start = startServer(defaultServerConfig({ listen: "127.0.0.1:0", tlsClientCa: "ca.pem" }), {
+      logger: silentLogger(),
+    });
+    await expect(start).rejects.toThrow(/--tls-client-ca needs TLS/);
+  });
+
+  test("shutdown closes a connection that never spoke HTTP/2", async () => {
+    const ts = await startTestServer({ shutdownTimeoutMs: 200 });
+    const socket = createConnection(ts.server.port, "127.0.0.1");
+    await withDeadline(new Promise((resolve) => socket.once("connect", resolve)), 5000, "the raw connection");
+    const closed = new Promise((resolve) => socket.once("close", resolve));
+    socket.on("error", () => {});
+    socket.resume(); // read what the server sends, so its close is seen
+    await ts.close();
+    await withDeadline(closed, 5000, "the server to close the silent connection");
+  });
+});
+
 describe("syncgen serve", () => {
   test("says it uses the in-memory store, serves, and exits 0 on SIGTERM ending watches with UNAVAILABLE", async () => {
     const port = await freePort();
@@ -193,7 +240,7 @@ describe("syncgen serve", () => {
     expect(tooLong.stderr).toMatch(/key is 10 bytes long; the limit is 8 bytes/);
     const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
     expect(await metrics.text()).toMatch(
-      /grpc_server_handled_total\{.*grpc_method="Get".*grpc_code="INVALID_ARGUMENT"\} 1/,
+      /grpc_server_handled_total\{.*grpc_method="Get".*grpc_code="InvalidArgument"\} 1/,
     );
   });
 

@@ -58,13 +58,15 @@ export class AccessControl {
     let document: unknown;
     try {
       document = JSON.parse(text);
-    } catch (error) {
-      return fail(`not valid JSON: ${(error as Error).message}`);
+    } catch {
+      // Not V8's message: it quotes the text around the error, which may be a token.
+      return fail("not valid JSON (check it with a JSON validator; the error is not quoted, as it may show a token)");
     }
     const tokens = isObject(document) ? document.tokens : undefined;
     if (!Array.isArray(tokens) || tokens.length === 0)
       return fail(`expected {"tokens": [ ... ]} with at least one token`);
     const names = new Set<string>();
+    const digests = new Set<string>();
     const entries = tokens.map((raw: unknown, index): Entry => {
       const at = `tokens[${index}]`;
       if (!isObject(raw)) return fail(`${at} is not an object`);
@@ -83,16 +85,23 @@ export class AccessControl {
       if ((token === undefined) === (sha256 === undefined)) {
         return fail(`${at} ("${name}") needs exactly one of "token" and "sha256"`);
       }
+      let digest: Buffer;
       if (token !== undefined) {
-        if (typeof token !== "string" || token.length < MIN_TOKEN_LENGTH) {
-          return fail(`${at} ("${name}"): "token" must be a string of at least ${MIN_TOKEN_LENGTH} characters`);
+        if (typeof token !== "string" || token.length < MIN_TOKEN_LENGTH || /\s/.test(token)) {
+          return fail(
+            `${at} ("${name}"): "token" must be at least ${MIN_TOKEN_LENGTH} characters without spaces (it travels as "Bearer <token>")`,
+          );
         }
-        return { digest: digestOf(token), principal };
-      }
-      if (typeof sha256 !== "string" || !/^[0-9a-fA-F]{64}$/.test(sha256)) {
+        digest = digestOf(token);
+      } else if (typeof sha256 === "string" && /^[0-9a-fA-F]{64}$/.test(sha256)) {
+        digest = Buffer.from(sha256, "hex");
+      } else {
         return fail(`${at} ("${name}"): "sha256" must be 64 hex digits`);
       }
-      return { digest: Buffer.from(sha256, "hex"), principal };
+      // Two names for one token would make which name a call runs under a matter of order.
+      if (digests.has(digest.toString("hex"))) return fail(`${at} ("${name}") has the same token as an earlier entry`);
+      digests.add(digest.toString("hex"));
+      return { digest, principal };
     });
     return new AccessControl(entries);
   }

@@ -425,24 +425,39 @@ export function resolveServerConfig(
   }
   // One Redis: a flag naming one kind wins over the environment naming another (REDIS_URL
   // set for the whole shell should not stop `serve --redis-cluster ...`).
-  const redisKinds = ["redisUrl", "sentinels", "redisCluster"].filter((key) => config[key] !== undefined);
+  const redisKinds = REDIS_KINDS.filter((key) => config[key] !== undefined);
   const byFlag = redisKinds.filter((key) => fromFlags.has(key));
   if (byFlag.length === 1) for (const key of redisKinds) if (key !== byFlag[0]) config[key] = undefined;
-  if (redisKinds.length > 1 && byFlag.length !== 1) {
+  // Every key of ServerConfig is a setting above, each parsed to its own type.
+  return checkServerConfig(config as unknown as ServerConfig);
+}
+
+const REDIS_KINDS = ["redisUrl", "sentinels", "redisCluster"] as const;
+
+/**
+ * Checks what no single setting can: settings that go together, or exclude each other.
+ * Returns the configuration, or throws ConfigError. resolveServerConfig calls it, and so
+ * does startServer, for configurations built in code.
+ */
+export function checkServerConfig(config: ServerConfig): ServerConfig {
+  if (REDIS_KINDS.filter((key) => config[key] !== undefined).length > 1) {
     throw new ConfigError("give one Redis: --redis, --sentinels or --redis-cluster (or their environment variables)");
   }
   if (config.sentinels !== undefined && config.sentinelName === undefined) {
     throw new ConfigError("--sentinels needs --sentinel-name: the master's name in the Sentinels' configuration");
   }
-  const tls = [config.tlsCert, config.tlsKey];
-  if (tls.some((value) => value === undefined) && tls.some((value) => value !== undefined)) {
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new ConfigError("--tls-cert and --tls-key go together: give both to serve TLS, or neither");
   }
   if (config.tlsClientCa !== undefined && config.tlsCert === undefined) {
     throw new ConfigError("--tls-client-ca needs TLS: give --tls-cert and --tls-key as well");
   }
-  // Every key of ServerConfig is a setting above, each parsed to its own type.
-  return config as unknown as ServerConfig;
+  if (config.maxConcurrentStreams <= config.maxWatchStreamsPerConnection) {
+    throw new ConfigError(
+      `--max-concurrent-streams (${config.maxConcurrentStreams}) must exceed --max-watch-streams-per-connection (${config.maxWatchStreamsPerConnection}), so unary calls always have room`,
+    );
+  }
+  return config;
 }
 
 /** The configuration with every default, overridden by `overrides` (for embedding and tests). */

@@ -32,7 +32,7 @@ export async function listenForConnections(
 
 /** Accepts connections and logs each one's life. */
 export class ConnectionListener {
-  #open = 0;
+  readonly #sockets = new Set<Socket>();
   constructor(
     private readonly net: NetServer,
     private readonly logger: Logger,
@@ -45,7 +45,7 @@ export class ConnectionListener {
 
   /** Connections open now. */
   get connections(): number {
-    return this.#open;
+    return this.#sockets.size;
   }
 
   listen(host: string, port: number): Promise<void> {
@@ -61,13 +61,13 @@ export class ConnectionListener {
   accepted(socket: Socket): void {
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     const openedAt = Date.now();
-    this.#open++;
-    this.logger.info({ event: "connection_open", peer, connections: this.#open }, `connection from ${peer}`);
+    this.#sockets.add(socket);
+    this.logger.info({ event: "connection_open", peer, connections: this.#sockets.size }, `connection from ${peer}`);
     socket.once("close", (hadError) => {
-      this.#open--;
+      this.#sockets.delete(socket);
       const seconds = (Date.now() - openedAt) / 1000;
       this.logger.info(
-        { event: "connection_close", peer, seconds, hadError, connections: this.#open },
+        { event: "connection_close", peer, seconds, hadError, connections: this.#sockets.size },
         `connection from ${peer} closed after ${seconds} s`,
       );
     });
@@ -76,5 +76,10 @@ export class ConnectionListener {
   /** Stops accepting connections; those open stay up (grpc-js drains them). */
   stopAccepting(): void {
     this.net.close();
+  }
+
+  /** Destroys every connection still open. */
+  closeAll(): void {
+    for (const socket of this.#sockets) socket.destroy();
   }
 }

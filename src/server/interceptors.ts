@@ -45,7 +45,10 @@ export function accessInterceptor<T extends GenServiceMethods>(
 ): ServerInterceptor {
   const byPath = new Map<string, MethodAccess<unknown>>();
   for (const method of service.methods) {
-    byPath.set(`/${service.typeName}/${method.name}`, rules[method.localName] as MethodAccess<unknown>);
+    const rule = rules[method.localName] as MethodAccess<unknown> | undefined;
+    // Fail closed: a method without a rule must not pass unchecked.
+    if (!rule) throw new Error(`${service.typeName}.${method.name} has no access rule`);
+    byPath.set(`/${service.typeName}/${method.name}`, rule);
   }
   return (descriptor, call) => {
     const rule = byPath.get(descriptor.path);
@@ -104,6 +107,32 @@ export interface MethodLabels {
   readonly grpc_method: string;
 }
 
+/** go-grpc-prometheus labels codes as Go's codes.Code.String() spells them. */
+const GO_CODE_NAMES: Record<number, string> = {
+  [grpcStatus.OK]: "OK",
+  [grpcStatus.CANCELLED]: "Canceled",
+  [grpcStatus.UNKNOWN]: "Unknown",
+  [grpcStatus.INVALID_ARGUMENT]: "InvalidArgument",
+  [grpcStatus.DEADLINE_EXCEEDED]: "DeadlineExceeded",
+  [grpcStatus.NOT_FOUND]: "NotFound",
+  [grpcStatus.ALREADY_EXISTS]: "AlreadyExists",
+  [grpcStatus.PERMISSION_DENIED]: "PermissionDenied",
+  [grpcStatus.RESOURCE_EXHAUSTED]: "ResourceExhausted",
+  [grpcStatus.FAILED_PRECONDITION]: "FailedPrecondition",
+  [grpcStatus.ABORTED]: "Aborted",
+  [grpcStatus.OUT_OF_RANGE]: "OutOfRange",
+  [grpcStatus.UNIMPLEMENTED]: "Unimplemented",
+  [grpcStatus.INTERNAL]: "Internal",
+  [grpcStatus.UNAVAILABLE]: "Unavailable",
+  [grpcStatus.DATA_LOSS]: "DataLoss",
+  [grpcStatus.UNAUTHENTICATED]: "Unauthenticated",
+};
+
+function deadlinePassed(deadline: Date | number): boolean {
+  const at = deadline instanceof Date ? deadline.getTime() : deadline;
+  return Number.isFinite(at) && at <= Date.now();
+}
+
 /** Reports every call of every service to `observer`: start, messages, final status and duration. */
 export function metricsInterceptor(observer: CallObserver): ServerInterceptor {
   const labelsByPath = new Map<string, MethodLabels>();
@@ -127,7 +156,7 @@ export function metricsInterceptor(observer: CallObserver): ServerInterceptor {
     const finish = (code: number): void => {
       if (finished) return;
       finished = true;
-      observer.handled(method, grpcStatus[code] ?? String(code), Number(process.hrtime.bigint() - startedAt) / 1e9);
+      observer.handled(method, GO_CODE_NAMES[code] ?? String(code), Number(process.hrtime.bigint() - startedAt) / 1e9);
     };
     observer.started(method);
     const listener = new ServerListenerBuilder()
@@ -135,7 +164,11 @@ export function metricsInterceptor(observer: CallObserver): ServerInterceptor {
         observer.received(method);
         next(message);
       })
-      .withOnCancel(() => finish(grpcStatus.CANCELLED))
+      // grpc-js ends a call past its deadline itself, below the interceptors: tell it apart
+      // from a cancellation by the client.
+      .withOnCancel(() =>
+        finish(deadlinePassed(call.getDeadline()) ? grpcStatus.DEADLINE_EXCEEDED : grpcStatus.CANCELLED),
+      )
       .build();
     return new ServerInterceptingCall(call, {
       start: (next) => next(listener),

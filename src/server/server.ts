@@ -9,7 +9,7 @@ import { type ChannelOptions, Server, ServerCredentials, type ServerInterceptor 
 import { ReflectionService } from "@grpc/reflection";
 import { file_generation_v1_generation, GenerationService } from "../gen/generation/v1/generation_pb.js";
 import { AccessControl } from "./access-control.js";
-import { ConfigError, redisTarget, type ServerConfig } from "./config.js";
+import { ConfigError, checkServerConfig, redisTarget, type ServerConfig } from "./config.js";
 import { listenForConnections } from "./connection-listener.js";
 import { Code } from "./errors.js";
 import { generationServiceAccess, generationServiceHandlers } from "./generation-service.js";
@@ -66,7 +66,8 @@ const SERVICE_NAME = GenerationService.typeName;
  */
 export async function startServer(config: ServerConfig, options: StartServerOptions): Promise<RunningServer> {
   const { logger } = options;
-  const [credentials, initialAccessControl] = await Promise.all([
+  checkServerConfig(config);
+  const [{ credentials, tls }, initialAccessControl] = await Promise.all([
     serverCredentials(config),
     config.authFile === undefined ? undefined : AccessControl.fromFile(config.authFile),
   ]);
@@ -124,12 +125,22 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   health.addToServer(server);
   new ReflectionService(reflectionPackage()).addToServer(server);
 
-  const listener = await listenForConnections(server, credentials, config.listen, logger);
-  const metricsEndpoint = metrics && config.metricsListen ? await metrics.listen(config.metricsListen) : undefined;
+  // Metrics first: if either port is taken, nothing is left listening.
+  const metricsEndpoint =
+    metrics && config.metricsListen
+      ? await metrics.listen(config.metricsListen).catch((error: Error) => {
+          throw new ConfigError(`--metrics-listen ${config.metricsListen}: ${error.message}`);
+        })
+      : undefined;
+  const listener = await listenForConnections(server, credentials, config.listen, logger).catch(
+    async (error: Error) => {
+      await metricsEndpoint?.close();
+      throw new ConfigError(`--listen ${config.listen}: ${error.message}`);
+    },
+  );
   const { port } = listener;
   const address = config.listen.replace(/:\d+$/, `:${port}`);
   const usesRedis = redisTarget(config) !== undefined;
-  const tls = config.tlsClientCa ? "mutual TLS" : config.tlsCert ? "TLS" : "plaintext";
   logger.info(
     {
       event: "start",
@@ -173,6 +184,8 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
       const outcome = await Promise.race([drained, deadline]);
       clearTimeout(timer);
       if (outcome === "deadline") server.forceShutdown();
+      // Connections that never spoke HTTP/2 (or never finished TLS) are not grpc-js's to close.
+      listener.closeAll();
       await Promise.all([store.close(), metricsEndpoint?.close()]);
       logger.info({ event: "stop", outcome }, outcome === "drained" ? "stopped" : "stopped at the shutdown deadline");
     })();
@@ -202,7 +215,8 @@ function transportOptions(config: ServerConfig): ChannelOptions {
   return {
     // By default a Watch of the most keys, each of the longest size, with its `known` map, fits.
     "grpc.max_receive_message_length":
-      config.maxMessageBytes || Math.max(4 << 20, 2 * config.maxWatchKeys * (config.maxKeyBytes + 16)),
+      config.maxMessageBytes ||
+      Math.min(2 ** 31 - 1, Math.max(4 << 20, 2 * config.maxWatchKeys * (config.maxKeyBytes + 16))),
     "grpc.max_concurrent_streams": config.maxConcurrentStreams,
     "grpc.keepalive_time_ms": config.keepaliveMs,
     "grpc.keepalive_timeout_ms": config.keepaliveTimeoutMs,
@@ -215,9 +229,13 @@ function transportOptions(config: ServerConfig): ChannelOptions {
   };
 }
 
-/** Plaintext, TLS, or mutual TLS, from the configured PEM files. */
-async function serverCredentials(config: ServerConfig): Promise<ServerCredentials> {
-  if (config.tlsCert === undefined || config.tlsKey === undefined) return ServerCredentials.createInsecure();
+/** Plaintext, TLS, or mutual TLS, from the configured PEM files; `tls` names which, for the log. */
+async function serverCredentials(
+  config: ServerConfig,
+): Promise<{ credentials: ServerCredentials; tls: "plaintext" | "TLS" | "mutual TLS" }> {
+  if (config.tlsCert === undefined || config.tlsKey === undefined) {
+    return { credentials: ServerCredentials.createInsecure(), tls: "plaintext" };
+  }
   const read = (flag: string, path: string): Promise<Buffer> =>
     readFile(path).catch((error: Error) => {
       throw new ConfigError(`--${flag}: cannot read ${path}: ${error.message}`);
@@ -228,7 +246,10 @@ async function serverCredentials(config: ServerConfig): Promise<ServerCredential
     config.tlsClientCa === undefined ? null : read("tls-client-ca", config.tlsClientCa),
   ]);
   try {
-    return ServerCredentials.createSsl(clientCa, [{ cert_chain: cert, private_key: key }], clientCa !== null);
+    return {
+      credentials: ServerCredentials.createSsl(clientCa, [{ cert_chain: cert, private_key: key }], clientCa !== null),
+      tls: clientCa === null ? "TLS" : "mutual TLS",
+    };
   } catch (error) {
     throw new ConfigError(`--tls-cert/--tls-key/--tls-client-ca: ${(error as Error).message}`);
   }

@@ -331,10 +331,10 @@ export class WatchHub {
           messages++;
         }
       }
-      if (entry.notifiedAt !== undefined) {
+      if (entry.notifiedAt !== undefined && messages > 0) {
         this.#observer?.fannedOut(messages, (performance.now() - entry.notifiedAt) / 1000);
-        entry.notifiedAt = undefined;
       }
+      entry.notifiedAt = undefined;
     }
     this.#changed.clear();
     for (const stream of this.#drained) {

@@ -39,9 +39,29 @@ describe("AccessControl", () => {
       }),
       /tokens\[1\]\.name "a" is used twice/,
     ],
+    [JSON.stringify({ tokens: [{ name: "a", token: "has a space in it!", read: [""] }] }), /without spaces/],
+    [
+      JSON.stringify({
+        tokens: [
+          { name: "a", token: TOKEN, read: [""] },
+          { name: "b", token: TOKEN, write: [""] },
+        ],
+      }),
+      /tokens\[1\] \("b"\) has the same token as an earlier entry/,
+    ],
   ])("refuses the auth file %s", (text, message) => {
     expect(() => AccessControl.parse(text, "tokens.json")).toThrow(ConfigError);
     expect(() => AccessControl.parse(text, "tokens.json")).toThrow(message);
+  });
+
+  test("a file that is not JSON is refused without quoting it (it may hold tokens)", () => {
+    const text = `{"tokens": [{"name": "a", "token": ${TOKEN}}]}`;
+    expect(() => AccessControl.parse(text, "tokens.json")).toThrow(/^auth file tokens\.json: not valid JSON \(/);
+    try {
+      AccessControl.parse(text, "tokens.json");
+    } catch (error) {
+      expect(String(error)).not.toContain(TOKEN.slice(0, 6));
+    }
   });
 
   test("authenticates Bearer tokens, given as themselves or by SHA-256", () => {
