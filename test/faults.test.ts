@@ -6,15 +6,15 @@
 import { readFile } from "node:fs/promises";
 import { Redis } from "ioredis";
 import { afterEach, describe, expect, test } from "vitest";
-import { Code, createGenerationClient, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
+import { Code, type GenerationClient } from "../src/client/index.js";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
 import { healthClient } from "./helpers/grpc-peers.js";
+import { bumpLoad, expectAllCurrent, expectNoRepeats, faultClient, resumingWatcher } from "./helpers/load.js";
 import { pausedWatch } from "./helpers/paused-watch.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
-import { WatchRecorder } from "./helpers/watch-recorder.js";
 
 const cleanups: (() => unknown)[] = [];
 afterEach(async () => {
@@ -57,71 +57,8 @@ async function busierFirst(a: Replica, b: Replica): Promise<[Replica, number, Re
   return onA >= onB ? [a, onA, b] : [b, onB, a];
 }
 
-function client(target: string): GenerationClient {
-  const c = createGenerationClient(target, {
-    deadlineMs: 3000,
-    backoff: { initialMs: 20, maxMs: 250 },
-    // Each client its own connection, as separate processes would have.
-    channelOptions: {
-      "grpc.use_local_subchannel_pool": 1,
-      "grpc.initial_reconnect_backoff_ms": 50,
-      "grpc.max_reconnect_backoff_ms": 250,
-    },
-  });
-  cleanups.push(() => c.close());
-  return c;
-}
-
-function watcher(c: GenerationClient, keys: string[]): WatchRecorder {
-  const recorder = new WatchRecorder(c, keys, undefined, true);
-  cleanups.push(() => recorder.close());
-  return recorder;
-}
-
-/** Bumps `keys` round robin from `workers` loops until stopped; records every outcome. */
-function bumpLoad(c: GenerationClient, keys: string[], workers: number, deadlineMs = 1000) {
-  const generations = new Map<string, { generation: bigint; at: number }[]>(keys.map((k) => [k, []]));
-  const failures: { code: Code; message: string; at: number }[] = [];
-  let running = true;
-  let turn = 0;
-  const loops = Array.from({ length: workers }, async () => {
-    while (running) {
-      const key = keys[turn++ % keys.length] as string;
-      try {
-        const generation = await c.bump(key, { deadlineMs });
-        generations.get(key)?.push({ generation, at: Date.now() });
-      } catch (error) {
-        const failure = GenerationServiceError.from(error);
-        failures.push({ code: failure.code, message: failure.message, at: Date.now() });
-        // Do not spin while the service is down.
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
-    }
-  });
-  return {
-    generations,
-    failures,
-    async stop(): Promise<void> {
-      running = false;
-      await withDeadline(Promise.all(loops), 10_000, "the load to stop");
-    },
-  };
-}
-
-/** No key was given the same generation twice. */
-function expectNoRepeats(generations: Map<string, { generation: bigint }[]>): void {
-  for (const [key, handed] of generations) {
-    expect(new Set(handed.map((h) => h.generation)).size, `repeats on ${key}`).toBe(handed.length);
-  }
-}
-
-/** Every watcher holds each key's current generation. */
-async function expectAllCurrent(c: GenerationClient, recorders: WatchRecorder[], keys: string[]): Promise<void> {
-  for (const key of keys) {
-    const current = await c.get(key, { peek: true });
-    for (const recorder of recorders) await recorder.sees(key, current, 10_000);
-  }
-}
+const client = (target: string) => faultClient(cleanups, target);
+const watcher = (c: GenerationClient, keys: string[]) => resumingWatcher(cleanups, c, keys);
 
 describe("faults on real processes", () => {
   test("Redis killed and restarted under load: UNAVAILABLE and NOT_SERVING while down, back within 2 s, nothing repeated or lost", async () => {

@@ -241,21 +241,26 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
       const serverStream = [...ts.server.hub.streams()].find((s) => s.keys.includes(k));
       if (serverStream === undefined) throw new Error("no server stream for the paused watch");
       const stats = () => ts.server.hub.stats(serverStream);
-      let last = 0n;
-      let sentWhenBlocked: number | undefined;
-      for (let sent = 0; sent < 10_000; sent += 100) {
-        const batch = await Promise.all(Array.from({ length: 100 }, () => client.bump(k)));
-        last = maxOf([last, ...batch]);
-        await new Promise((resolve) => setImmediate(resolve)); // let the fan-out run
-        const now = stats();
-        if (now?.blocked) {
-          // Once blocked, nothing more is written; what waits is one entry per key at most.
-          sentWhenBlocked ??= now.responsesSent;
-          expect(now.responsesSent).toBe(sentWhenBlocked);
-          expect(now.pendingKeys).toBeLessThanOrEqual(1);
+      // A reading watcher of the same key: once it has a generation, the hub has taken in
+      // every change before it (notifications are handled in order), the paused one's too.
+      const fence = watch([k]);
+      await fence.live();
+      const bumpMany = async (count: number): Promise<bigint> => {
+        let latest = 0n;
+        for (let sent = 0; sent < count; sent += 100) {
+          latest = maxOf([latest, ...(await Promise.all(Array.from({ length: 100 }, () => client.bump(k))))]);
         }
-      }
-      expect(sentWhenBlocked).toBeDefined();
+        await fence.sees(k, latest, 20_000);
+        return latest;
+      };
+      await bumpMany(5_000);
+      expect(stats()?.blocked).toBe(true);
+      const sentWhenBlocked = stats()?.responsesSent;
+      // Once blocked, nothing more is written; what waits is one entry per key at most.
+      const last = await bumpMany(5_000);
+      expect(stats()).toMatchObject({ blocked: true, responsesSent: sentWhenBlocked });
+      expect(stats()?.pendingKeys).toBeLessThanOrEqual(1);
+      await fence.close();
       paused.resume();
       await paused.sees(k, last);
       await paused.close();

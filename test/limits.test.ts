@@ -4,11 +4,11 @@
  * limits (HTTP/2 streams, keepalive, connection age) are seen on the wire.
  */
 import { connect, type Settings } from "node:http2";
-import { createConnection, createServer, type Socket } from "node:net";
 import { afterEach, describe, expect, test } from "vitest";
 import { Code, createGenerationClient, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
 import type { ServerConfig } from "../src/server/config.js";
 import { withDeadline } from "./helpers/deadline.js";
+import { stallingProxy } from "./helpers/stalling-proxy.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
 
@@ -146,36 +146,3 @@ describe("transport", () => {
     expect(recorder.downs.every((down) => down.error.code === Code.UNAVAILABLE)).toBe(true);
   });
 });
-
-/** A TCP proxy to `target` that can stop forwarding, as a client whose host froze would. */
-async function stallingProxy(target: string): Promise<{ address: string; stall(): void; close(): Promise<void> }> {
-  const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
-  const sockets = new Set<Socket>();
-  let stalled = false;
-  const server = createServer((inbound) => {
-    const outbound = createConnection(port, host);
-    for (const [from, to] of [
-      [inbound, outbound],
-      [outbound, inbound],
-    ] as const) {
-      sockets.add(from);
-      from.on("data", (chunk) => {
-        if (!stalled) to.write(chunk);
-      });
-      from.on("error", () => {});
-      from.on("close", () => to.destroy());
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  return {
-    address: `127.0.0.1:${typeof address === "object" && address ? address.port : 0}`,
-    stall: () => {
-      stalled = true;
-    },
-    close: () => {
-      for (const socket of sockets) socket.destroy();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-}

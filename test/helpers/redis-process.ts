@@ -15,6 +15,7 @@ export class RedisProcess {
     readonly port: number,
     private readonly args: readonly string[],
     private readonly config: string | undefined,
+    private readonly readyLine: string,
   ) {}
 
   get url(): string {
@@ -27,12 +28,13 @@ export class RedisProcess {
    * (a Sentinel's), given the port chosen.
    */
   static async start(
-    options: { args?: (port: number) => string[]; config?: (port: number) => string } = {},
+    options: { args?: (port: number) => string[]; config?: (port: number) => string; readyLine?: string } = {},
   ): Promise<RedisProcess> {
     // A free port can be taken by another test worker before redis-server binds it: retry.
     for (let attempt = 1; ; attempt++) {
       const port = await freePort();
-      const redis = new RedisProcess(port, options.args?.(port) ?? [], options.config?.(port));
+      const readyLine = options.readyLine ?? "Ready to accept connections";
+      const redis = new RedisProcess(port, options.args?.(port) ?? [], options.config?.(port), readyLine);
       try {
         await redis.restart();
         return redis;
@@ -59,7 +61,7 @@ export class RedisProcess {
     const ready = new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer): void => {
         output += chunk.toString();
-        if (output.includes("Ready to accept connections")) resolve();
+        if (output.includes(this.readyLine)) resolve();
       };
       child.stdout?.on("data", onData);
       child.once("exit", (code) => reject(new Error(`redis-server exited with ${code}: ${output}`)));

@@ -1,9 +1,12 @@
 /**
- * The stores the contract suite runs against. Each gives server settings and a teardown;
- * Redis runs on REDIS_URL (CI's shared server) or a private redis-server.
+ * The stores the contract suite runs against. Each gives server settings and a teardown.
+ * Single Redis runs on REDIS_URL (CI's shared server) or a private redis-server; Sentinel
+ * (master, replica, three Sentinels) and Cluster (three masters) on private processes.
  */
 import type { ServerConfig } from "../../src/server/config.js";
-import { sharedRedis } from "./redis-process.js";
+import { RedisCluster } from "./redis-cluster.js";
+import { sharedRedis, uniquePrefix } from "./redis-process.js";
+import { RedisSentinelGroup } from "./redis-sentinel.js";
 
 export interface StoreKind {
   name: string;
@@ -17,6 +20,20 @@ export const STORE_KINDS: StoreKind[] = [
     start: async () => {
       const redis = await sharedRedis();
       return { settings: { redisUrl: redis.url, prefix: redis.prefix() }, close: () => redis.close() };
+    },
+  },
+  {
+    name: "Redis Sentinel",
+    start: async () => {
+      const group = await RedisSentinelGroup.start();
+      return { settings: { redisUrl: group.url, prefix: uniquePrefix() }, close: () => group.stop() };
+    },
+  },
+  {
+    name: "Redis Cluster",
+    start: async () => {
+      const cluster = await RedisCluster.start();
+      return { settings: { redisCluster: cluster.seeds, prefix: uniquePrefix() }, close: () => cluster.stop() };
     },
   },
 ];

@@ -148,12 +148,14 @@ class ClusterConnections implements RedisConnections {
   readonly publish = "SPUBLISH";
 
   constructor(nodes: HostPort[], options: RedisOptions) {
-    const { retryStrategy, enableOfflineQueue, ...nodeOptions } = options;
+    const { retryStrategy, enableOfflineQueue, enableAutoPipelining: _, ...nodeOptions } = options;
     this.commands = new Cluster(nodes, {
       redisOptions: nodeOptions,
       lazyConnect: true,
       enableOfflineQueue: enableOfflineQueue ?? false,
-      enableAutoPipelining: true,
+      // Auto-pipelined batches mix slots; while a slot migrates, an ASK for one command of a
+      // batch comes back as an error instead of being followed. One command at a time is.
+      enableAutoPipelining: false,
       shardedSubscribers: true,
       // Slots that changed hands are noticed within a second even with no MOVED reply.
       slotsRefreshInterval: 1000,
@@ -173,7 +175,7 @@ class ClusterConnections implements RedisConnections {
   }
 
   async mget(keys: readonly string[]): Promise<(string | null)[]> {
-    // Keys of one slot share an MGET; auto-pipelining batches the MGETs per node.
+    // Keys of one slot share an MGET (a command may only name keys of one slot).
     const groups = bySlot(keys);
     const values = new Map<string, string | null>();
     await Promise.all(

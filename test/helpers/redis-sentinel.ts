@@ -1,0 +1,133 @@
+/**
+ * A private Redis Sentinel group on free loopback ports: a master, a replica and three
+ * Sentinels (quorum 2) that fail over after one second of silence. The replica replicates
+ * through a proxy that can be stalled, so a test can make the master acknowledge writes the
+ * replica never gets, as asynchronous replication allows.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Redis } from "ioredis";
+import { withDeadline } from "./deadline.js";
+import { RedisProcess } from "./redis-process.js";
+import { type StallingProxy, stallingProxy } from "./stalling-proxy.js";
+
+export class RedisSentinelGroup {
+  private constructor(
+    readonly name: string,
+    /** The servers, master first as started; after a failover the roles differ. */
+    readonly servers: RedisProcess[],
+    readonly sentinels: RedisProcess[],
+    private readonly replication: StallingProxy,
+    private readonly dir: string,
+  ) {}
+
+  /** The URL the server takes: redis+sentinel://HOST:PORT,.../NAME. */
+  get url(): string {
+    return `redis+sentinel://${this.sentinels.map((s) => `127.0.0.1:${s.port}`).join(",")}/${this.name}`;
+  }
+
+  static async start(name = "syncgen"): Promise<RedisSentinelGroup> {
+    const dir = mkdtempSync(join(tmpdir(), "syncgen-sentinel-"));
+    const started: RedisProcess[] = [];
+    let replication: StallingProxy | undefined;
+    try {
+      const master = await RedisProcess.start();
+      started.push(master);
+      replication = await stallingProxy(`127.0.0.1:${master.port}`);
+      const through = replication.port;
+      const replica = await RedisProcess.start({ args: () => ["--replicaof", "127.0.0.1", String(through)] });
+      started.push(replica);
+      const sentinels: RedisProcess[] = [];
+      for (let i = 0; i < 3; i++) {
+        const sentinel = await RedisProcess.start({
+          config: (port) => {
+            const file = join(dir, `sentinel-${port}.conf`);
+            writeFileSync(
+              file,
+              [
+                `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
+                `sentinel down-after-milliseconds ${name} 1000`,
+                `sentinel failover-timeout ${name} 5000`,
+                `sentinel parallel-syncs ${name} 1`,
+                "",
+              ].join("\n"),
+            );
+            return file;
+          },
+          args: () => ["--sentinel"],
+          readyLine: "+monitor master",
+        });
+        sentinels.push(sentinel);
+        started.push(sentinel);
+      }
+      const group = new RedisSentinelGroup(name, [master, replica], sentinels, replication, dir);
+      await group.#waitFor(async () => {
+        const info = await group.#ask(replica.port, (r) => r.info("replication"));
+        const known = await group.#ask(sentinels[0]?.port ?? 0, (r) => r.call("SENTINEL", "REPLICAS", name));
+        return info.includes("master_link_status:up") && Array.isArray(known) && known.length === 1;
+      }, "the replica to sync and the Sentinels to know it");
+      return group;
+    } catch (error) {
+      await Promise.all(started.map((p) => p.stop()));
+      await replication?.close();
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  /** From now on the master's writes no longer reach the replica (its link stays up). */
+  stallReplication(): void {
+    this.replication.stall();
+  }
+
+  /** The port of the master the Sentinels name now. */
+  async masterPort(): Promise<number> {
+    const address = (await this.#ask(this.sentinels[0]?.port ?? 0, (r) =>
+      r.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", this.name),
+    )) as [string, string];
+    return Number(address[1]);
+  }
+
+  /** The server process that is master now. */
+  async master(): Promise<RedisProcess> {
+    const port = await this.masterPort();
+    const found = this.servers.find((s) => s.port === port);
+    if (!found) throw new Error(`the Sentinels name an unknown master on port ${port}`);
+    return found;
+  }
+
+  /** Resolves once the Sentinels name a master other than the one on `oldPort`. */
+  async failedOver(oldPort: number, ms = 20_000): Promise<void> {
+    await this.#waitFor(async () => (await this.masterPort()) !== oldPort, "the Sentinels to fail over", ms);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.sentinels, ...this.servers].map((p) => p.stop()));
+    await this.replication.close();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  async #ask<T>(port: number, question: (redis: Redis) => Promise<T>): Promise<T> {
+    const redis = new Redis(port, "127.0.0.1", { lazyConnect: true, maxRetriesPerRequest: 0 });
+    try {
+      await redis.connect();
+      return await question(redis);
+    } finally {
+      redis.disconnect();
+    }
+  }
+
+  async #waitFor(condition: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+    await withDeadline(
+      (async () => {
+        for (;;) {
+          if (await condition().catch(() => false)) return;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      })(),
+      ms,
+      what,
+    );
+  }
+}

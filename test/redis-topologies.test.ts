@@ -1,0 +1,135 @@
+/**
+ * Redis's own distributed modes, on real processes: a Sentinel failover that loses
+ * acknowledged writes, and a Cluster slot moved under watchers. (The whole contract suite
+ * also runs on both: see generation-service.contract.test.ts.)
+ */
+import calculateSlot from "cluster-key-slot";
+import { afterEach, describe, expect, test } from "vitest";
+import { RedisKeys } from "../src/server/store/redis-keys.js";
+import { waitForEvent } from "./helpers/deadline.js";
+import {
+  bumpLoad,
+  type Cleanups,
+  expectAllCurrent,
+  expectNoRepeats,
+  faultClient,
+  resumingWatcher,
+} from "./helpers/load.js";
+import { RedisCluster } from "./helpers/redis-cluster.js";
+import { uniquePrefix } from "./helpers/redis-process.js";
+import { RedisSentinelGroup } from "./helpers/redis-sentinel.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+
+const cleanups: Cleanups = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function server(settings: Parameters<typeof startTestServer>[0]): Promise<TestServer> {
+  const ts = await startTestServer({ redisTimeoutMs: 1000, ...settings });
+  cleanups.push(() => ts.close());
+  return ts;
+}
+
+describe("Redis Sentinel", () => {
+  test("the master killed right after Bumps its replica never got: service resumes, nothing repeats, watchers end current", async () => {
+    const group = await RedisSentinelGroup.start();
+    cleanups.push(() => group.stop());
+    const ts = await server({ redisUrl: group.url, prefix: uniquePrefix() });
+    const c = faultClient(cleanups, ts.address);
+    const loaded = Array.from({ length: 4 }, (_, i) => `sentinel/load/${i}`);
+    const lostKeys = Array.from({ length: 4 }, (_, i) => `sentinel/lost/${i}`);
+    const keys = [...loaded, ...lostKeys];
+    const recorders = Array.from({ length: 3 }, () =>
+      resumingWatcher(cleanups, faultClient(cleanups, ts.address), keys),
+    );
+    await Promise.all(recorders.map((r) => r.live()));
+    const replicated = new Map<string, bigint>();
+    for (const key of lostKeys) replicated.set(key, await c.bump(key));
+    const load = bumpLoad(c, loaded, 3);
+    await load.each(5);
+
+    // Cut replication, so the next Bumps reach only the master: acknowledged, then lost.
+    const master = await group.master();
+    group.stallReplication();
+    const lost = new Map<string, bigint>();
+    for (const key of lostKeys) lost.set(key, await c.bump(key));
+    await master.kill();
+    const killedAt = Date.now();
+    await group.failedOver(master.port);
+
+    // Service resumes within the failover time: Sentinels' 1 s down-after, election, reconnect.
+    await expect
+      .poll(
+        () =>
+          c.bump(loaded[0] as string).then(
+            () => true,
+            () => false,
+          ),
+        { timeout: 15_000 },
+      )
+      .toBe(true);
+    const resumedIn = Date.now() - killedAt;
+    expect(resumedIn).toBeLessThan(15_000);
+    await load.each(10, 10_000);
+    await load.stop();
+
+    // The failover did lose the acknowledged Bumps: the new master holds the replicated ones...
+    for (const key of lostKeys) expect(await c.get(key, { peek: true })).toBe(replicated.get(key));
+    // ...and yet no generation is handed out twice: the next ones are above the lost ones.
+    for (const key of lostKeys) expect(await c.bump(key)).toBeGreaterThan(lost.get(key) as bigint);
+    expectNoRepeats(load.generations);
+    for (const failure of load.failures) expect(failure.code, failure.message).toBe(14); // UNAVAILABLE
+    await expectAllCurrent(c, recorders, keys);
+    expect(recorders.every((r) => r.error === undefined)).toBe(true);
+  });
+});
+
+describe("Redis Cluster", () => {
+  test("Watch spans every shard, and a slot moved under watchers and Bumps loses nothing", async () => {
+    const cluster = await RedisCluster.start();
+    cleanups.push(() => cluster.stop());
+    const prefix = uniquePrefix();
+    const ts = await server({ redisCluster: cluster.seeds, prefix });
+    const names = new RedisKeys(prefix);
+    const keys = Array.from({ length: 24 }, (_, i) => `cluster/${i}`);
+    // The keys live on every master.
+    const owners = new Set<number>();
+    for (const key of keys) owners.add((await cluster.ownerOf(calculateSlot(names.record(key)))).node.port);
+    expect(owners.size).toBe(3);
+
+    const c = faultClient(cleanups, ts.address);
+    const recorders = Array.from({ length: 3 }, () =>
+      resumingWatcher(cleanups, faultClient(cleanups, ts.address), keys),
+    );
+    await Promise.all(recorders.map((r) => r.live()));
+    const load = bumpLoad(c, keys, 4);
+    await load.each(3);
+
+    const moving = keys[0] as string;
+    const slot = calculateSlot(names.record(moving));
+    const from = (await cluster.ownerOf(slot)).node;
+    const resynced = waitForEvent(ts.server.store, "resync", () => true, 20_000);
+    const duringMove: bigint[] = [];
+    const to = await cluster.moveSlot(slot, async () => {
+      // The record has moved, ownership not yet: these Bumps run on the new node (ASK), and
+      // publish there, where nobody is subscribed yet.
+      for (let i = 0; i < 3; i++) duringMove.push(await c.bump(moving));
+    });
+    expect(to.port).not.toBe(from.port);
+    expect((await cluster.ownerOf(slot)).node.port).toBe(to.port);
+    await resynced;
+    const afterMove = await c.bump(moving);
+    await load.each(10, 10_000);
+    await load.stop();
+
+    if (load.failures.length > 0) console.log(load.failures);
+    expect(load.failures).toEqual([]);
+    const handed = new Map(load.generations);
+    handed.get(moving)?.push(...[...duringMove, afterMove].map((generation) => ({ generation, at: Date.now() })));
+    expectNoRepeats(handed);
+    await expectAllCurrent(c, recorders, keys);
+    for (const recorder of recorders) expect(recorder.latest.get(moving)).toBeGreaterThanOrEqual(afterMove);
+    expect(recorders.every((r) => r.error === undefined)).toBe(true);
+  });
+});
