@@ -6,6 +6,7 @@
 import os from "node:os";
 import { RedisProcess } from "../test/helpers/redis-process.js";
 import { clientBench } from "./client-bench.js";
+import { clusterBench } from "./cluster-bench.js";
 import { fanOutBench } from "./fanout-bench.js";
 import { ServerProcess } from "./processes.js";
 import { type BenchRow, publish } from "./report.js";
@@ -33,6 +34,8 @@ try {
   } finally {
     await Promise.all([replicaA.stop(), replicaB.stop()]);
   }
+  console.error("Redis Cluster against one node...");
+  rows.push(...(await clusterBench()));
 } finally {
   await redis.stop();
 }

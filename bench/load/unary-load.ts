@@ -24,6 +24,8 @@ interface LoadSpec {
   warmupMs: number;
   key: string;
   prefix: string;
+  /** gRPC modes: spread calls round robin over this many keys (`key/0`, `key/1`, ...); default one key. */
+  keys?: number;
 }
 
 const grpcClients = new Map<string, GenerationClient>();
@@ -38,7 +40,10 @@ function callOf(spec: LoadSpec): () => Promise<unknown> {
       grpcClients.set(spec.target, client);
     }
     const c = client;
-    return spec.mode === "grpc-get" ? () => c.get(spec.key) : () => c.bump(spec.key);
+    const count = spec.keys ?? 1;
+    let turn = 0;
+    const key = count === 1 ? () => spec.key : () => `${spec.key}/${turn++ % count}`;
+    return spec.mode === "grpc-get" ? () => c.get(key()) : () => c.bump(key());
   }
   let redis = redisClients.get(spec.target);
   if (redis === undefined) {

@@ -1,0 +1,105 @@
+/**
+ * Redis Cluster against one Redis node: Bump throughput (16 concurrent calls spread over 1,000
+ * keys, so every shard works) and Watch throughput (changes delivered per second to 10
+ * watchers of those keys while the Bumps run), through a syncgen server on each. On one
+ * machine the cluster cannot be faster (syncgen, not Redis, is the limit here); the row shows
+ * what sharding costs per call, which is what a deployment that needs it pays.
+ */
+import { createGenerationClient } from "../src/client/index.js";
+import { RedisCluster } from "../test/helpers/redis-cluster.js";
+import { RedisProcess } from "../test/helpers/redis-process.js";
+import { ServerProcess, UnaryLoad } from "./processes.js";
+import { type BenchRow, median } from "./report.js";
+
+const KEYS = 1000;
+const WATCHERS = 10;
+const ROUNDS = 3;
+
+interface Throughput {
+  bumps: number;
+  deliveries: number;
+}
+
+/** Bumps spread over KEYS keys for a while, with WATCHERS watching them all; per second. */
+async function measure(load: UnaryLoad, server: ServerProcess, prefix: string): Promise<Throughput> {
+  const keys = Array.from({ length: KEYS }, (_, i) => `bench-cluster/${i}`);
+  const clients = Array.from({ length: WATCHERS }, () =>
+    createGenerationClient(server.address, { channelOptions: { "grpc.use_local_subchannel_pool": 1 } }),
+  );
+  const stop = new AbortController();
+  let deliveries = 0;
+  let counting = false;
+  const live: Promise<void>[] = [];
+  const watching = clients.map((client, index) => {
+    let markLive: () => void = () => {};
+    live[index] = new Promise((resolve) => {
+      markLive = resolve;
+    });
+    return (async () => {
+      for await (const event of client.watch(keys, { signal: stop.signal })) {
+        if (event.type === "live") markLive();
+        else if (event.type === "changes" && counting) deliveries += event.changes.length;
+      }
+    })();
+  });
+  try {
+    await Promise.all(live);
+    counting = true;
+    const result = await load.run<{ calls: number; seconds: number }>({
+      mode: "grpc-bump",
+      target: server.address,
+      concurrency: 16,
+      durationMs: 4000,
+      warmupMs: 0,
+      key: "bench-cluster",
+      keys: KEYS,
+      prefix,
+    });
+    counting = false;
+    return { bumps: result.calls / result.seconds, deliveries: deliveries / result.seconds };
+  } finally {
+    stop.abort();
+    await Promise.all(watching);
+    for (const client of clients) client.close();
+  }
+}
+
+export async function clusterBench(): Promise<BenchRow[]> {
+  const prefix = "bench-cluster:";
+  const [node, cluster] = [await RedisProcess.start(), await RedisCluster.start()];
+  const single = await ServerProcess.syncgen(["--redis", node.url, "--prefix", prefix]);
+  const sharded = await ServerProcess.syncgen(["--redis-cluster", cluster.seeds, "--prefix", prefix]);
+  const load = new UnaryLoad();
+  const runs = { single: [] as Throughput[], sharded: [] as Throughput[] };
+  try {
+    await measure(load, single, prefix); // warm up both servers' JIT
+    await measure(load, sharded, prefix);
+    for (let round = 0; round < ROUNDS; round++) {
+      runs.single.push(await measure(load, single, prefix));
+      runs.sharded.push(await measure(load, sharded, prefix));
+    }
+  } finally {
+    await load.close();
+    await Promise.all([single.stop(), sharded.stop()]);
+    await Promise.all([node.stop(), cluster.stop()]);
+  }
+  const med = (which: Throughput[], field: keyof Throughput) => median(which.map((r) => r[field]));
+  return [
+    {
+      name: `Bump over ${KEYS} keys, c=16, 3-master Redis Cluster: throughput`,
+      value: med(runs.sharded, "bumps"),
+      baselineName: "the same on one Redis node",
+      baselineValue: med(runs.single, "bumps"),
+      unit: "calls/s",
+      better: "higher",
+    },
+    {
+      name: `Watch: changes delivered to ${WATCHERS} watchers of ${KEYS} keys under that load, 3-master Cluster`,
+      value: med(runs.sharded, "deliveries"),
+      baselineName: "the same on one Redis node",
+      baselineValue: med(runs.single, "deliveries"),
+      unit: "changes/s",
+      better: "higher",
+    },
+  ];
+}
