@@ -111,6 +111,15 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
       });
       connection.on("ready", () => this.#onReady(`${name} connection ready`));
       connection.on("close", () => this.#onClose(`${name} connection closed`));
+      // ioredis gives up on a connection in some races (its Sentinel failover detector
+      // disconnecting one that is still connecting ends it for good): start it again.
+      connection.on("end", () => {
+        if (this.#state === "closed") return;
+        this.#onClose(`${name} connection ended`);
+        setTimeout(() => {
+          if (this.#state !== "closed") connection.connect().catch(() => {});
+        }, MAX_RECONNECT_DELAY_MS * Math.random()).unref();
+      });
     }
     this.#pinger = setInterval(() => {
       if (this.#state === "ready") this.#call(this.#commands.ping()).catch(() => {});
