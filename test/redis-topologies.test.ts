@@ -85,6 +85,36 @@ describe("Redis Sentinel", () => {
   });
 });
 
+describe("Redis Sentinel with --redis-wait-replicas", () => {
+  test("a Bump the replica has not acknowledged fails instead, so the failover loses nothing acknowledged", async () => {
+    const group = await RedisSentinelGroup.start();
+    cleanups.push(() => group.stop());
+    const ts = await server({ redisUrl: group.url, prefix: uniquePrefix(), redisWaitReplicas: 1, redisWaitMs: 300 });
+    const c = faultClient(cleanups, ts.address);
+    const acknowledged = await c.bump("wait/k");
+    group.stallReplication();
+    const failed = await c.bump("wait/k").then(
+      () => undefined,
+      (error: unknown) => error as { code: number; message: string },
+    );
+    expect(failed?.code).toBe(14); // UNAVAILABLE
+    expect(failed?.message).toMatch(/the write reached 0 of 1 Redis replicas within 300 ms \(--redis-wait-replicas\)/);
+
+    const master = await group.master();
+    await master.kill();
+    await group.failedOver(master.port);
+    await expect
+      .poll(() => c.get("wait/k", { peek: true }).then(String, () => "unavailable"), { timeout: 15_000 })
+      .toBe(String(acknowledged));
+    // The promoted replica has no replica of its own: writes fail rather than risk loss.
+    const unprotected = await c.bump("wait/k").then(
+      () => undefined,
+      (error: unknown) => error as { code: number; message: string },
+    );
+    expect(unprotected?.message).toMatch(/reached 0 of 1 Redis replicas/);
+  });
+});
+
 describe("Redis Cluster", () => {
   test("Watch spans every shard, and a slot moved under watchers and Bumps loses nothing", async () => {
     const cluster = await RedisCluster.start();

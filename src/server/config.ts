@@ -34,6 +34,10 @@ export interface ServerConfig {
   shutdownTimeoutMs: number;
   /** A Redis command without a reply after this long fails with UNAVAILABLE, in milliseconds. */
   redisTimeoutMs: number;
+  /** Writes wait (Redis WAIT) until this many replicas have them; 0 does not wait. */
+  redisWaitReplicas: number;
+  /** How long a write waits for its replicas before failing with UNAVAILABLE, in milliseconds. */
+  redisWaitMs: number;
   /** pino log level: fatal, error, warn, info, debug, trace or silent. */
   logLevel: string;
   /** PEM certificate chain file: serve TLS instead of plaintext (with tlsKey). */
@@ -274,6 +278,23 @@ export const SETTINGS = [
     parse: integer(10, 600_000),
   }),
   define({
+    key: "redisWaitReplicas",
+    flag: "redis-wait-replicas",
+    env: "SYNCGEN_REDIS_WAIT_REPLICAS",
+    description:
+      "a write succeeds only once this many Redis replicas have it (WAIT), so a failover cannot lose an acknowledged Bump; 0 does not wait",
+    default: 0,
+    parse: integer(0, 64),
+  }),
+  define({
+    key: "redisWaitMs",
+    flag: "redis-wait-ms",
+    env: "SYNCGEN_REDIS_WAIT_MS",
+    description: "how long a write waits for --redis-wait-replicas before failing with UNAVAILABLE, in milliseconds",
+    default: 250,
+    parse: integer(1, 600_000),
+  }),
+  define({
     key: "logLevel",
     flag: "log-level",
     env: "SYNCGEN_LOG_LEVEL",
@@ -451,6 +472,14 @@ export function checkServerConfig(config: ServerConfig): ServerConfig {
   }
   if (config.tlsClientCa !== undefined && config.tlsCert === undefined) {
     throw new ConfigError("--tls-client-ca needs TLS: give --tls-cert and --tls-key as well");
+  }
+  if (config.redisWaitReplicas > 0 && config.redisCluster !== undefined) {
+    throw new ConfigError("--redis-wait-replicas works with --redis or Sentinel, not --redis-cluster");
+  }
+  if (config.redisWaitReplicas > 0 && config.redisWaitMs >= config.redisTimeoutMs) {
+    throw new ConfigError(
+      `--redis-wait-ms (${config.redisWaitMs}) must be below --redis-timeout-ms (${config.redisTimeoutMs}), or the wait would time out as a broken connection`,
+    );
   }
   if (config.maxConcurrentStreams <= config.maxWatchStreamsPerConnection) {
     throw new ConfigError(

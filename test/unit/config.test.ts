@@ -15,6 +15,8 @@ describe("resolveServerConfig()", () => {
       heartbeatMs: 15_000,
       shutdownTimeoutMs: 10_000,
       redisTimeoutMs: 2_000,
+      redisWaitReplicas: 0,
+      redisWaitMs: 250,
       logLevel: "info",
       tlsCert: undefined,
       tlsKey: undefined,
@@ -111,6 +113,16 @@ describe("redisTarget()", () => {
     [{ redis: "redis+sentinel://a:26379" }, {}, "--redis must be redis+sentinel://HOST:PORT,HOST:PORT/NAME"],
     [{ "redis-cluster": "a" }, {}, '--redis-cluster must be HOST:PORT,HOST:PORT,..., not "a"'],
     [{ prefix: "team{a}:" }, {}, '--prefix must not contain { or }, not "team{a}:"'],
+    [
+      { "redis-cluster": "a:1", "redis-wait-replicas": "1" },
+      {},
+      "--redis-wait-replicas works with --redis or Sentinel",
+    ],
+    [
+      { redis: "redis://a:1", "redis-wait-replicas": "1", "redis-wait-ms": "5000" },
+      {},
+      "--redis-wait-ms (5000) must be below",
+    ],
   ])("refuses %j %j: %s", (flags, env, message) => {
     expect(() => resolveServerConfig(flags, env)).toThrow(ConfigError);
     expect(() => resolveServerConfig(flags, env)).toThrow(message);

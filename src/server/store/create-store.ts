@@ -8,5 +8,12 @@ import { RedisStore } from "./redis-store.js";
 export function createStore(config: ServerConfig): GenerationStore {
   const target = redisTarget(config);
   if (target === undefined) return new MemoryStore();
-  return new RedisStore({ target, prefix: config.prefix, commandTimeoutMs: config.redisTimeoutMs });
+  return new RedisStore({
+    target,
+    prefix: config.prefix,
+    commandTimeoutMs: config.redisTimeoutMs,
+    ...(config.redisWaitReplicas > 0
+      ? { waitForReplicas: { count: config.redisWaitReplicas, timeoutMs: config.redisWaitMs } }
+      : {}),
+  });
 }

@@ -41,6 +41,11 @@ export interface RedisStoreOptions {
    * treated as broken (a hung Redis keeps its TCP connections open, so nothing else notices).
    */
   commandTimeoutMs: number;
+  /**
+   * Writes succeed only once `count` replicas acknowledge them (WAIT) within `timeoutMs`:
+   * a Bump the caller was told of then survives a failover. One server or Sentinel only.
+   */
+  waitForReplicas?: { count: number; timeoutMs: number };
 }
 
 type WriteMode = "get" | "bump" | "clear";
@@ -78,6 +83,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
   readonly #redis: RedisConnections;
   readonly #commands: WithWriteScript;
   readonly #keys: RedisKeys;
+  readonly #waitForReplicas: RedisStoreOptions["waitForReplicas"];
   /** The key of each channel this process is subscribed to (or will resubscribe to after a reconnect). */
   readonly #channels = new Map<string, string>();
   readonly #pinger: NodeJS.Timeout;
@@ -89,6 +95,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
     super();
     this.description = describeTarget(options.target);
     this.#keys = new RedisKeys(options.prefix);
+    this.#waitForReplicas = options.waitForReplicas;
     const redisOptions: RedisOptions = {
       lazyConnect: true,
       // Fail fast while disconnected: a queued command would hang until the caller's deadline.
@@ -188,9 +195,9 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
     this.#redis.disconnect();
   }
 
-  #write(key: string, mode: WriteMode): Promise<string> {
+  async #write(key: string, mode: WriteMode): Promise<string> {
     this.#ensureReady();
-    return this.#call(
+    const record = await this.#call(
       this.#commands.syncgenWrite(
         this.#keys.record(key),
         mode,
@@ -199,6 +206,17 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
         this.#redis.publish,
       ),
     );
+    const wait = this.#waitForReplicas;
+    if (wait) {
+      // WAIT covers every write this connection made before it, this one included.
+      const acknowledged = await this.#call(this.#commands.wait(wait.count, wait.timeoutMs));
+      if (acknowledged < wait.count) {
+        throw new StoreUnavailableError(
+          `the write reached ${acknowledged} of ${wait.count} Redis replicas within ${wait.timeoutMs} ms (--redis-wait-replicas), so a failover could lose it; it may or may not have happened`,
+        );
+      }
+    }
+    return record;
   }
 
   /** Every Redis failure (connection lost, timeout, READONLY, LOADING, OOM...) means "not now". */
