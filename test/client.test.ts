@@ -7,19 +7,17 @@ import {
   type ServerUnaryCall,
   type ServerWritableStream,
 } from "@grpc/grpc-js";
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { Backoff, createGenerationClient, type WatchEvent } from "../src/client/index.js";
 import { GenerationService, GetResponseSchema, WatchResponseSchema } from "../src/gen/generation/v1/generation_pb.js";
 import { grpcServiceDefinition } from "../src/rpc/service-definition.js";
+import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
 import { sharedRedis } from "./helpers/redis-process.js";
 import { startTestServer } from "./helpers/test-server.js";
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 describe("Backoff", () => {
   test("waits a random time below a cap that doubles up to the maximum, and resets", () => {

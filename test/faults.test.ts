@@ -5,9 +5,10 @@
  */
 import { readFile } from "node:fs/promises";
 import { Redis } from "ioredis";
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { Code, type GenerationClient } from "../src/client/index.js";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
+import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
@@ -16,10 +17,7 @@ import { bumpLoad, expectAllCurrent, expectNoRepeats, faultClient, resumingWatch
 import { pausedWatch } from "./helpers/paused-watch.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 interface Replica extends CliProcess {
   readonly address: string;

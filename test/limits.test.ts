@@ -4,18 +4,16 @@
  * limits (HTTP/2 streams, keepalive, connection age) are seen on the wire.
  */
 import { connect, type Settings } from "node:http2";
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { Code, createGenerationClient, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
 import type { ServerConfig } from "../src/server/config.js";
+import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { stallingProxy } from "./helpers/stalling-proxy.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function started(overrides: Partial<ServerConfig>): Promise<TestServer> {
   const ts = await startTestServer(overrides);

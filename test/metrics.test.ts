@@ -8,19 +8,17 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { Code, createGenerationClient, type GenerationClient } from "../src/client/index.js";
 import { WatchRequestSchema } from "../src/gen/generation/v1/generation_pb.js";
 import type { ServerConfig } from "../src/server/config.js";
+import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function started(overrides: Partial<ServerConfig>, waitReady = true): Promise<TestServer> {
   const ts = await startTestServer({ metricsListen: "127.0.0.1:0", ...overrides }, { waitReady });

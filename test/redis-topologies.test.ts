@@ -4,26 +4,17 @@
  * also runs on both: see generation-service.contract.test.ts.)
  */
 import calculateSlot from "cluster-key-slot";
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
+import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { waitForEvent } from "./helpers/deadline.js";
-import {
-  bumpLoad,
-  type Cleanups,
-  expectAllCurrent,
-  expectNoRepeats,
-  faultClient,
-  resumingWatcher,
-} from "./helpers/load.js";
+import { bumpLoad, expectAllCurrent, expectNoRepeats, faultClient, resumingWatcher } from "./helpers/load.js";
 import { RedisCluster } from "./helpers/redis-cluster.js";
 import { uniquePrefix } from "./helpers/redis-process.js";
 import { RedisSentinelGroup } from "./helpers/redis-sentinel.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
-const cleanups: Cleanups = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function server(settings: Parameters<typeof startTestServer>[0]): Promise<TestServer> {
   const ts = await startTestServer({ redisTimeoutMs: 1000, ...settings });

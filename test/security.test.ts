@@ -12,11 +12,12 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { credentials } from "@grpc/grpc-js";
 import { pino } from "pino";
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Code, createGenerationClient, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
 import { ConfigError, defaultServerConfig, type ServerConfig } from "../src/server/config.js";
 import { startServer } from "../src/server/server.js";
 import { type Certificates, makeCertificates } from "./helpers/certificates.js";
+import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { CliProcess, runCli } from "./helpers/cli.js";
 import { freePort } from "./helpers/free-port.js";
 import { askReflection, healthCheck, healthClient, reflectionClient } from "./helpers/grpc-peers.js";
@@ -32,10 +33,7 @@ beforeAll(() => {
 });
 afterAll(() => certs.remove());
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function started(overrides: Partial<ServerConfig>): Promise<TestServer> {
   const ts = await startTestServer(overrides);
@@ -47,6 +45,13 @@ function client(address: string, options: Parameters<typeof createGenerationClie
   const c = createGenerationClient(address, { deadlineMs: 3000, backoff: { initialMs: 20, maxMs: 100 }, ...options });
   cleanups.push(() => c.close());
   return c;
+}
+
+/** A server on mutual TLS whose one token, `name`, may read and write keys under `prefix`. */
+async function mutualTlsWithToken(name: string, token: string, prefix: string): Promise<TestServer> {
+  const authFile = join(certs.dir, `${name}-tokens.json`);
+  writeFileSync(authFile, JSON.stringify({ tokens: [{ name, token, read: [prefix], write: [prefix] }] }));
+  return started({ authFile, tlsCert: certs.serverCert, tlsKey: certs.serverKey, tlsClientCa: certs.caCert });
 }
 
 /** The error a call fails with (the test fails if it succeeds). */
@@ -255,15 +260,8 @@ describe("bearer tokens (--auth-file)", () => {
 
 describe("the CLI", () => {
   test("get and bump over mutual TLS with a token from the environment", async () => {
-    const authFile = join(certs.dir, "cli-tokens.json");
     const token = "cli-token-0123456789";
-    writeFileSync(authFile, JSON.stringify({ tokens: [{ name: "cli", token, read: ["cli/"], write: ["cli/"] }] }));
-    const ts = await started({
-      authFile,
-      tlsCert: certs.serverCert,
-      tlsKey: certs.serverKey,
-      tlsClientCa: certs.caCert,
-    });
+    const ts = await mutualTlsWithToken("cli", token, "cli/");
     const tlsFlags = ["--tls-ca", certs.caCert, "--tls-cert", certs.clientCert, "--tls-key", certs.clientKey];
     const bumped = await runCli(["bump", "--server", ts.address, ...tlsFlags, "cli/key"], { SYNCGEN_TOKEN: token });
     expect(bumped.stderr).toBe("");
@@ -278,15 +276,8 @@ describe("the CLI", () => {
 
 describe("the Python client", () => {
   test("talks mutual TLS with a token", async () => {
-    const authFile = join(certs.dir, "python-tokens.json");
     const token = "python-token-0123456789";
-    writeFileSync(authFile, JSON.stringify({ tokens: [{ name: "python", token, read: ["py/"], write: ["py/"] }] }));
-    const ts = await started({
-      authFile,
-      tlsCert: certs.serverCert,
-      tlsKey: certs.serverKey,
-      tlsClientCa: certs.caCert,
-    });
+    const ts = await mutualTlsWithToken("python", token, "py/");
     const script = `
 import sys, grpc
 from syncgen import SyncgenClient, SyncgenError

@@ -4,11 +4,12 @@
  */
 import { type AddressInfo, createConnection, createServer } from "node:net";
 import * as grpc from "@grpc/grpc-js";
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { Code } from "../src/client/index.js";
 import { ConfigError, defaultServerConfig } from "../src/server/config.js";
 import { silentLogger } from "../src/server/logger.js";
 import { startServer } from "../src/server/server.js";
+import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
@@ -17,10 +18,7 @@ import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
 
-const cleanups: (() => unknown)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const cleanups = cleanupsAfterEach();
 
 async function started(promise: Promise<TestServer>): Promise<TestServer> {
   const ts = await promise;

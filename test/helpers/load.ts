@@ -10,11 +10,9 @@ import {
   type GenerationClient,
   GenerationServiceError,
 } from "../../src/client/index.js";
+import type { Cleanups } from "./cleanups.js";
 import { withDeadline } from "./deadline.js";
 import { WatchRecorder } from "./watch-recorder.js";
-
-/** Registers what a test must close; the test file runs them in its afterEach. */
-export type Cleanups = (() => unknown)[];
 
 /** A client with short backoffs on a connection of its own, as a separate process would have. */
 export function faultClient(cleanups: Cleanups, target: string): GenerationClient {
