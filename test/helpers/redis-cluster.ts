@@ -1,7 +1,8 @@
 /**
- * A private Redis Cluster of three masters on free loopback ports, made with
- * `redis-cli --cluster create`, for the cluster tests. Nothing is kept on disk beyond a
- * temporary directory for the nodes' cluster config files, removed on stop.
+ * A private Redis Cluster of three masters (and, if asked, a replica each) on free loopback
+ * ports, made with `redis-cli --cluster create`, for the cluster tests. A shard without a
+ * master leaves the others serving (cluster-require-full-coverage no). Nothing is kept on
+ * disk beyond a temporary directory for the nodes' cluster config files, removed on stop.
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -20,22 +21,22 @@ export class RedisCluster {
     private readonly dir: string,
   ) {}
 
-  /** HOST:PORT of every master, comma-separated, as --redis-cluster takes them. */
+  /** HOST:PORT of every node, comma-separated, as --redis-cluster takes them. */
   get seeds(): string {
     return this.nodes.map((node) => `127.0.0.1:${node.port}`).join(",");
   }
 
-  /** Starts three masters, joins them and waits until every node says the cluster is ok. */
-  static async start(): Promise<RedisCluster> {
+  /** Starts three masters (and `replicas` per master), joins them and waits until every node says the cluster is ok. */
+  static async start({ replicas = 0 }: { replicas?: 0 | 1 } = {}): Promise<RedisCluster> {
     const dir = mkdtempSync(join(tmpdir(), "syncgen-cluster-"));
     const nodes: RedisProcess[] = [];
     try {
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < 3 * (1 + replicas); i++) {
         nodes.push(
           await RedisProcess.start({
             args: (port) => [
               ...["--cluster-enabled", "yes", "--cluster-config-file", join(dir, `nodes-${port}.conf`)],
-              ...["--cluster-node-timeout", "2000", "--dir", dir],
+              ...["--cluster-node-timeout", "1000", "--cluster-require-full-coverage", "no", "--dir", dir],
             ],
           }),
         );
@@ -46,10 +47,11 @@ export class RedisCluster {
         "create",
         ...nodes.map((node) => `127.0.0.1:${node.port}`),
         "--cluster-replicas",
-        "0",
+        String(replicas),
         "--cluster-yes",
       ]);
       await cluster.waitUntilOk();
+      if (replicas > 0) await cluster.#replicasInSync();
       return cluster;
     } catch (error) {
       await Promise.all(nodes.map((node) => node.stop()));
@@ -58,10 +60,29 @@ export class RedisCluster {
     }
   }
 
+  /** Resolves once every replica's link to its master is up. */
+  async #replicasInSync(ms = 20_000): Promise<void> {
+    await withDeadline(
+      (async () => {
+        for (;;) {
+          const infos = await Promise.all(
+            this.nodes.map(
+              async (node) => (await run("redis-cli", ["-p", String(node.port), "info", "replication"])).stdout,
+            ),
+          );
+          if (infos.every((info) => info.includes("role:master") || info.includes("master_link_status:up"))) return;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+      })(),
+      ms,
+      "the replicas to sync",
+    );
+  }
+
   /** Resolves once every node reports cluster_state:ok and agrees on the slots. */
-  async waitUntilOk(ms = 20_000): Promise<void> {
+  async waitUntilOk(ms = 20_000, nodes: RedisProcess[] = this.nodes): Promise<void> {
     const ok = async (): Promise<boolean> => {
-      for (const node of this.nodes) {
+      for (const node of nodes) {
         const { stdout } = await run("redis-cli", ["-p", String(node.port), "cluster", "info"]);
         if (!stdout.includes("cluster_state:ok") || !stdout.includes("cluster_slots_assigned:16384")) return false;
       }
@@ -76,9 +97,12 @@ export class RedisCluster {
     );
   }
 
-  /** The master node serving `slot`, and its id. */
-  async ownerOf(slot: number): Promise<{ node: RedisProcess; id: string }> {
-    const redis = new Redis(this.nodes[0]?.port ?? 0, "127.0.0.1");
+  /** The master node serving `slot`, and its id, as `via` (by default the first node) sees it. */
+  async ownerOf(
+    slot: number,
+    via: RedisProcess = this.nodes[0] as RedisProcess,
+  ): Promise<{ node: RedisProcess; id: string }> {
+    const redis = new Redis(via.port, "127.0.0.1");
     try {
       const ranges = (await redis.call("CLUSTER", "SLOTS")) as [number, number, [string, number, string]][];
       for (const [from, to, [, port, id]] of ranges) {

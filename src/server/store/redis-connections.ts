@@ -40,6 +40,12 @@ export interface RedisConnections {
   readonly publish: "PUBLISH" | "SPUBLISH";
   /** Starts the change feed of channels; resolves once the subscriptions are in place. */
   subscribe(channels: readonly string[]): Promise<void>;
+  /**
+   * Subscribes `channels` afresh after a reconnect or a topology change, without piling up
+   * duplicates; resolves once they are in place. Messages may be lost meanwhile: the store
+   * re-reads every watched key after it.
+   */
+  renew(channels: readonly string[]): Promise<void>;
   /** Stops the change feed of channels. */
   unsubscribe(channels: readonly string[]): Promise<void>;
   /** GETs of many keys, grouped as the topology allows (one MGET on one server). */
@@ -51,8 +57,14 @@ export interface RedisConnections {
    * changed hands): messages may have been lost in between.
    */
   onResubscribed(listener: () => void): void;
-  /** Drops the subscriber connection(s), so they reconnect and resubscribe. */
-  dropSubscriber(): void;
+  /**
+   * Renewing failed. "reconnect": the subscriber connection was dropped, and its reconnect
+   * renews. "retry": the store must renew again later (a Cluster is never torn down for one
+   * shard's trouble).
+   */
+  recoverFeed(): "reconnect" | "retry";
+  /** A command timed out on an open connection (a hung server): drop it, so the state says so. */
+  dropHung(): void;
   disconnect(): void;
 }
 
@@ -114,6 +126,11 @@ class ServerConnections implements RedisConnections {
     if (channels.length > 0) await this.#subscriber.subscribe(...channels);
   }
 
+  renew(channels: readonly string[]): Promise<void> {
+    // SUBSCRIBE of a subscribed channel changes nothing: no duplicates to avoid.
+    return this.subscribe(channels);
+  }
+
   async unsubscribe(channels: readonly string[]): Promise<void> {
     // While disconnected there is nothing to undo: a reconnect subscribes only what is wanted.
     if (this.#subscriber.status === "ready" && channels.length > 0) await this.#subscriber.unsubscribe(...channels);
@@ -131,8 +148,13 @@ class ServerConnections implements RedisConnections {
     // Subscriptions never move on one server: the store resubscribes after a reconnect itself.
   }
 
-  dropSubscriber(): void {
+  recoverFeed(): "reconnect" {
     this.#subscriber.disconnect(true);
+    return "reconnect";
+  }
+
+  dropHung(): void {
+    if (this.commands.status === "ready") this.commands.disconnect(true);
   }
 
   disconnect(): void {
@@ -144,6 +166,7 @@ class ServerConnections implements RedisConnections {
 /** A Cluster: commands routed by slot, sharded pub/sub with one subscriber per master. */
 class ClusterConnections implements RedisConnections {
   readonly commands: Cluster;
+  readonly #unsubscribeLater = new Set<string>();
   readonly connections: readonly (readonly [string, Connection])[];
   readonly publish = "SPUBLISH";
 
@@ -169,8 +192,22 @@ class ClusterConnections implements RedisConnections {
     await Promise.all([...bySlot(channels).values()].map((group) => this.commands.ssubscribe(...group)));
   }
 
+  async renew(channels: readonly string[]): Promise<void> {
+    // ioredis keeps every SSUBSCRIBE's channels in a list it re-sends after each topology
+    // change, duplicates included: unsubscribe first (also what could not be unsubscribed
+    // while disconnected), then subscribe each channel once.
+    const stale = new Set([...this.#unsubscribeLater, ...channels]);
+    this.#unsubscribeLater.clear();
+    await Promise.allSettled([...bySlot([...stale]).values()].map((group) => this.commands.sunsubscribe(...group)));
+    await this.subscribe(channels);
+  }
+
   async unsubscribe(channels: readonly string[]): Promise<void> {
-    if (this.commands.status !== "ready") return;
+    if (this.commands.status !== "ready") {
+      // Refused now, and ioredis would re-subscribe them on reconnect: undo at the next renewal.
+      for (const channel of channels) this.#unsubscribeLater.add(channel);
+      return;
+    }
     await Promise.all([...bySlot(channels).values()].map((group) => this.commands.sunsubscribe(...group)));
   }
 
@@ -195,8 +232,14 @@ class ClusterConnections implements RedisConnections {
     this.commands.on("subscribersReady", listener);
   }
 
-  dropSubscriber(): void {
-    this.commands.disconnect(true);
+  recoverFeed(): "retry" {
+    // Disconnecting the Cluster would take every shard down for one shard's trouble, and can
+    // leave ioredis's sharded subscribers stopped mid-connect for good.
+    return "retry";
+  }
+
+  dropHung(): void {
+    // The same: a hung node's calls time out one by one; ioredis finds a failed-over node.
   }
 
   disconnect(): void {

@@ -65,6 +65,8 @@ type WithWriteScript = Connection & {
 const MAX_RECONNECT_DELAY_MS = 1000;
 /** The write script's tombstone margin argument. */
 const TOMBSTONE_MARGIN_ARG = String(TOMBSTONE_MARGIN_MS);
+/** Bounds of the pause before renewing a Cluster's subscriptions again after a failure. */
+const FEED_RETRY_MS = { initial: 100, max: 2000 };
 /** How often an idle store checks that Redis still answers. */
 const PING_INTERVAL_MS = 1000;
 
@@ -89,6 +91,9 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
   readonly #pinger: NodeJS.Timeout;
   /** Counts restore attempts, so a stale one (the connection dropped again) gives up. */
   #restoreAttempt = 0;
+  /** A pending retry of renewing the subscriptions (Cluster), and the pause before the next. */
+  #feedRetry: NodeJS.Timeout | undefined;
+  #feedRetryMs = FEED_RETRY_MS.initial;
   #lastError = "";
 
   constructor(options: RedisStoreOptions) {
@@ -191,6 +196,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
   async close(): Promise<void> {
     if (this.#state === "closed") return;
     clearInterval(this.#pinger);
+    clearTimeout(this.#feedRetry);
     this.#setState("closed", "store closed");
     this.#redis.disconnect();
   }
@@ -225,10 +231,10 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
       return await command;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      if (message.includes("timed out") && this.#commands.status === "ready") {
+      if (message.includes("timed out")) {
         // A hung Redis keeps the socket open: drop it, so the store (and health) say so.
         this.#lastError = `commands connection: ${message}`;
-        this.#commands.disconnect(true);
+        this.#redis.dropHung();
       }
       throw new StoreUnavailableError(`Redis did not serve the request: ${message}`, { cause: error });
     }
@@ -258,13 +264,29 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
   async #renewSubscriptions(): Promise<void> {
     if (this.#state !== "ready" || this.#channels.size === 0) return;
     try {
-      await this.#redis.subscribe([...this.#channels.keys()]);
+      await this.#redis.renew([...this.#channels.keys()]);
     } catch (error) {
-      this.#lastError = `resubscribe failed: ${error instanceof Error ? error.message : String(error)}`;
-      this.#redis.dropSubscriber();
+      if (this.#state === "ready") this.#feedFailed(error);
       return;
     }
+    if (this.#state !== "ready") return;
+    this.#feedRetryMs = FEED_RETRY_MS.initial;
     this.emit("resync");
+  }
+
+  /** Renewing subscriptions failed: the subscriber reconnects, or the renewal is retried later. */
+  #feedFailed(error: unknown): "reconnect" | "retry" {
+    this.#lastError = `resubscribe failed: ${error instanceof Error ? error.message : String(error)}`;
+    const recovery = this.#redis.recoverFeed();
+    if (recovery === "retry" && this.#feedRetry === undefined) {
+      const delay = Math.random() * this.#feedRetryMs;
+      this.#feedRetryMs = Math.min(this.#feedRetryMs * 2, FEED_RETRY_MS.max);
+      this.#feedRetry = setTimeout(() => {
+        this.#feedRetry = undefined;
+        void this.#renewSubscriptions();
+      }, delay).unref();
+    }
+    return recovery;
   }
 
   #onClose(reason: string): void {
@@ -285,13 +307,12 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
     const attempt = ++this.#restoreAttempt;
     const wasConnecting = this.#state === "connecting";
     try {
-      await this.#redis.subscribe([...this.#channels.keys()]);
+      await this.#redis.renew([...this.#channels.keys()]);
     } catch (error) {
       if (attempt !== this.#restoreAttempt || this.#state === "closed") return;
-      // Resubscribing failed on a live connection: drop it, and the reconnect tries again.
-      this.#lastError = `resubscribe failed: ${error instanceof Error ? error.message : String(error)}`;
-      this.#redis.dropSubscriber();
-      return;
+      // One server: the subscriber reconnects and this runs again. A Cluster serves the
+      // shards that answer, and renews the rest until they do (then re-reads).
+      if (this.#feedFailed(error) === "reconnect") return;
     }
     if (attempt !== this.#restoreAttempt || this.#state === "closed") return;
     this.#lastError = "";
