@@ -66,12 +66,18 @@ async function measure(load: UnaryLoad, server: ServerProcess, prefix: string): 
 
 export async function clusterBench(): Promise<BenchRow[]> {
   const prefix = "bench-cluster:";
-  const [node, cluster] = [await RedisProcess.start(), await RedisCluster.start()];
-  const single = await ServerProcess.syncgen(["--redis", node.url, "--prefix", prefix]);
-  const sharded = await ServerProcess.syncgen(["--redis-cluster", cluster.seeds, "--prefix", prefix]);
-  const load = new UnaryLoad();
+  const stops: (() => Promise<void>)[] = [];
+  const started = async <T extends { stop(): Promise<void> }>(start: Promise<T>): Promise<T> => {
+    const process = await start;
+    stops.push(() => process.stop());
+    return process;
+  };
   const runs = { single: [] as Throughput[], sharded: [] as Throughput[] };
+  const load = new UnaryLoad();
   try {
+    const [node, cluster] = [await started(RedisProcess.start()), await started(RedisCluster.start())];
+    const single = await started(ServerProcess.syncgen(["--redis", node.url, "--prefix", prefix]));
+    const sharded = await started(ServerProcess.syncgen(["--redis-cluster", cluster.seeds, "--prefix", prefix]));
     await measure(load, single, prefix); // warm up both servers' JIT
     await measure(load, sharded, prefix);
     for (let round = 0; round < ROUNDS; round++) {
@@ -80,8 +86,8 @@ export async function clusterBench(): Promise<BenchRow[]> {
     }
   } finally {
     await load.close();
-    await Promise.all([single.stop(), sharded.stop()]);
-    await Promise.all([node.stop(), cluster.stop()]);
+    // Servers first, then the Redis they use.
+    for (const stop of stops.reverse()) await stop();
   }
   const med = (which: Throughput[], field: keyof Throughput) => median(which.map((r) => r[field]));
   return [

@@ -10,7 +10,7 @@ import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { waitForEvent } from "./helpers/deadline.js";
 import { bumpLoad, expectAllCurrent, expectNoRepeats, faultClient, resumingWatcher } from "./helpers/load.js";
 import { RedisCluster } from "./helpers/redis-cluster.js";
-import { uniquePrefix } from "./helpers/redis-process.js";
+import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { RedisSentinelGroup } from "./helpers/redis-sentinel.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
@@ -73,6 +73,29 @@ describe("Redis Sentinel", () => {
     for (const failure of load.failures) expect(failure.code, failure.message).toBe(14); // UNAVAILABLE
     await expectAllCurrent(c, recorders, keys);
     expect(recorders.every((r) => r.error === undefined)).toBe(true);
+  });
+});
+
+describe("--redis-wait-replicas", () => {
+  test("with no replica, concurrent writes fail with the replicas message (none times out) while reads go on", async () => {
+    const redis = await RedisProcess.start();
+    cleanups.push(() => redis.stop());
+    const ts = await server({ redisUrl: redis.url, prefix: uniquePrefix(), redisWaitReplicas: 1, redisWaitMs: 250 });
+    const c = faultClient(cleanups, ts.address);
+    const writes = Array.from({ length: 12 }, (_, i) =>
+      c.bump(`nowait/${i % 3}`).then(
+        () => "written",
+        (error: { message: string }) => error.message,
+      ),
+    );
+    // Reads are not queued behind the writes' WAIT: they have a connection of their own.
+    const started = Date.now();
+    expect(await c.get("nowait/0", { peek: true })).toBeGreaterThanOrEqual(0n);
+    expect(Date.now() - started).toBeLessThan(200);
+    for (const outcome of await Promise.all(writes)) {
+      expect(outcome).toMatch(/the write reached 0 of 1 Redis replicas within 250 ms/);
+    }
+    expect(ts.server.store.state).toBe("ready");
   });
 });
 

@@ -109,9 +109,10 @@ export function splitHostPort(hostPort: string): { host: string; port: number } 
 function redisUrl(text: string): string | undefined | { error: string } {
   if (text === "") return undefined;
   if (text.startsWith("redis+sentinel://")) {
+    // The text is not repeated: it may hold a password.
     return parseSentinelUrl(text)
       ? text
-      : { error: `must be redis+sentinel://HOST:PORT,HOST:PORT/NAME, not "${text}"` };
+      : { error: "must be redis+sentinel://[[USER]:PASSWORD@]HOST:PORT,HOST:PORT/NAME, percent-encoded" };
   }
   try {
     const url = new URL(text);
@@ -129,13 +130,17 @@ function parseSentinelUrl(text: string): Extract<RedisTarget, { mode: "sentinel"
   const [, username, password, hosts = "", name = ""] = match;
   const sentinels = hostPortList(hosts);
   if (!Array.isArray(sentinels)) return undefined;
-  return {
-    mode: "sentinel",
-    sentinels,
-    name: decodeURIComponent(name),
-    ...(username ? { username: decodeURIComponent(username) } : {}),
-    ...(password !== undefined ? { password: decodeURIComponent(password) } : {}),
-  };
+  try {
+    return {
+      mode: "sentinel",
+      sentinels,
+      name: decodeURIComponent(name),
+      ...(username ? { username: decodeURIComponent(username) } : {}),
+      ...(password !== undefined ? { password: decodeURIComponent(password) } : {}),
+    };
+  } catch {
+    return undefined; // a "%" that starts no escape: the caller says what the form is
+  }
 }
 
 /** HOST:PORT,HOST:PORT,... */
@@ -476,9 +481,10 @@ export function checkServerConfig(config: ServerConfig): ServerConfig {
   if (config.redisWaitReplicas > 0 && config.redisCluster !== undefined) {
     throw new ConfigError("--redis-wait-replicas works with --redis or Sentinel, not --redis-cluster");
   }
-  if (config.redisWaitReplicas > 0 && config.redisWaitMs >= config.redisTimeoutMs) {
+  // A write may queue behind one WAIT and then wait for its own.
+  if (config.redisWaitReplicas > 0 && 2 * config.redisWaitMs >= config.redisTimeoutMs) {
     throw new ConfigError(
-      `--redis-wait-ms (${config.redisWaitMs}) must be below --redis-timeout-ms (${config.redisTimeoutMs}), or the wait would time out as a broken connection`,
+      `--redis-wait-ms (${config.redisWaitMs}) must be below half --redis-timeout-ms (${config.redisTimeoutMs}), or a write queued behind a wait would time out as a broken connection`,
     );
   }
   if (config.maxConcurrentStreams <= config.maxWatchStreamsPerConnection) {

@@ -110,7 +110,8 @@ describe("redisTarget()", () => {
     [{ redis: "redis://a:1", "redis-cluster": "b:2" }, {}, "give one Redis: --redis, --sentinels or --redis-cluster"],
     [{}, { REDIS_URL: "redis://a:1", SYNCGEN_REDIS_CLUSTER: "b:2" }, "give one Redis"],
     [{ sentinels: "a:26379" }, {}, "--sentinels needs --sentinel-name"],
-    [{ redis: "redis+sentinel://a:26379" }, {}, "--redis must be redis+sentinel://HOST:PORT,HOST:PORT/NAME"],
+    [{ redis: "redis+sentinel://a:26379" }, {}, "--redis must be redis+sentinel://[[USER]:PASSWORD@]HOST:PORT"],
+    [{ redis: "redis+sentinel://:50%off@a:26379/main" }, {}, "percent-encoded"],
     [{ "redis-cluster": "a" }, {}, '--redis-cluster must be HOST:PORT,HOST:PORT,..., not "a"'],
     [{ prefix: "team{a}:" }, {}, '--prefix must not contain { or }, not "team{a}:"'],
     [
@@ -121,7 +122,7 @@ describe("redisTarget()", () => {
     [
       { redis: "redis://a:1", "redis-wait-replicas": "1", "redis-wait-ms": "5000" },
       {},
-      "--redis-wait-ms (5000) must be below",
+      "--redis-wait-ms (5000) must be below half --redis-timeout-ms",
     ],
   ])("refuses %j %j: %s", (flags, env, message) => {
     expect(() => resolveServerConfig(flags, env)).toThrow(ConfigError);

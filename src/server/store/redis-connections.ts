@@ -32,8 +32,14 @@ export type Connection = Redis | Cluster;
 
 /** What the store needs of Redis, whatever the topology. */
 export interface RedisConnections {
-  /** For commands; the write script is defined on it as `syncgenWrite`. */
+  /** For commands. */
   readonly commands: Connection;
+  /**
+   * For writes (the write script is defined on it as `syncgenWrite`): `commands` itself, or
+   * a connection of its own when writes wait for replicas (WAIT blocks its connection, and
+   * reads must not queue behind it).
+   */
+  readonly writes: Connection;
   /** Every connection that must be `ready` for the store to be. */
   readonly connections: readonly (readonly [name: string, connection: Connection])[];
   /** The command the write script publishes a change with. */
@@ -68,11 +74,14 @@ export interface RedisConnections {
   disconnect(): void;
 }
 
-/** Opens (lazily: connect() each connection) what `target` needs, with `options` for every node. */
-export function openRedis(target: RedisTarget, options: RedisOptions): RedisConnections {
+/**
+ * Opens (lazily: connect() each connection) what `target` needs, with `options` for every
+ * node; `separateWrites` gives writes a connection of their own (one server or Sentinel).
+ */
+export function openRedis(target: RedisTarget, options: RedisOptions, separateWrites = false): RedisConnections {
   return target.mode === "cluster"
     ? new ClusterConnections(target.nodes, options)
-    : new ServerConnections(target, options);
+    : new ServerConnections(target, options, separateWrites);
 }
 
 /** A short description for logs. */
@@ -94,11 +103,12 @@ function hostPort({ host, port }: HostPort): string {
 /** One server, or the Sentinel group's master: a command and a subscriber connection. */
 class ServerConnections implements RedisConnections {
   readonly commands: Redis;
+  readonly writes: Redis;
   readonly #subscriber: Redis;
   readonly connections: readonly (readonly [string, Connection])[];
   readonly publish = "PUBLISH";
 
-  constructor(target: Exclude<RedisTarget, { mode: "cluster" }>, options: RedisOptions) {
+  constructor(target: Exclude<RedisTarget, { mode: "cluster" }>, options: RedisOptions, separateWrites: boolean) {
     const open = (connectionName: string): Redis => {
       if (target.mode === "single") return new Redis(target.url, { ...options, connectionName });
       return new Redis({
@@ -115,10 +125,12 @@ class ServerConnections implements RedisConnections {
       });
     };
     this.commands = open("syncgen");
+    this.writes = separateWrites ? open("syncgen-writer") : this.commands;
     this.#subscriber = open("syncgen-subscriber");
     this.connections = [
       ["commands", this.commands],
       ["subscriber", this.#subscriber],
+      ...(separateWrites ? [["writer", this.writes] as const] : []),
     ];
   }
 
@@ -154,18 +166,22 @@ class ServerConnections implements RedisConnections {
   }
 
   dropHung(): void {
-    if (this.commands.status === "ready") this.commands.disconnect(true);
+    for (const connection of new Set([this.commands, this.writes])) {
+      if (connection.status === "ready") connection.disconnect(true);
+    }
   }
 
   disconnect(): void {
-    this.commands.disconnect();
-    this.#subscriber.disconnect();
+    for (const [, connection] of this.connections) connection.disconnect();
   }
 }
 
 /** A Cluster: commands routed by slot, sharded pub/sub with one subscriber per master. */
 class ClusterConnections implements RedisConnections {
   readonly commands: Cluster;
+  get writes(): Cluster {
+    return this.commands;
+  }
   readonly #unsubscribeLater = new Set<string>();
   readonly connections: readonly (readonly [string, Connection])[];
   readonly publish = "SPUBLISH";

@@ -83,9 +83,13 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
   readonly description: string;
   #state: StoreState = "connecting";
   readonly #redis: RedisConnections;
-  readonly #commands: WithWriteScript;
+  readonly #commands: Connection;
+  readonly #writes: WithWriteScript;
   readonly #keys: RedisKeys;
   readonly #waitForReplicas: RedisStoreOptions["waitForReplicas"];
+  /** The WAIT in flight on the write connection, and the one writes that replied since share. */
+  #waitInFlight: Promise<number> | undefined;
+  #waitNext: Promise<number> | undefined;
   /** The key of each channel this process is subscribed to (or will resubscribe to after a reconnect). */
   readonly #channels = new Map<string, string>();
   readonly #pinger: NodeJS.Timeout;
@@ -112,9 +116,10 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
       // Full jitter, capped low.
       retryStrategy: (attempt) => Math.round(Math.random() * Math.min(MAX_RECONNECT_DELAY_MS, 50 * 2 ** attempt)),
     };
-    this.#redis = openRedis(options.target, redisOptions);
-    this.#commands = this.#redis.commands as WithWriteScript;
-    this.#commands.defineCommand("syncgenWrite", { numberOfKeys: 1, lua: WRITE_SCRIPT });
+    this.#redis = openRedis(options.target, redisOptions, options.waitForReplicas !== undefined);
+    this.#commands = this.#redis.commands;
+    this.#writes = this.#redis.writes as WithWriteScript;
+    this.#writes.defineCommand("syncgenWrite", { numberOfKeys: 1, lua: WRITE_SCRIPT });
     this.#redis.onMessage((channel, message) => this.#onMessage(channel, message));
     this.#redis.onResubscribed(() => void this.#renewSubscriptions());
     for (const [name, connection] of this.#redis.connections) {
@@ -204,7 +209,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
   async #write(key: string, mode: WriteMode): Promise<string> {
     this.#ensureReady();
     const record = await this.#call(
-      this.#commands.syncgenWrite(
+      this.#writes.syncgenWrite(
         this.#keys.record(key),
         mode,
         this.#keys.channel(key),
@@ -214,8 +219,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
     );
     const wait = this.#waitForReplicas;
     if (wait) {
-      // WAIT covers every write this connection made before it, this one included.
-      const acknowledged = await this.#call(this.#commands.wait(wait.count, wait.timeoutMs));
+      const acknowledged = await this.#replicated(wait);
       if (acknowledged < wait.count) {
         throw new StoreUnavailableError(
           `the write reached ${acknowledged} of ${wait.count} Redis replicas within ${wait.timeoutMs} ms (--redis-wait-replicas), so a failover could lose it; it may or may not have happened`,
@@ -223,6 +227,33 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
       }
     }
     return record;
+  }
+
+  /**
+   * How many replicas have every write that replied so far. A WAIT covers all the writes its
+   * connection made before it, and blocks the connection while it waits, so one runs at a
+   * time: a write that replied while one was in flight shares the next.
+   */
+  #replicated(wait: { count: number; timeoutMs: number }): Promise<number> {
+    if (this.#waitInFlight === undefined) return this.#startWait(wait);
+    this.#waitNext ??= this.#waitInFlight
+      .then(
+        () => {},
+        () => {},
+      )
+      .then(() => {
+        this.#waitNext = undefined;
+        return this.#startWait(wait);
+      });
+    return this.#waitNext;
+  }
+
+  #startWait(wait: { count: number; timeoutMs: number }): Promise<number> {
+    const started: Promise<number> = this.#call(this.#writes.wait(wait.count, wait.timeoutMs)).finally(() => {
+      if (this.#waitInFlight === started) this.#waitInFlight = undefined;
+    });
+    this.#waitInFlight = started;
+    return started;
   }
 
   /** Every Redis failure (connection lost, timeout, READONLY, LOADING, OOM...) means "not now". */
