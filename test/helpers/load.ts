@@ -42,8 +42,12 @@ export interface Handed {
   at: number;
 }
 
-/** Bumps `keys` round robin from `workers` loops until stopped; records every outcome. */
-export function bumpLoad(c: GenerationClient, keys: string[], workers: number, deadlineMs = 1000) {
+/**
+ * Bumps `keys` round robin from `workers` loops until stopped; records every outcome. The
+ * deadline is well above the stores' Redis timeouts: a call the store cannot serve fails with
+ * the store's UNAVAILABLE, not with the client's own DEADLINE_EXCEEDED on a busy machine.
+ */
+export function bumpLoad(c: GenerationClient, keys: string[], workers: number, deadlineMs = 5000) {
   const generations = new Map<string, Handed[]>(keys.map((k) => [k, []]));
   const failures: { code: Code; message: string; at: number }[] = [];
   let running = true;
