@@ -13,7 +13,7 @@ import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
 import { healthClient } from "./helpers/grpc-peers.js";
-import { bumpLoad, expectAllCurrent, expectNoRepeats, faultClient, resumingWatcher } from "./helpers/load.js";
+import { bumpLoad, expectAllCurrent, expectNoRepeats, isolatedClient, resumingWatcher } from "./helpers/load.js";
 import { pausedWatch } from "./helpers/paused-watch.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 
@@ -55,7 +55,7 @@ async function busierFirst(a: Replica, b: Replica): Promise<[Replica, number, Re
   return onA >= onB ? [a, onA, b] : [b, onB, a];
 }
 
-const client = (target: string) => faultClient(cleanups, target);
+const client = (target: string) => isolatedClient(cleanups, target);
 const watcher = (c: GenerationClient, keys: string[]) => resumingWatcher(cleanups, c, keys);
 
 describe("faults on real processes", () => {

@@ -5,10 +5,11 @@
  */
 import { connect, type Settings } from "node:http2";
 import { describe, expect, test } from "vitest";
-import { Code, createGenerationClient, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
+import { Code, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
 import type { ServerConfig } from "../src/server/config.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { withDeadline } from "./helpers/deadline.js";
+import { isolatedClient } from "./helpers/load.js";
 import { stallingProxy } from "./helpers/stalling-proxy.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
@@ -21,16 +22,7 @@ async function started(overrides: Partial<ServerConfig>): Promise<TestServer> {
   return ts;
 }
 
-/** A client on its own connection (grpc-js shares connections between clients of a process unless told not to). */
-function client(address: string): GenerationClient {
-  const c = createGenerationClient(address, {
-    deadlineMs: 3000,
-    backoff: { initialMs: 20, maxMs: 200 },
-    channelOptions: { "grpc.use_local_subchannel_pool": 1 },
-  });
-  cleanups.push(() => c.close());
-  return c;
-}
+const client = (address: string): GenerationClient => isolatedClient(cleanups, address);
 
 function watch(c: GenerationClient, keys: string[], resume = false): WatchRecorder {
   const recorder = new WatchRecorder(c, keys, undefined, resume);
@@ -116,15 +108,10 @@ describe("transport", () => {
     const ts = await started({});
     const proxy = await stallingProxy(ts.address);
     cleanups.push(() => proxy.close());
-    const c = createGenerationClient(proxy.address, {
-      backoff: { initialMs: 20, maxMs: 200 },
-      channelOptions: {
-        "grpc.use_local_subchannel_pool": 1,
-        "grpc.keepalive_time_ms": 500,
-        "grpc.keepalive_timeout_ms": 500,
-      },
+    const c = isolatedClient(cleanups, proxy.address, {
+      "grpc.keepalive_time_ms": 500,
+      "grpc.keepalive_timeout_ms": 500,
     });
-    cleanups.push(() => c.close());
     const recorder = watch(c, ["client-stalled"], true);
     await recorder.live();
     proxy.stall();

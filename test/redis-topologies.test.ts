@@ -8,7 +8,7 @@ import { describe, expect, test } from "vitest";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { waitForEvent } from "./helpers/deadline.js";
-import { bumpLoad, expectAllCurrent, expectNoRepeats, faultClient, resumingWatcher } from "./helpers/load.js";
+import { bumpLoad, expectAllCurrent, expectNoRepeats, isolatedClient, resumingWatcher } from "./helpers/load.js";
 import { RedisCluster } from "./helpers/redis-cluster.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { RedisSentinelGroup } from "./helpers/redis-sentinel.js";
@@ -27,12 +27,12 @@ describe("Redis Sentinel", () => {
     const group = await RedisSentinelGroup.start();
     cleanups.push(() => group.stop());
     const ts = await server({ redisUrl: group.url, prefix: uniquePrefix() });
-    const c = faultClient(cleanups, ts.address);
+    const c = isolatedClient(cleanups, ts.address);
     const loaded = Array.from({ length: 4 }, (_, i) => `sentinel/load/${i}`);
     const lostKeys = Array.from({ length: 4 }, (_, i) => `sentinel/lost/${i}`);
     const keys = [...loaded, ...lostKeys];
     const recorders = Array.from({ length: 3 }, () =>
-      resumingWatcher(cleanups, faultClient(cleanups, ts.address), keys),
+      resumingWatcher(cleanups, isolatedClient(cleanups, ts.address), keys),
     );
     await Promise.all(recorders.map((r) => r.live()));
     const replicated = new Map<string, bigint>();
@@ -81,7 +81,7 @@ describe("--redis-wait-replicas", () => {
     const redis = await RedisProcess.start();
     cleanups.push(() => redis.stop());
     const ts = await server({ redisUrl: redis.url, prefix: uniquePrefix(), redisWaitReplicas: 1, redisWaitMs: 250 });
-    const c = faultClient(cleanups, ts.address);
+    const c = isolatedClient(cleanups, ts.address);
     const writes = Array.from({ length: 12 }, (_, i) =>
       c.bump(`nowait/${i % 3}`).then(
         () => "written",
@@ -104,7 +104,7 @@ describe("Redis Sentinel with --redis-wait-replicas", () => {
     const group = await RedisSentinelGroup.start();
     cleanups.push(() => group.stop());
     const ts = await server({ redisUrl: group.url, prefix: uniquePrefix(), redisWaitReplicas: 1, redisWaitMs: 300 });
-    const c = faultClient(cleanups, ts.address);
+    const c = isolatedClient(cleanups, ts.address);
     const acknowledged = await c.bump("wait/k");
     group.stallReplication();
     const failed = await c.bump("wait/k").then(
@@ -142,9 +142,9 @@ describe("Redis Cluster", () => {
     for (const key of keys) owners.add((await cluster.ownerOf(calculateSlot(names.record(key)))).node.port);
     expect(owners.size).toBe(3);
 
-    const c = faultClient(cleanups, ts.address);
+    const c = isolatedClient(cleanups, ts.address);
     const recorders = Array.from({ length: 3 }, () =>
-      resumingWatcher(cleanups, faultClient(cleanups, ts.address), keys),
+      resumingWatcher(cleanups, isolatedClient(cleanups, ts.address), keys),
     );
     await Promise.all(recorders.map((r) => r.live()));
     // The load runs on every key but the one whose slot moves: that one is bumped only while
@@ -183,9 +183,9 @@ describe("Redis Cluster", () => {
     const ts = await server({ redisCluster: cluster.seeds, prefix });
     const names = new RedisKeys(prefix);
     const keys = Array.from({ length: 24 }, (_, i) => `cluster-failover/${i}`);
-    const c = faultClient(cleanups, ts.address);
+    const c = isolatedClient(cleanups, ts.address);
     const recorders = Array.from({ length: 3 }, () =>
-      resumingWatcher(cleanups, faultClient(cleanups, ts.address), keys),
+      resumingWatcher(cleanups, isolatedClient(cleanups, ts.address), keys),
     );
     await Promise.all(recorders.map((r) => r.live()));
 

@@ -3,6 +3,7 @@
  * load that records every generation handed out, and the two checks that say nothing was
  * lost (no repeats; every watcher current).
  */
+import type { ChannelOptions } from "@grpc/grpc-js";
 import { expect } from "vitest";
 import {
   type Code,
@@ -14,8 +15,15 @@ import type { Cleanups } from "./cleanups.js";
 import { withDeadline } from "./deadline.js";
 import { WatchRecorder } from "./watch-recorder.js";
 
-/** A client with short backoffs on a connection of its own, as a separate process would have. */
-export function faultClient(cleanups: Cleanups, target: string): GenerationClient {
+/**
+ * A client with short backoffs on a connection of its own, as a separate process would have
+ * (grpc-js shares connections between the clients of a process unless told not to).
+ */
+export function isolatedClient(
+  cleanups: Cleanups,
+  target: string,
+  channelOptions: ChannelOptions = {},
+): GenerationClient {
   const c = createGenerationClient(target, {
     deadlineMs: 3000,
     backoff: { initialMs: 20, maxMs: 250 },
@@ -23,6 +31,7 @@ export function faultClient(cleanups: Cleanups, target: string): GenerationClien
       "grpc.use_local_subchannel_pool": 1,
       "grpc.initial_reconnect_backoff_ms": 50,
       "grpc.max_reconnect_backoff_ms": 250,
+      ...channelOptions,
     },
   });
   cleanups.push(() => c.close());
