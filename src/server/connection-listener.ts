@@ -43,11 +43,6 @@ export class ConnectionListener {
     return (this.net.address() as AddressInfo).port;
   }
 
-  /** Connections open now. */
-  get connections(): number {
-    return this.#sockets.size;
-  }
-
   listen(host: string, port: number): Promise<void> {
     return new Promise((resolve, reject) => {
       this.net.once("error", reject);

@@ -142,14 +142,14 @@ export class ServerMetrics implements CallObserver, FanOutObserver {
 
 /** The metrics HTTP listener. */
 export class MetricsEndpoint {
-  readonly port: number;
+  /** HOST:PORT with the port actually bound. */
   readonly address: string;
   constructor(
     private readonly http: HttpServer,
     host: string,
   ) {
-    this.port = (http.address() as AddressInfo).port;
-    this.address = `${host.includes(":") ? `[${host}]` : host}:${this.port}`;
+    const { port } = http.address() as AddressInfo;
+    this.address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
   }
 
   close(): Promise<void> {
