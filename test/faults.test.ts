@@ -7,12 +7,13 @@ import { readFile } from "node:fs/promises";
 import { Redis } from "ioredis";
 import { describe, expect, test } from "vitest";
 import { Code, type GenerationClient } from "../src/client/index.js";
+import type { HealthCheckResponse } from "../src/gen/grpc/health/v1/health_pb.js";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
-import { healthClient } from "./helpers/grpc-peers.js";
+import { healthClient, statusName } from "./helpers/grpc-peers.js";
 import { bumpLoad, expectAllCurrent, expectNoRepeats, isolatedClient, resumingWatcher } from "./helpers/load.js";
 import { pausedWatch } from "./helpers/paused-watch.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
@@ -71,7 +72,7 @@ describe("faults on real processes", () => {
     const health = healthClient(server.address);
     cleanups.push(() => health.close());
     const statuses: { status: string; at: number }[] = [];
-    const healthWatch = health.Watch({ service: "generation.v1.GenerationService" });
+    const healthWatch = health.watch("generation.v1.GenerationService");
     cleanups.push(() => healthWatch.cancel());
     healthWatch.on("error", () => {});
     const healthIs = (status: string, ms: number) =>
@@ -81,8 +82,8 @@ describe("faults on real processes", () => {
             const last = statuses.at(-1);
             if (last?.status === status) resolve(last.at);
           };
-          healthWatch.on("data", (response: { status: string }) => {
-            statuses.push({ status: response.status, at: Date.now() });
+          healthWatch.on("data", (response: HealthCheckResponse) => {
+            statuses.push({ status: statusName(response), at: Date.now() });
             check();
           });
           check();

@@ -20,7 +20,7 @@ import { type Certificates, makeCertificates } from "./helpers/certificates.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { CliProcess, runCli } from "./helpers/cli.js";
 import { freePort } from "./helpers/free-port.js";
-import { askReflection, healthCheck, healthClient, reflectionClient } from "./helpers/grpc-peers.js";
+import { healthClient, reflectionClient, serviceNames } from "./helpers/grpc-peers.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
 
@@ -181,13 +181,11 @@ describe("bearer tokens (--auth-file)", () => {
     const ts = await started({ authFile });
     const health = healthClient(ts.address);
     cleanups.push(() => health.close());
-    expect(await healthCheck(health, "generation.v1.GenerationService")).toBe("SERVING");
+    expect(await health.check("generation.v1.GenerationService")).toBe("SERVING");
     const reflection = reflectionClient(ts.address);
     cleanups.push(() => reflection.close());
-    const services = (await askReflection(reflection, { listServices: "" })).listServicesResponse as {
-      service: { name: string }[];
-    };
-    expect(services.service.map((s) => s.name)).toContain("generation.v1.GenerationService");
+    const services = await reflection.ask({ messageRequest: { case: "listServices", value: "" } });
+    expect(serviceNames(services)).toContain("generation.v1.GenerationService");
   });
 
   test("tokens never reach the log, even at debug", async () => {

@@ -6,6 +6,7 @@ import { type AddressInfo, createConnection, createServer } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { describe, expect, test } from "vitest";
 import { Code } from "../src/client/index.js";
+import type { HealthCheckResponse } from "../src/gen/grpc/health/v1/health_pb.js";
 import { ConfigError, defaultServerConfig } from "../src/server/config.js";
 import { silentLogger } from "../src/server/logger.js";
 import { startServer } from "../src/server/server.js";
@@ -13,7 +14,7 @@ import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
-import { askReflection, healthCheck, healthClient, reflectionClient } from "./helpers/grpc-peers.js";
+import { healthClient, reflectionClient, serviceNames, statusName } from "./helpers/grpc-peers.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
@@ -55,15 +56,13 @@ describe("grpc.health.v1", () => {
     const health = healthClient(ts.address);
     cleanups.push(() => health.close());
     const statuses: string[] = [];
-    const watch = health.Watch({ service: "generation.v1.GenerationService" }) as grpc.ClientReadableStream<{
-      status: string;
-    }>;
+    const watch = health.watch("generation.v1.GenerationService");
     cleanups.push(() => watch.cancel());
     watch.on("error", () => {});
     const serving = new Promise<void>((resolve) =>
-      watch.on("data", (response: { status: string }) => {
-        statuses.push(response.status);
-        if (response.status === "SERVING") resolve();
+      watch.on("data", (response: HealthCheckResponse) => {
+        statuses.push(statusName(response));
+        if (statusName(response) === "SERVING") resolve();
       }),
     );
     await withDeadline(
@@ -74,7 +73,7 @@ describe("grpc.health.v1", () => {
     expect(statuses[0]).toBe("NOT_SERVING");
     await redis.restart();
     await withDeadline(serving, 10_000, "SERVING");
-    expect(await healthCheck(health, "")).toBe("SERVING");
+    expect(await health.check("")).toBe("SERVING");
   });
 });
 
@@ -83,13 +82,17 @@ describe("server reflection", () => {
     const ts = await started(startTestServer());
     const reflection = reflectionClient(ts.address);
     cleanups.push(() => reflection.close());
-    const ask = (request: object) => askReflection(reflection, request);
-    const services = (await ask({ listServices: "" })).listServicesResponse as { service: { name: string }[] };
-    expect(services.service.map((s) => s.name)).toContain("generation.v1.GenerationService");
-    const file = (await ask({ fileContainingSymbol: "generation.v1.GenerationService" })).fileDescriptorResponse as {
-      fileDescriptorProto: Buffer[];
-    };
-    expect(Buffer.concat(file.fileDescriptorProto).toString("latin1")).toContain("generation/v1/generation.proto");
+    const services = await reflection.ask({ messageRequest: { case: "listServices", value: "" } });
+    expect(services.messageResponse.case).toBe("listServicesResponse");
+    expect(serviceNames(services)).toContain("generation.v1.GenerationService");
+    const file = await reflection.ask({
+      messageRequest: { case: "fileContainingSymbol", value: "generation.v1.GenerationService" },
+    });
+    expect(file.messageResponse.case).toBe("fileDescriptorResponse");
+    const descriptor = file.messageResponse.value as { fileDescriptorProto: Uint8Array[] };
+    expect(Buffer.concat(descriptor.fileDescriptorProto).toString("latin1")).toContain(
+      "generation/v1/generation.proto",
+    );
   });
 });
 

@@ -1,6 +1,7 @@
 /**
  * The GenerationService handlers: validate, call the store (or the watch hub), answer.
- * Semantics live in the store's scheme and the hub; nothing here but the mapping.
+ * Semantics live in the store's scheme and the hub; nothing here but the mapping. How large
+ * each request may be, and how a Watch request is read within its limits, is said here too.
  */
 import { create } from "@bufbuild/protobuf";
 import {
@@ -9,13 +10,16 @@ import {
   type GenerationService,
   GetResponseSchema,
 } from "../gen/generation/v1/generation_pb.js";
+import type { ServerConfig } from "./config.js";
 import { Code, GenerationServiceError } from "./errors.js";
-import { endStream, type HandlersOf, writeResponse } from "./grpc-service.js";
+import type { ReadingsOf } from "./grpc-service.js";
+import { aborted, type HandlersOf } from "./handler.js";
 import type { AccessRules } from "./interceptors.js";
 import type { GenerationStore } from "./store/generation-store.js";
 import { checkWatchKeys, keyProblem, type RequestLimits } from "./validation.js";
-import type { WatchHub, WatchStream } from "./watch-hub.js";
+import type { WatchHub } from "./watch-hub.js";
 import type { WatchQuota } from "./watch-quota.js";
+import { readWatchRequest } from "./watch-request.js";
 
 /** What each method does to which keys: access control checks a token against this. */
 export const generationServiceAccess: AccessRules<typeof GenerationService> = {
@@ -31,6 +35,52 @@ export interface GenerationServiceParts {
   hub: WatchHub;
   limits: RequestLimits;
   watchQuota: WatchQuota;
+}
+
+/** Room for a unary request's framing and fields besides its key (and those of newer clients). */
+const UNARY_OVERHEAD_BYTES = 1024;
+
+/** Framing per Watch key: its tag and length in `keys`, and its `known` entry's tag, length and generation. */
+const WATCH_KEY_OVERHEAD_BYTES = 32;
+
+/** The default largest Watch request is never below this, whatever the key limits. */
+const MIN_WATCH_REQUEST_BYTES = 64 << 10;
+
+/**
+ * The largest Watch request: --max-message-bytes, or by default the most keys of the longest
+ * size, each with its known generation.
+ */
+export function maxWatchRequestBytes(
+  config: Pick<ServerConfig, "maxMessageBytes" | "maxKeyBytes" | "maxWatchKeys">,
+): number {
+  if (config.maxMessageBytes > 0) return config.maxMessageBytes;
+  const fitsLargest = config.maxWatchKeys * (2 * config.maxKeyBytes + WATCH_KEY_OVERHEAD_BYTES);
+  return Math.min(2 ** 31 - 1, Math.max(MIN_WATCH_REQUEST_BYTES, fitsLargest));
+}
+
+/** How large each request may be, and how a Watch request is read. */
+export function generationServiceReadings(
+  config: Pick<ServerConfig, "maxMessageBytes" | "maxKeyBytes" | "maxWatchKeys">,
+): ReadingsOf<typeof GenerationService> {
+  const watchBytes = maxWatchRequestBytes(config);
+  const keyBound = config.maxKeyBytes + UNARY_OVERHEAD_BYTES;
+  const unary =
+    config.maxMessageBytes > 0 && config.maxMessageBytes < keyBound
+      ? { bytes: config.maxMessageBytes, setting: "server setting --max-message-bytes" }
+      : { bytes: keyBound, setting: "server setting --max-key-bytes, plus 1 KiB" };
+  return {
+    get: unary,
+    bump: unary,
+    clear: unary,
+    watch: {
+      bytes: watchBytes,
+      setting:
+        config.maxMessageBytes > 0
+          ? "server setting --max-message-bytes"
+          : "sized from server settings --max-watch-keys and --max-key-bytes, or set by --max-message-bytes",
+      decode: (bytes) => readWatchRequest(bytes, config),
+    },
+  };
 }
 
 /** The key, if valid; otherwise INVALID_ARGUMENT with the problem. */
@@ -61,28 +111,26 @@ export function generationServiceHandlers({
       await store.clear(checkedKey(request.key, limits));
       return create(ClearResponseSchema);
     },
-    watch(request, call) {
+    async watch(request, context, sink) {
       const checked = checkWatchKeys(request.keys, limits);
       if ("problem" in checked) throw new GenerationServiceError(checked.problem, Code.INVALID_ARGUMENT);
-      const releaseSlot = watchQuota.acquire(call.getPeer());
-      let stream: WatchStream | undefined;
-      // A stream ends by cancellation or with an error status (it never completes by itself);
-      // the hub may end it before `open` returns, so listen first.
-      const finish = (): void => {
-        stream?.close();
+      const releaseSlot = watchQuota.acquire(context.peer);
+      try {
+        // The stream lives until the client goes (resolve) or the hub ends it (reject).
+        await new Promise<void>((resolve, reject) => {
+          const stream = hub.open(
+            { send: (response) => sink.send(response), onDrain: (listener) => sink.onDrain(listener), end: reject },
+            checked.keys,
+            new Map(Object.entries(request.known)),
+          );
+          void aborted(context.signal).then(() => {
+            stream.close();
+            resolve();
+          });
+        });
+      } finally {
         releaseSlot();
-      };
-      call.on("cancelled", finish);
-      call.on("error", finish);
-      stream = hub.open(
-        {
-          send: (response) => writeResponse(call, response),
-          onDrain: (listener) => call.once("drain", listener),
-          end: (error) => endStream(call, error),
-        },
-        checked.keys,
-        request.known,
-      );
+      }
     },
   };
 }

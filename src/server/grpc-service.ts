@@ -1,44 +1,39 @@
 /**
- * Serves a generated service on a grpc-js server through typed handlers. Handlers are async
- * functions that return the response (or, for server streams, take over the call); whatever
- * they throw becomes a status through toServiceError(). A request that fails to decode
- * (bad protobuf, invalid UTF-8) is answered with INVALID_ARGUMENT, not grpc-js's INTERNAL.
+ * The grpc-js adapter: serves a generated service through transport-neutral handlers
+ * (handler.ts). It reads each request within its method's size limit (request-limits.ts),
+ * decodes it (protobuf-es, or a method's own bounded reader), builds the call context, encodes
+ * responses — a response object written to many streams once — and turns whatever a handler
+ * throws into a status through toServiceError(). A request that fails to decode (bad
+ * protobuf, invalid UTF-8) is answered with INVALID_ARGUMENT, not grpc-js's INTERNAL.
  */
+import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import type {
   MethodDefinition,
   Server,
+  ServerDuplexStream,
   ServerUnaryCall,
   ServerWritableStream,
   sendUnaryData,
   UntypedHandleCall,
 } from "@grpc/grpc-js";
-import { grpcServiceDefinition, type RequestOf, type ResponseOf } from "../rpc/service-definition.js";
+import type { RequestOf } from "../rpc/service-definition.js";
+import { grpcServiceDefinition } from "../rpc/service-definition.js";
 import { Code, GenerationServiceError, toServiceError } from "./errors.js";
+import type { CallContext, ResponseSink, ServiceHandlers } from "./handler.js";
+import type { RequestSizeLimits, SizeLimit } from "./request-limits.js";
 
-/** A unary handler: resolves with the response or throws. */
-export type UnaryHandler<M extends GenServiceMethods[string]> = (
-  request: RequestOf<M>,
-  call: ServerUnaryCall<RequestOf<M>, ResponseOf<M>>,
-) => Promise<ResponseOf<M>>;
+/** How one method's requests are read. */
+export interface RequestReading<I> extends SizeLimit {
+  /** Decodes a request of at most `bytes` bytes; throws GenerationServiceError to refuse it. Default: protobuf-es. */
+  readonly decode?: (bytes: Uint8Array) => I;
+}
 
-/** A server-streaming handler: owns the call; throwing before it writes ends the call with a status. */
-export type ServerStreamingHandler<M extends GenServiceMethods[string]> = (
-  request: RequestOf<M>,
-  call: ServerWritableStream<RequestOf<M>, ResponseOf<M>>,
-) => void;
+/** How the requests of every method of a service are read. */
+export type ServiceReadings<T extends GenServiceMethods> = { [K in keyof T]: RequestReading<RequestOf<T[K]>> };
 
-/** One handler per method, typed by the method's kind. */
-export type ServiceHandlers<T extends GenServiceMethods> = {
-  [K in keyof T]: T[K]["methodKind"] extends "unary"
-    ? UnaryHandler<T[K]>
-    : T[K]["methodKind"] extends "server_streaming"
-      ? ServerStreamingHandler<T[K]>
-      : never;
-};
-
-/** The handlers of a generated service object, e.g. `HandlersOf<typeof GenerationService>`. */
-export type HandlersOf<S> = S extends GenService<infer T> ? ServiceHandlers<T> : never;
+/** How the requests of a generated service object are read, e.g. `ReadingsOf<typeof Health>`. */
+export type ReadingsOf<S> = S extends GenService<infer T> ? ServiceReadings<T> : never;
 
 /** Called with every error a handler ends a call with, for logging. */
 export type ErrorObserver = (method: string, error: GenerationServiceError) => void;
@@ -51,59 +46,58 @@ export class CallCounter {
   inFlight = 0;
 }
 
-/** What addGeneratedService reports to. */
+/** What addService reports to and registers with. */
 export interface ServeOptions {
+  /** Where each method's size limit is registered (the interceptor enforces it while reading). */
+  limits: RequestSizeLimits;
   /** Counts unary calls. */
   calls: CallCounter;
   /** Sees every error a call ends with. */
   onError: ErrorObserver;
 }
 
-/**
- * A response already encoded: one message written to many streams is serialized once. The
- * serializers addGeneratedService installs pass its bytes through unchanged.
- */
-export class EncodedResponse {
-  readonly bytes: Buffer;
-  constructor(bytes: Uint8Array) {
-    this.bytes = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
+/** A request refused before it reached a handler (too large, or not decodable). */
+export class RefusedRequest {
+  constructor(readonly error: GenerationServiceError) {}
 }
 
-/** Writes a response, or an EncodedResponse, to a server stream of addGeneratedService. */
-export function writeResponse<R>(call: ServerWritableStream<unknown, R>, response: R | EncodedResponse): boolean {
-  // The stream's serializer (see addGeneratedService) accepts both.
-  return call.write(response as R);
-}
-
-/** A request that could not be decoded; reaches no handler. */
-export class MalformedRequest {
-  constructor(readonly reason: string) {}
-}
-
-/** Adds `service` to `server`, served by `handlers`. */
-export function addGeneratedService<T extends GenServiceMethods>(
+/** Adds `service` to `server`, served by `handlers`, its requests read as `readings` say. */
+export function addService<T extends GenServiceMethods>(
   server: Server,
   service: GenService<T>,
   handlers: ServiceHandlers<T>,
-  { calls, onError }: ServeOptions,
+  readings: ServiceReadings<T>,
+  { limits, calls, onError }: ServeOptions,
 ): void {
   const definition = grpcServiceDefinition(service);
-  const lenient: Record<string, MethodDefinition<unknown, unknown>> = {};
+  const adapted: Record<string, MethodDefinition<unknown, unknown>> = {};
   const implementation: Record<string, UntypedHandleCall> = {};
   for (const method of service.methods) {
     const name = method.localName;
     const methodDefinition = definition[name] as MethodDefinition<unknown, unknown>;
     const path = methodDefinition.path;
-    lenient[name] = {
+    const reading = readings[name] as RequestReading<unknown>;
+    limits.set(path, reading);
+    const decode = reading.decode ?? ((bytes: Uint8Array) => fromBinary(method.input, bytes));
+    adapted[name] = {
       ...methodDefinition,
-      responseSerialize: (response) =>
-        response instanceof EncodedResponse ? response.bytes : methodDefinition.responseSerialize(response),
+      responseSerialize: methodDefinition.responseStream
+        ? encodeOnce(method.output)
+        : methodDefinition.responseSerialize,
       requestDeserialize: (bytes) => {
+        const tooLarge = limits.check(path, bytes.length);
+        if (tooLarge) return new RefusedRequest(tooLarge);
         try {
-          return methodDefinition.requestDeserialize(bytes);
+          return decode(bytes);
         } catch (error) {
-          return new MalformedRequest(error instanceof Error ? error.message : String(error));
+          return new RefusedRequest(
+            error instanceof GenerationServiceError
+              ? error
+              : new GenerationServiceError(
+                  `the request is not a valid ${method.input.typeName}: ${error instanceof Error ? error.message : String(error)}`,
+                  Code.INVALID_ARGUMENT,
+                ),
+          );
         }
       },
     };
@@ -112,45 +106,139 @@ export function addGeneratedService<T extends GenServiceMethods>(
       onError(path, serviceError);
       return serviceError;
     };
-    const malformed = (request: unknown): GenerationServiceError | undefined =>
-      request instanceof MalformedRequest
-        ? new GenerationServiceError(
-            `the request is not a valid ${method.input.typeName}: ${request.reason}`,
-            Code.INVALID_ARGUMENT,
-          )
-        : undefined;
     // The handler map is typed by method kind; here one loop serves them all.
     const handler = (handlers as Record<string, unknown>)[name];
-    if (method.methodKind === "unary") {
-      const unary = handler as (request: unknown, call: ServerUnaryCall<unknown, unknown>) => Promise<unknown>;
-      implementation[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
-        const invalid = malformed(call.request);
-        if (invalid) return callback(toStatus(fail(invalid)));
-        calls.started++;
-        calls.inFlight++;
-        withinDeadline(unary(call.request, call), call.getDeadline())
-          .then(
-            (response) => callback(null, response),
-            (error: unknown) => callback(toStatus(fail(error))),
-          )
-          .finally(() => calls.inFlight--);
-      };
-    } else if (method.methodKind === "server_streaming") {
-      const streaming = handler as (request: unknown, call: ServerWritableStream<unknown, unknown>) => void;
-      implementation[name] = (call: ServerWritableStream<unknown, unknown>) => {
-        try {
-          const invalid = malformed(call.request);
-          if (invalid) throw invalid;
-          streaming(call.request, call);
-        } catch (error) {
-          endStream(call, fail(error));
-        }
-      };
-    } else {
-      throw new Error(`${path}: ${method.methodKind} methods are not supported`);
+    switch (method.methodKind) {
+      case "unary": {
+        const unary = handler as (request: unknown, context: CallContext) => Promise<unknown>;
+        implementation[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+          if (call.request instanceof RefusedRequest) return callback(toStatus(fail(call.request.error)));
+          calls.started++;
+          calls.inFlight++;
+          const { context, end } = callContext(call);
+          withinDeadline(unary(call.request, context), context.deadline)
+            .then(
+              (response) => callback(null, response),
+              (error: unknown) => callback(toStatus(fail(error))),
+            )
+            .finally(() => {
+              calls.inFlight--;
+              end();
+            });
+        };
+        break;
+      }
+      case "server_streaming": {
+        const streaming = handler as (
+          request: unknown,
+          context: CallContext,
+          sink: ResponseSink<unknown>,
+        ) => Promise<void>;
+        implementation[name] = (call: ServerWritableStream<unknown, unknown>) => {
+          const request = call.request;
+          if (request instanceof RefusedRequest) return endStream(call, fail(request.error));
+          serveStream(call, (context, sink) => streaming(request, context, sink), fail);
+        };
+        break;
+      }
+      case "bidi_streaming": {
+        const bidi = handler as (
+          requests: AsyncIterable<unknown>,
+          context: CallContext,
+          sink: ResponseSink<unknown>,
+        ) => Promise<void>;
+        implementation[name] = (call: ServerDuplexStream<unknown, unknown>) => {
+          serveStream(call, (context, sink) => bidi(readRequests(call), context, sink), fail);
+        };
+        break;
+      }
+      default:
+        throw new Error(`${path}: ${method.methodKind} methods are not supported`);
     }
   }
-  server.addService(lenient, implementation);
+  server.addService(adapted, implementation);
+}
+
+/** What every kind of grpc-js call tells of itself. */
+interface CallInfo {
+  once(event: "cancelled", listener: () => void): unknown;
+  getDeadline(): Date | number;
+  getPeer(): string;
+}
+
+/** The context of a call, and the function to call when it is answered. */
+function callContext(call: CallInfo): {
+  context: CallContext;
+  end: () => void;
+} {
+  const controller = new AbortController();
+  const end = (): void => controller.abort();
+  call.once("cancelled", end);
+  const deadline = call.getDeadline();
+  return {
+    context: {
+      signal: controller.signal,
+      deadline: deadline instanceof Date ? deadline.getTime() : deadline,
+      peer: call.getPeer(),
+    },
+    end,
+  };
+}
+
+/** Runs a streaming handler on `call`: its responses go out with backpressure; it ends the call. */
+function serveStream(
+  call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>,
+  run: (context: CallContext, sink: ResponseSink<unknown>) => Promise<void>,
+  fail: (error: unknown) => GenerationServiceError,
+): void {
+  const { context, end } = callContext(call);
+  const sink: ResponseSink<unknown> = {
+    send: (response) => call.write(response),
+    onDrain: (listener) => call.once("drain", listener),
+  };
+  let running: Promise<void>;
+  try {
+    running = run(context, sink);
+  } catch (error) {
+    running = Promise.reject(error);
+  }
+  running.then(
+    () => {
+      if (!context.signal.aborted) call.end();
+      end();
+    },
+    (error: unknown) => {
+      if (!context.signal.aborted) endStream(call, fail(error));
+      end();
+    },
+  );
+}
+
+/** The requests of a bidi call as the handler iterates them; a refused one ends the iteration with its error. */
+async function* readRequests(call: ServerDuplexStream<unknown, unknown>): AsyncGenerator<unknown> {
+  // grpc-js streams are async-iterable; their items are what the deserializer returned.
+  for await (const request of call as AsyncIterable<unknown>) {
+    if (request instanceof RefusedRequest) throw request.error;
+    yield request;
+  }
+}
+
+/**
+ * A serializer that encodes each response object once, however many streams it is written
+ * to (a change fanned out to thousands of watchers, the heartbeat).
+ */
+function encodeOnce(schema: DescMessage): (message: unknown) => Buffer {
+  const encoded = new WeakMap<object, Buffer>();
+  return (message) => {
+    const key = message as object;
+    let bytes = encoded.get(key);
+    if (bytes === undefined) {
+      const binary = toBinary(schema, message as MessageShape<DescMessage>);
+      bytes = Buffer.from(binary.buffer, binary.byteOffset, binary.byteLength);
+      encoded.set(key, bytes);
+    }
+    return bytes;
+  };
 }
 
 /** Time kept back from a call's deadline so an UNAVAILABLE answer still reaches the caller. */
@@ -162,14 +250,13 @@ const DEADLINE_MARGIN_MS = 20;
  * own timer. (The handler's work may still complete; for a Bump that is the usual
  * "a failed Bump may have happened" of any RPC.)
  */
-function withinDeadline<T>(work: Promise<T>, deadline: Date | number): Promise<T> {
-  const at = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (!Number.isFinite(at)) return work;
+function withinDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
+  if (!Number.isFinite(deadline)) return work;
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () => reject(new GenerationServiceError("the store did not answer within the call's deadline", Code.UNAVAILABLE)),
-      Math.max(0, at - Date.now() - DEADLINE_MARGIN_MS),
+      Math.max(0, deadline - Date.now() - DEADLINE_MARGIN_MS),
     );
   });
   return Promise.race([work, expired]).finally(() => clearTimeout(timer));
@@ -181,6 +268,9 @@ export function toStatus(error: GenerationServiceError): { code: Code; details: 
 }
 
 /** Ends a server stream with an error status (grpc-js sends the status of an emitted error). */
-export function endStream(call: ServerWritableStream<unknown, unknown>, error: GenerationServiceError): void {
+function endStream(
+  call: ServerWritableStream<unknown, unknown> | ServerDuplexStream<unknown, unknown>,
+  error: GenerationServiceError,
+): void {
   call.emit("error", toStatus(error));
 }

@@ -16,7 +16,7 @@ import {
 import type { RequestOf } from "../rpc/service-definition.js";
 import type { AccessControl, Permission, Principal } from "./access-control.js";
 import { Code, GenerationServiceError } from "./errors.js";
-import { MalformedRequest, toStatus } from "./grpc-service.js";
+import { RefusedRequest, toStatus } from "./grpc-service.js";
 
 /** What one method does to which keys of its request. */
 export interface MethodAccess<Request> {
@@ -75,7 +75,7 @@ export function accessInterceptor<T extends GenServiceMethods>(
       })
       // Typed `any` by grpc-js: our deserializer yields a message or a MalformedRequest.
       .withOnReceiveMessage((message: unknown, next) => {
-        if (principal && !(message instanceof MalformedRequest)) {
+        if (principal && !(message instanceof RefusedRequest)) {
           try {
             control.authorize(principal, rule.permission, rule.keys(message));
           } catch (error) {

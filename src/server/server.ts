@@ -3,21 +3,31 @@
  * store is ready) and server reflection, over the configured store; graceful shutdown.
  */
 import { readFile } from "node:fs/promises";
-import { toBinary } from "@bufbuild/protobuf";
-import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { type ChannelOptions, Server, ServerCredentials, type ServerInterceptor } from "@grpc/grpc-js";
-import { ReflectionService } from "@grpc/reflection";
 import { file_generation_v1_generation, GenerationService } from "../gen/generation/v1/generation_pb.js";
+import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
+import { file_grpc_reflection_v1_reflection, ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import {
+  file_grpc_reflection_v1alpha_reflection,
+  ServerReflection as ServerReflectionV1alpha,
+} from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { AccessControl } from "./access-control.js";
 import { ConfigError, checkServerConfig, redisTarget, type ServerConfig } from "./config.js";
 import { listenForConnections } from "./connection-listener.js";
 import { Code } from "./errors.js";
-import { generationServiceAccess, generationServiceHandlers } from "./generation-service.js";
-import { addGeneratedService, CallCounter } from "./grpc-service.js";
-import { ServerHealth } from "./health.js";
+import {
+  generationServiceAccess,
+  generationServiceHandlers,
+  generationServiceReadings,
+  maxWatchRequestBytes,
+} from "./generation-service.js";
+import { addService, CallCounter, type ServeOptions } from "./grpc-service.js";
+import { HealthService } from "./health-service.js";
 import { accessInterceptor, metricsInterceptor } from "./interceptors.js";
 import type { Logger } from "./logger.js";
 import { type MetricsEndpoint, ServerMetrics } from "./metrics.js";
+import { ReflectionService } from "./reflection-service.js";
+import { RequestSizeLimits } from "./request-limits.js";
 import { createStore } from "./store/create-store.js";
 import type { GenerationStore } from "./store/generation-store.js";
 import { SHUTDOWN_MESSAGE, WatchHub } from "./watch-hub.js";
@@ -80,7 +90,7 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   });
   const metrics = config.metricsListen === undefined ? undefined : new ServerMetrics(store, hub);
   if (metrics) hub.observe(metrics);
-  const health = new ServerHealth([SERVICE_NAME]);
+  const health = new HealthService([SERVICE_NAME]);
   let stopping = false;
   store.on("state", (state, reason) => {
     logger.info({ event: "store_state", store: store.description, state, reason }, `store ${state}: ${reason}`);
@@ -88,8 +98,17 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
     health.setServing(!stopping && state === "ready");
   });
 
-  // Metrics first: it wraps the others, so it also counts the calls access control refuses.
-  const interceptors: ServerInterceptor[] = [];
+  // Size limits first: only the first interceptor is handed grpc-js's own call. Metrics next:
+  // it wraps access control, so it also counts the calls access control refuses.
+  const sizeLimits = new RequestSizeLimits();
+  const interceptors: ServerInterceptor[] = [
+    sizeLimits.interceptor(() =>
+      logger.warn(
+        { event: "size_limits_unenforced" },
+        "this grpc-js reads requests up to the largest method's limit before checking each method's own",
+      ),
+    ),
+  ];
   if (metrics) interceptors.push(metricsInterceptor(metrics));
   if (accessControl) {
     interceptors.push(
@@ -108,22 +127,32 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
   const server = new Server({ ...transportOptions(config), interceptors });
   const calls = new CallCounter();
   const watchQuota = new WatchQuota(config);
-  addGeneratedService(
+  const serveOptions: ServeOptions = {
+    limits: sizeLimits,
+    calls,
+    onError: (method, error) => {
+      if (error.code === Code.INTERNAL)
+        logger.error({ event: "internal_error", method, err: error.cause }, "internal error");
+      else
+        logger.debug({ event: "call_failed", method, code: Code[error.code], details: error.message }, "call failed");
+    },
+  };
+  addService(
     server,
     GenerationService,
     generationServiceHandlers({ store, hub, limits: config, watchQuota }),
-    {
-      calls,
-      onError: (method, error) => {
-        if (error.code === Code.INTERNAL)
-          logger.error({ event: "internal_error", method, err: error.cause }, "internal error");
-        else
-          logger.debug({ event: "call_failed", method, code: Code[error.code], details: error.message }, "call failed");
-      },
-    },
+    generationServiceReadings(config),
+    serveOptions,
   );
-  health.addToServer(server);
-  new ReflectionService(reflectionPackage()).addToServer(server);
+  addService(server, Health, health.handlers(), health.readings(), serveOptions);
+  const reflection = new ReflectionService([
+    file_generation_v1_generation,
+    file_grpc_health_v1_health,
+    file_grpc_reflection_v1_reflection,
+    file_grpc_reflection_v1alpha_reflection,
+  ]);
+  addService(server, ServerReflection, reflection.handlers(), reflection.readings(), serveOptions);
+  addService(server, ServerReflectionV1alpha, reflection.handlersV1alpha(), reflection.readings(), serveOptions);
 
   // Metrics first: if either port is taken, nothing is left listening.
   const metricsEndpoint =
@@ -213,10 +242,8 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
 /** grpc-js's transport settings from the configuration. */
 function transportOptions(config: ServerConfig): ChannelOptions {
   return {
-    // By default a Watch of the most keys, each of the longest size, with its `known` map, fits.
-    "grpc.max_receive_message_length":
-      config.maxMessageBytes ||
-      Math.min(2 ** 31 - 1, Math.max(4 << 20, 2 * config.maxWatchKeys * (config.maxKeyBytes + 16))),
+    // The largest request of any method, a Watch's; each method's own limit is applied per call.
+    "grpc.max_receive_message_length": maxWatchRequestBytes(config),
     "grpc.max_concurrent_streams": config.maxConcurrentStreams,
     "grpc.keepalive_time_ms": config.keepaliveMs,
     "grpc.keepalive_timeout_ms": config.keepaliveTimeoutMs,
@@ -253,13 +280,4 @@ async function serverCredentials(
   } catch (error) {
     throw new ConfigError(`--tls-cert/--tls-key/--tls-client-ca: ${(error as Error).message}`);
   }
-}
-
-/** Server reflection needs our file descriptor, in the shape proto-loader would give it. */
-function reflectionPackage(): ConstructorParameters<typeof ReflectionService>[0] {
-  const descriptor = Buffer.from(toBinary(FileDescriptorProtoSchema, file_generation_v1_generation.proto));
-  // The reflection service reads only `fileDescriptorProtos` of each entry.
-  return { [SERVICE_NAME]: { fileDescriptorProtos: [descriptor] } } as unknown as ConstructorParameters<
-    typeof ReflectionService
-  >[0];
 }

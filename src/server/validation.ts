@@ -9,10 +9,14 @@ export type RequestLimits = Pick<ServerConfig, "maxKeyBytes" | "maxWatchKeys">;
 
 /** Checks one key: 1 to maxKeyBytes bytes of UTF-8. `field` names it in the message. */
 export function keyProblem(key: string, limits: RequestLimits, field = "key"): string | undefined {
-  if (key.length === 0) return `${field} must not be empty`;
   // Decoding already rejected invalid UTF-8; lone surrogates can only come from JS callers.
   if (!key.isWellFormed()) return `${field} is not valid UTF-8`;
-  const bytes = Buffer.byteLength(key, "utf8");
+  return keySizeProblem(Buffer.byteLength(key, "utf8"), limits, field);
+}
+
+/** Checks a key's size in UTF-8 bytes, before it is decoded. */
+export function keySizeProblem(bytes: number, limits: RequestLimits, field = "key"): string | undefined {
+  if (bytes === 0) return `${field} must not be empty`;
   if (bytes > limits.maxKeyBytes) {
     return `${field} is ${bytes} bytes long; the limit is ${limits.maxKeyBytes} bytes (server setting --max-key-bytes)`;
   }

@@ -13,9 +13,10 @@
  *   with UNAVAILABLE, and after the store's `resync` every watched key is read again and
  *   streams get what differs, so no latest value is lost to a dropped pub/sub message.
  * - Fan-out happens on a later turn of the event loop, never inside the write that caused it,
- *   and each change is serialized once for all the streams it goes to.
+ *   and each change is one response object for all the streams it goes to (the transport
+ *   encodes it once).
  */
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import {
   type KeyGeneration,
   KeyGenerationSchema,
@@ -23,15 +24,11 @@ import {
   WatchResponseSchema,
 } from "../gen/generation/v1/generation_pb.js";
 import { Code, GenerationServiceError, toServiceError } from "./errors.js";
-import { EncodedResponse } from "./grpc-service.js";
+import type { ResponseSink } from "./handler.js";
 import { ABSENT, type GenerationStore, type KeyState } from "./store/generation-store.js";
 
-/** Where a Watch stream's responses go: the gRPC call, seen through what the hub needs. */
-export interface WatchSink {
-  /** Sends one response; false when the transport wants the sender to wait for `onDrain`. */
-  send(response: WatchResponse | EncodedResponse): boolean;
-  /** Calls `listener` once, when the transport can take more. */
-  onDrain(listener: () => void): void;
+/** Where a Watch stream's responses go, and how the hub ends it. */
+export interface WatchSink extends ResponseSink<WatchResponse> {
   /** Ends the stream with an error status. */
   end(error: GenerationServiceError): void;
 }
@@ -109,11 +106,11 @@ class Stream implements WatchStream {
     readonly hub: WatchHub,
     readonly sink: WatchSink,
     readonly keys: readonly string[],
-    known: Readonly<Record<string, bigint>>,
+    known: ReadonlyMap<string, bigint>,
   ) {
     for (const key of keys) {
-      // hasOwn: "constructor" or "toString" must not read Object.prototype's members.
-      if (Object.hasOwn(known, key)) this.sent.set(key, known[key] as bigint);
+      const generation = known.get(key);
+      if (generation !== undefined) this.sent.set(key, generation);
     }
   }
 
@@ -187,7 +184,7 @@ export class WatchHub {
    * Opens a stream on `keys` (distinct, validated). The first response goes out once every
    * key's state is known; if the store cannot serve, the stream ends with UNAVAILABLE.
    */
-  open(sink: WatchSink, keys: readonly string[], known: Readonly<Record<string, bigint>>): WatchStream {
+  open(sink: WatchSink, keys: readonly string[], known: ReadonlyMap<string, bigint>): WatchStream {
     const stream = new Stream(this, sink, keys, known);
     const refusal = this.#shutDown
       ? SHUTDOWN_MESSAGE
@@ -316,7 +313,7 @@ export class WatchHub {
     for (const entry of this.#changed) {
       const { key } = entry;
       const { generation } = entry.state;
-      let encoded: EncodedResponse | undefined;
+      let response: WatchResponse | undefined;
       let messages = 0;
       for (const stream of entry.streams) {
         if (!stream.live) continue;
@@ -324,10 +321,8 @@ export class WatchHub {
           stream.dirty.add(key);
         } else if (stream.sent.get(key) !== generation) {
           stream.sent.set(key, generation);
-          encoded ??= encode(
-            create(WatchResponseSchema, { changes: [create(KeyGenerationSchema, { key, generation })] }),
-          );
-          this.#send(stream, encoded);
+          response ??= create(WatchResponseSchema, { changes: [create(KeyGenerationSchema, { key, generation })] });
+          this.#send(stream, response);
           messages++;
         }
       }
@@ -368,7 +363,7 @@ export class WatchHub {
     if (changes.length > 0 || always) this.#send(stream, create(WatchResponseSchema, { changes }));
   }
 
-  #send(stream: Stream, response: WatchResponse | EncodedResponse): void {
+  #send(stream: Stream, response: WatchResponse): void {
     stream.responsesSent++;
     if (stream.sink.send(response) || stream.blocked) return;
     stream.blocked = true;
@@ -419,10 +414,5 @@ export class WatchHub {
   }
 }
 
-/** Encodes a response once, to be written to many streams. */
-function encode(response: WatchResponse): EncodedResponse {
-  return new EncodedResponse(toBinary(WatchResponseSchema, response));
-}
-
-/** The heartbeat: an empty response, encoded once for every stream and every beat. */
-const HEARTBEAT = encode(create(WatchResponseSchema));
+/** The heartbeat: one empty response for every stream and every beat. */
+const HEARTBEAT = create(WatchResponseSchema);

@@ -1,76 +1,106 @@
 /**
  * Clients of the services syncgen serves beside its own: grpc.health.v1 and server
- * reflection, through grpc-js's generic clients.
+ * reflection (v1 and v1alpha), typed from the same generated descriptors the server uses.
  */
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
-import { loadSync } from "@grpc/proto-loader";
-import { service as healthService } from "grpc-health-check";
+import {
+  Health,
+  HealthCheckRequestSchema,
+  type HealthCheckResponse,
+  HealthCheckResponse_ServingStatus,
+} from "../../src/gen/grpc/health/v1/health_pb.js";
+import {
+  ServerReflection,
+  type ServerReflectionRequest,
+  ServerReflectionRequestSchema,
+  type ServerReflectionResponse,
+} from "../../src/gen/grpc/reflection/v1/reflection_pb.js";
+import { grpcServiceDefinition } from "../../src/rpc/service-definition.js";
 import { withDeadline } from "./deadline.js";
 
-/** The methods of the health client (grpc-js cannot type generic clients itself). */
-export interface HealthStub extends grpc.Client {
-  Watch(request: { service: string }): grpc.ClientReadableStream<{ status: string }>;
-  Check(
-    request: { service: string },
-    callback: (error: grpc.ServiceError | null, response: { status: string }) => void,
-  ): void;
+const health = grpcServiceDefinition(Health);
+const reflection = grpcServiceDefinition(ServerReflection);
+
+/** A health client. */
+export interface HealthPeer {
+  /** Health.Check: the status's name (e.g. "SERVING"), or the call's error. */
+  check(service: string): Promise<string>;
+  /** Health.Watch: a stream of responses; cancel it when done. */
+  watch(service: string): grpc.ClientReadableStream<HealthCheckResponse>;
+  close(): void;
 }
 
-interface ReflectionStub extends grpc.Client {
-  ServerReflectionInfo(): grpc.ClientDuplexStream<object, Record<string, unknown>>;
+/** The name of a health status, e.g. "NOT_SERVING". */
+export function statusName(response: HealthCheckResponse): string {
+  return HealthCheckResponse_ServingStatus[response.status];
 }
-
-const HealthClient = grpc.makeGenericClientConstructor(healthService, "Health") as unknown as new (
-  address: string,
-  credentials: grpc.ChannelCredentials,
-) => HealthStub;
 
 /** A health client; close it when done. */
-export function healthClient(address: string, credentials = grpc.credentials.createInsecure()): HealthStub {
-  return new HealthClient(address, credentials);
-}
-
-/** Asks `health.Check(service)` once; resolves with the status or rejects with the error. */
-export function healthCheck(health: HealthStub, service: string): Promise<string> {
-  return withDeadline(
-    new Promise((resolve, reject) =>
-      health.Check({ service }, (error, response) => (error ? reject(error) : resolve(response.status))),
-    ),
-    5000,
-    "a health check",
-  );
-}
-
-/** A server reflection client; close it when done. */
-export function reflectionClient(address: string, credentials = grpc.credentials.createInsecure()): ReflectionStub {
-  const require = createRequire(import.meta.url);
-  const protoDir = join(dirname(require.resolve("@grpc/reflection/package.json")), "build", "proto");
-  const definition = loadSync("grpc/reflection/v1/reflection.proto", { includeDirs: [protoDir] });
-  const { grpc: root } = grpc.loadPackageDefinition(definition) as unknown as {
-    grpc: {
-      reflection: {
-        v1: { ServerReflection: new (address: string, credentials: grpc.ChannelCredentials) => ReflectionStub };
-      };
-    };
+export function healthClient(address: string, credentials = grpc.credentials.createInsecure()): HealthPeer {
+  const client = new grpc.Client(address, credentials);
+  return {
+    check: (service) =>
+      withDeadline(
+        new Promise((resolve, reject) =>
+          client.makeUnaryRequest(
+            health.check.path,
+            health.check.requestSerialize,
+            health.check.responseDeserialize,
+            create(HealthCheckRequestSchema, { service }),
+            (error, response) => (error || !response ? reject(error) : resolve(statusName(response))),
+          ),
+        ),
+        10_000,
+        "a health check",
+      ),
+    watch: (service) =>
+      client.makeServerStreamRequest(
+        health.watch.path,
+        health.watch.requestSerialize,
+        health.watch.responseDeserialize,
+        create(HealthCheckRequestSchema, { service }),
+      ),
+    close: () => client.close(),
   };
-  return new root.reflection.v1.ServerReflection(address, credentials);
 }
 
-/** Sends one reflection request and resolves with the answer. */
-export function askReflection(reflection: ReflectionStub, request: object): Promise<Record<string, unknown>> {
-  return withDeadline(
-    new Promise((resolve, reject) => {
-      const call = reflection.ServerReflectionInfo();
-      call.on("data", (response: Record<string, unknown>) => {
-        resolve(response);
-        call.end();
-      });
-      call.on("error", reject);
-      call.write(request);
-    }),
-    5000,
-    "a reflection answer",
-  );
+/** A server reflection client (v1). */
+export interface ReflectionPeer {
+  /** Sends one request on a stream of its own and resolves with the answer. */
+  ask(request: MessageInitShape<typeof ServerReflectionRequestSchema>): Promise<ServerReflectionResponse>;
+  /** Opens a reflection stream. */
+  open(): grpc.ClientDuplexStream<ServerReflectionRequest, ServerReflectionResponse>;
+  close(): void;
+}
+
+/** The service names of a list_services answer (none for any other answer). */
+export function serviceNames(response: ServerReflectionResponse): string[] {
+  const answer = response.messageResponse;
+  return answer.case === "listServicesResponse" ? answer.value.service.map((service) => service.name) : [];
+}
+
+/** A reflection client; close it when done. */
+export function reflectionClient(address: string, credentials = grpc.credentials.createInsecure()): ReflectionPeer {
+  const client = new grpc.Client(address, credentials);
+  const method = reflection.serverReflectionInfo;
+  const open = () => client.makeBidiStreamRequest(method.path, method.requestSerialize, method.responseDeserialize);
+  return {
+    ask: (request) =>
+      withDeadline(
+        new Promise((resolve, reject) => {
+          const call = open();
+          call.on("data", (response: ServerReflectionResponse) => {
+            resolve(response);
+            call.end();
+          });
+          call.on("error", reject);
+          call.write(create(ServerReflectionRequestSchema, request));
+        }),
+        10_000,
+        "a reflection answer",
+      ),
+    open,
+    close: () => client.close(),
+  };
 }

@@ -4,11 +4,9 @@
  * connections), and after a resync a read is authoritative even when it goes back.
  */
 
-import { fromBinary } from "@bufbuild/protobuf";
 import { afterEach, describe, expect, test } from "vitest";
-import { type WatchResponse, WatchResponseSchema } from "../../src/gen/generation/v1/generation_pb.js";
+import type { WatchResponse } from "../../src/gen/generation/v1/generation_pb.js";
 import type { GenerationServiceError } from "../../src/server/errors.js";
-import { EncodedResponse } from "../../src/server/grpc-service.js";
 import { MemoryStore } from "../../src/server/store/memory-store.js";
 import { WatchHub, type WatchSink } from "../../src/server/watch-hub.js";
 import { withDeadline } from "../helpers/deadline.js";
@@ -18,9 +16,8 @@ class RecordingSink implements WatchSink {
   writable = true;
   #drain: (() => void) | undefined;
   #waiters = new Set<() => void>();
-  send(response: WatchResponse | EncodedResponse): boolean {
-    const decoded = response instanceof EncodedResponse ? fromBinary(WatchResponseSchema, response.bytes) : response;
-    this.responses.push(decoded.changes.map((c) => [c.key, c.generation]));
+  send(response: WatchResponse): boolean {
+    this.responses.push(response.changes.map((c) => [c.key, c.generation]));
     for (const waiter of this.#waiters) waiter();
     return this.writable;
   }
@@ -74,7 +71,7 @@ describe("WatchHub", () => {
     const first = await store.bump("k");
     const second = await store.bump("k");
     const sink = new RecordingSink();
-    hub.open(sink, ["k"], {});
+    hub.open(sink, ["k"], new Map());
     expect(await sink.response(0)).toEqual([["k", second]]);
     store.emit("change", "k", { generation: first, revision: first });
     await fanOutRuns();
@@ -89,7 +86,7 @@ describe("WatchHub", () => {
     const { store, hub } = await setup();
     const sink = new RecordingSink();
     const generation = await store.bump("k");
-    hub.open(sink, ["k"], {});
+    hub.open(sink, ["k"], new Map());
     expect(await sink.response(0)).toEqual([["k", generation]]);
     // The hub is told of a state the store no longer has (as after Redis lost its data).
     const lost = generation + 1_000_000n;
@@ -114,7 +111,7 @@ describe("WatchHub", () => {
     const before = await store.bump("k");
     const hub = new WatchHub(store, { heartbeatMs: 60_000 });
     const sink = new RecordingSink();
-    hub.open(sink, ["k"], { k: before });
+    hub.open(sink, ["k"], new Map([["k", before]]));
     const [[, generation] = ["", 0n]] = await sink.response(0);
     expect(generation).toBeGreaterThan(before);
     expect(generation).toBe((await store.read(["k"]))[0]?.generation);
@@ -125,7 +122,7 @@ describe("WatchHub", () => {
     const { store, hub } = await setup();
     const sink = new RecordingSink();
     sink.writable = false;
-    const stream = hub.open(sink, ["a", "b"], {});
+    const stream = hub.open(sink, ["a", "b"], new Map());
     await sink.response(0); // the first response is written, and blocks
     for (let i = 0; i < 100; i++) await store.bump("a");
     const latestA = await store.bump("a");
@@ -147,15 +144,15 @@ describe("WatchHub", () => {
     const ended: string[] = [];
     const sink = new RecordingSink();
     sink.end = (error) => ended.push(`${error.code}: ${error.message}`);
-    hub.open(sink, ["k"], {});
+    hub.open(sink, ["k"], new Map());
     expect(ended).toEqual(["14: the store (memory) is closed; retry"]);
     expect(hub.keyCount).toBe(0);
   });
 
   test("the last watcher of a key releases its subscription", async () => {
     const { hub } = await setup();
-    const one = hub.open(new RecordingSink(), ["k", "j"], {});
-    const two = hub.open(new RecordingSink(), ["k"], {});
+    const one = hub.open(new RecordingSink(), ["k", "j"], new Map());
+    const two = hub.open(new RecordingSink(), ["k"], new Map());
     expect(hub.keyCount).toBe(2);
     one.close();
     expect([hub.isWatched("k"), hub.isWatched("j")]).toEqual([true, false]);

@@ -1,0 +1,86 @@
+/**
+ * Handlers as syncgen's services are written: functions of a request and a call context, in
+ * the manner of connect-es, that know nothing of the wire. A transport adapter (grpc-service.ts
+ * for grpc-js) decodes requests, builds the context, encodes responses and turns what a
+ * handler throws into a status.
+ */
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import type { RequestOf, ResponseOf } from "../rpc/service-definition.js";
+
+/** What a handler knows of its call. */
+export interface CallContext {
+  /** Aborted when the call ends for any reason: cancelled, past its deadline, or answered. */
+  readonly signal: AbortSignal;
+  /** When the caller stops waiting, in milliseconds since the epoch; Infinity without a deadline. */
+  readonly deadline: number;
+  /** The client's connection ("IP:PORT"): calls on one connection share it. */
+  readonly peer: string;
+}
+
+/** Where a streaming handler writes its responses. */
+export interface ResponseSink<R> {
+  /**
+   * Sends one response; false when the transport wants the sender to wait for `onDrain`.
+   * One response object sent to many sinks is encoded once.
+   */
+  send(response: R): boolean;
+  /** Calls `listener` once, when the transport can take more. */
+  onDrain(listener: () => void): void;
+}
+
+/** Answers one request: resolves with the response or throws (GenerationServiceError for a status). */
+export type UnaryHandler<I, O> = (request: I, context: CallContext) => Promise<O>;
+
+/**
+ * Serves one request with a stream of responses. The stream ends when the returned promise
+ * settles: with OK when it resolves, with the error's status when it rejects. Nothing is
+ * sent once `context.signal` has aborted.
+ */
+export type ServerStreamHandler<I, O> = (request: I, context: CallContext, sink: ResponseSink<O>) => Promise<void>;
+
+/**
+ * Serves a stream of requests with a stream of responses; ends as a ServerStreamHandler does.
+ * Requests are read only as the handler iterates, so a handler that waits for `onDrain`
+ * before reading on pushes backpressure back to the client.
+ */
+export type BidiStreamHandler<I, O> = (
+  requests: AsyncIterable<I>,
+  context: CallContext,
+  sink: ResponseSink<O>,
+) => Promise<void>;
+
+/** One handler per method of a generated service, typed by the method's kind. */
+export type ServiceHandlers<T extends GenServiceMethods> = {
+  [K in keyof T]: T[K]["methodKind"] extends "unary"
+    ? UnaryHandler<RequestOf<T[K]>, ResponseOf<T[K]>>
+    : T[K]["methodKind"] extends "server_streaming"
+      ? ServerStreamHandler<RequestOf<T[K]>, ResponseOf<T[K]>>
+      : T[K]["methodKind"] extends "bidi_streaming"
+        ? BidiStreamHandler<RequestOf<T[K]>, ResponseOf<T[K]>>
+        : never;
+};
+
+/** The handlers of a generated service object, e.g. `HandlersOf<typeof GenerationService>`. */
+export type HandlersOf<S> = S extends GenService<infer T> ? ServiceHandlers<T> : never;
+
+/**
+ * Resolves once `sink` can take more, or once `signal` aborts (the caller then stops: nothing
+ * more will be read).
+ */
+export function drained(sink: ResponseSink<unknown>, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    signal.addEventListener("abort", done, { once: true });
+    sink.onDrain(done);
+  });
+}
+
+/** Resolves when `signal` aborts: a stream that has nothing more to say waits for its end. */
+export function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+}

@@ -1,0 +1,108 @@
+/**
+ * How large a request each method may be. grpc-js reads a request whole before decoding it
+ * and knows one limit for the whole server (`grpc.max_receive_message_length`), which must fit
+ * syncgen's largest legitimate request: a Watch of 10,000 keys of 1 KiB with their known
+ * generations, ~21 MB. A health check, a reflection request or a Get needs a few hundred
+ * bytes, and health and reflection answer anyone. So every method has a limit of its own:
+ *
+ * - as a call starts, the interceptor lowers grpc-js's read limit for that call to its
+ *   method's, so an oversized request is refused from its 5-byte length prefix, before any of
+ *   its body is buffered (this reaches into grpc-js: see `callDecoder`);
+ * - the deserializer checks the size again before decoding, so the limit holds even where
+ *   the interceptor cannot reach.
+ */
+import { ServerInterceptingCall, type ServerInterceptor } from "@grpc/grpc-js";
+import { Code, GenerationServiceError } from "./errors.js";
+
+/** One method's limit. */
+export interface SizeLimit {
+  /** Largest request, in bytes. */
+  readonly bytes: number;
+  /** What raises it, for the message a refused client gets (e.g. "server setting --max-key-bytes"). */
+  readonly setting: string;
+}
+
+/** The part of grpc-js's per-call message reader (StreamDecoder) this module adjusts. */
+interface CallDecoder {
+  maxReadMessageLength: number;
+  readMessageSize: number;
+  write(data: Buffer): Buffer[];
+}
+
+/**
+ * The message reader of the call grpc-js hands the first interceptor, if it has the shape of
+ * grpc-js 1.14's BaseServerInterceptingCall (`decoder`, `maxReceiveMessageSize`). No public API
+ * sets a limit per method; the exact pin of @grpc/grpc-js and a test that sends only an
+ * oversized length prefix keep this honest across upgrades.
+ */
+function callDecoder(call: object): { decoder: CallDecoder; call: { maxReceiveMessageSize: number } } | undefined {
+  const base = call as { decoder?: Partial<CallDecoder>; maxReceiveMessageSize?: unknown };
+  const decoder = base.decoder;
+  if (
+    typeof base.maxReceiveMessageSize !== "number" ||
+    typeof decoder?.maxReadMessageLength !== "number" ||
+    typeof decoder.write !== "function"
+  ) {
+    return undefined;
+  }
+  return { decoder: decoder as CallDecoder, call: base as { maxReceiveMessageSize: number } };
+}
+
+/** The size limit of every method served, by path ("/package.Service/Method"). */
+export class RequestSizeLimits {
+  readonly #byPath = new Map<string, SizeLimit & { method: string }>();
+
+  /** Sets the limit of the method at `path`. */
+  set(path: string, limit: SizeLimit): void {
+    this.#byPath.set(path, { ...limit, method: path.slice(1).replace("/", ".") });
+  }
+
+  /** The largest limit of any method: what grpc-js's server-wide limit must allow. */
+  get largest(): number {
+    return Math.max(0, ...[...this.#byPath.values()].map((limit) => limit.bytes));
+  }
+
+  /** The request is acceptable; or the RESOURCE_EXHAUSTED error that refuses it. */
+  check(path: string, bytes: number): GenerationServiceError | undefined {
+    const limit = this.#byPath.get(path);
+    if (limit === undefined || bytes <= limit.bytes) return undefined;
+    return new GenerationServiceError(
+      `the request is ${bytes} bytes; a ${limit.method} request may be at most ${limit.bytes} bytes (${limit.setting})`,
+      Code.RESOURCE_EXHAUSTED,
+    );
+  }
+
+  /**
+   * The interceptor that applies each method's limit while its request is read. It must be
+   * the first of the server's interceptors: only the first is handed grpc-js's own call.
+   * `onUnreachable` is told once if grpc-js's call has an unexpected shape; the deserializer's
+   * check still applies then, after the request is read.
+   */
+  interceptor(onUnreachable: () => void): ServerInterceptor {
+    let warned = false;
+    return (descriptor, call) => {
+      const limit = this.#byPath.get(descriptor.path);
+      const target = limit && callDecoder(call);
+      if (limit && !target && !warned) {
+        warned = true;
+        onUnreachable();
+      }
+      if (limit && target) {
+        const { decoder } = target;
+        decoder.maxReadMessageLength = limit.bytes;
+        // grpc-js also bounds what a compressed request may inflate to by this.
+        target.call.maxReceiveMessageSize = limit.bytes;
+        const write = decoder.write.bind(decoder);
+        decoder.write = (data) => {
+          try {
+            return write(data);
+          } catch {
+            // grpc-js answers RESOURCE_EXHAUSTED with the message of what the reader throws.
+            throw new Error(this.check(descriptor.path, decoder.readMessageSize)?.message ?? "request too large");
+          }
+        };
+      }
+      return new ServerInterceptingCall(call);
+    };
+  }
+}
