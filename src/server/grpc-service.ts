@@ -241,8 +241,12 @@ function encodeOnce(schema: DescMessage): (message: unknown) => Buffer {
   };
 }
 
-/** Time kept back from a call's deadline so an UNAVAILABLE answer still reaches the caller. */
-const DEADLINE_MARGIN_MS = 20;
+/**
+ * Time kept back from a call's deadline so an UNAVAILABLE answer still reaches the caller
+ * first: a tenth of the time the call had left, within these bounds (the answer's trip, and
+ * the caller's own timer, run late on a busy host).
+ */
+const DEADLINE_MARGIN_MS = { min: 20, max: 1000 };
 
 /**
  * Answers UNAVAILABLE just before the caller's deadline when the handler has not finished:
@@ -252,11 +256,13 @@ const DEADLINE_MARGIN_MS = 20;
  */
 function withinDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
   if (!Number.isFinite(deadline)) return work;
+  const left = deadline - Date.now();
+  const margin = Math.min(DEADLINE_MARGIN_MS.max, Math.max(DEADLINE_MARGIN_MS.min, left / 10));
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () => reject(new GenerationServiceError("the store did not answer within the call's deadline", Code.UNAVAILABLE)),
-      Math.max(0, deadline - Date.now() - DEADLINE_MARGIN_MS),
+      Math.max(0, left - margin),
     );
   });
   return Promise.race([work, expired]).finally(() => clearTimeout(timer));

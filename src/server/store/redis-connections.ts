@@ -69,8 +69,12 @@ export interface RedisConnections {
    * shard's trouble).
    */
   recoverFeed(): "reconnect" | "retry";
-  /** A command timed out on an open connection (a hung server): drop it, so the state says so. */
-  dropHung(): void;
+  /**
+   * A command timed out on an open connection (a hung server): drop it at once, failing the
+   * commands already written to it. True when the store has no working connection until it
+   * reconnects (one server, Sentinel); false when the topology serves on (Cluster).
+   */
+  dropHung(): boolean;
   disconnect(): void;
 }
 
@@ -165,10 +169,17 @@ class ServerConnections implements RedisConnections {
     return "reconnect";
   }
 
-  dropHung(): void {
+  dropHung(): true {
     for (const connection of new Set([this.commands, this.writes])) {
-      if (connection.status === "ready") connection.disconnect(true);
+      // Not disconnect(true): that half-closes the socket and waits for the peer, which a hung
+      // Redis never answers, so ioredis destroys it (and emits close) only disconnectTimeout
+      // (2 s) later; meanwhile the status stays "ready", and the commands auto-pipelining wrote
+      // behind the timed-out one wait out timeouts of their own. Destroyed, the socket closes
+      // now: ioredis fails those commands (maxRetriesPerRequest 0) and reconnects. Once per
+      // hang: every command of a timed-out batch lands here.
+      if (connection.status === "ready" && !connection.stream.destroyed) connection.stream.destroy();
     }
+    return true;
   }
 
   disconnect(): void {
@@ -254,8 +265,9 @@ class ClusterConnections implements RedisConnections {
     return "retry";
   }
 
-  dropHung(): void {
+  dropHung(): false {
     // The same: a hung node's calls time out one by one; ioredis finds a failed-over node.
+    return false;
   }
 
   disconnect(): void {

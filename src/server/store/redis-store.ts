@@ -262,13 +262,23 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
       return await command;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      if (message.includes("timed out")) {
-        // A hung Redis keeps the socket open: drop it, so the store (and health) say so.
-        this.#lastError = `commands connection: ${message}`;
-        this.#redis.dropHung();
-      }
+      if (message.includes("timed out")) this.#hung(`commands connection: ${message}`);
       throw new StoreUnavailableError(`Redis did not serve the request: ${message}`, { cause: error });
     }
+  }
+
+  /**
+   * A command timed out on an open connection: Redis hangs (a hung Redis keeps its sockets
+   * open, so nothing else notices). One server or Sentinel: the store is unavailable now,
+   * before this caller hears of it (health follows from the state event, synchronously),
+   * not when the dropped socket's close event comes. A Cluster serves on (see dropHung).
+   */
+  #hung(reason: string): void {
+    this.#lastError = reason;
+    if (!this.#redis.dropHung()) return;
+    // A #restore in flight is stale: the connection it saw ready is gone.
+    this.#restoreAttempt++;
+    if (this.#state === "ready") this.#setState("unavailable", `Redis did not answer in time: ${reason}`);
   }
 
   #ensureReady(): void {
