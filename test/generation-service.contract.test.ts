@@ -203,6 +203,16 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
       for (const [i, k] of keys.entries()) await w.sees(k, generations[i] as bigint);
     });
 
+    test("known counts for every key, __proto__ included: the first response holds only what differs", async () => {
+      const keys = ["__proto__", "constructor", key("w-known-plain")];
+      const generations = await Promise.all(keys.map((k) => client.bump(k)));
+      // fromEntries: an object literal would set the prototype instead of a "__proto__" entry.
+      const w = watch(keys, Object.fromEntries(keys.map((k, i) => [k, generations[i] as bigint])));
+      await w.live();
+      expect(w.responses[0]?.changes).toEqual([]);
+      expect(await client.get("__proto__", { peek: true })).toBe(generations[0]);
+    });
+
     test("sends heartbeats: empty responses while nothing changes", async () => {
       const k = key("w-heartbeat");
       const w = watch([k]);

@@ -203,11 +203,13 @@ export function createGenerationClient(address: string, options: GenerationClien
     const reported = new Map<string, bigint>(Object.entries(watchOptions.known ?? {}));
     const backoff = new Backoff(options.backoff);
     while (!signal?.aborted) {
-      const known: Record<string, bigint> = {};
-      for (const key of keys) {
-        const generation = reported.get(key);
-        if (generation !== undefined) known[key] = generation;
-      }
+      // fromEntries defines own properties: a key named "__proto__" is sent like any other.
+      const known = Object.fromEntries(
+        keys.flatMap((key) => {
+          const generation = reported.get(key);
+          return generation === undefined ? [] : [[key, generation] as const];
+        }),
+      );
       const call: ClientReadableStream<WatchResponse> = client.makeServerStreamRequest(
         methods.watch.path,
         methods.watch.requestSerialize,
