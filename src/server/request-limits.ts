@@ -7,7 +7,9 @@
  *
  * - as a call starts, the interceptor lowers grpc-js's read limit for that call to its
  *   method's, so an oversized request is refused from its 5-byte length prefix, before any of
- *   its body is buffered (this reaches into grpc-js: see `callDecoder`);
+ *   its body is buffered (this reaches into grpc-js: see `callDecoder`); it also makes
+ *   grpc-js's reader let go of a request's bytes once the request is read (it would keep them
+ *   until the next message, which for a Watch never comes: ~21 MB held per stream);
  * - the deserializer checks the size again before decoding, so the limit holds even where
  *   the interceptor cannot reach.
  */
@@ -26,14 +28,24 @@ export interface SizeLimit {
 interface CallDecoder {
   maxReadMessageLength: number;
   readMessageSize: number;
+  /** 2 while a message's body is being read (ReadState.READING_MESSAGE). */
+  readState: number;
+  /** The chunks of the message being read. */
+  readPartialMessage: Buffer[];
+  /** The message's first byte: a slice of the chunk it came in, which it keeps alive. */
+  readCompressFlag: Buffer;
   write(data: Buffer): Buffer[];
 }
+
+/** StreamDecoder's state while it reads a message's body. */
+const READING_MESSAGE = 2;
 
 /**
  * The message reader of the call grpc-js hands the first interceptor, if it has the shape of
  * grpc-js 1.14's BaseServerInterceptingCall (`decoder`, `maxReceiveMessageSize`). No public API
- * sets a limit per method; the exact pin of @grpc/grpc-js and a test that sends only an
- * oversized length prefix keep this honest across upgrades.
+ * sets a limit per method or releases a read request; the exact pin of @grpc/grpc-js and
+ * tests (an oversized length prefix alone is refused; held Watch streams keep no request
+ * bytes) keep this honest across upgrades.
  */
 function callDecoder(call: object): { decoder: CallDecoder; call: { maxReceiveMessageSize: number } } | undefined {
   const base = call as { decoder?: Partial<CallDecoder>; maxReceiveMessageSize?: unknown };
@@ -41,6 +53,9 @@ function callDecoder(call: object): { decoder: CallDecoder; call: { maxReceiveMe
   if (
     typeof base.maxReceiveMessageSize !== "number" ||
     typeof decoder?.maxReadMessageLength !== "number" ||
+    typeof decoder.readState !== "number" ||
+    !Array.isArray(decoder.readPartialMessage) ||
+    !Buffer.isBuffer(decoder.readCompressFlag) ||
     typeof decoder.write !== "function"
   ) {
     return undefined;
@@ -94,12 +109,20 @@ export class RequestSizeLimits {
         target.call.maxReceiveMessageSize = limit.bytes;
         const write = decoder.write.bind(decoder);
         decoder.write = (data) => {
+          let messages: Buffer[];
           try {
-            return write(data);
+            messages = write(data);
           } catch {
             // grpc-js answers RESOURCE_EXHAUSTED with the message of what the reader throws.
             throw new Error(this.check(descriptor.path, decoder.readMessageSize)?.message ?? "request too large");
           }
+          // What a message already read keeps until another message starts: its chunks, and
+          // through a 1-byte slice, the whole chunk it started in.
+          if (decoder.readState !== READING_MESSAGE) {
+            decoder.readPartialMessage = [];
+            decoder.readCompressFlag = Buffer.from(decoder.readCompressFlag);
+          }
+          return messages;
         };
       }
       return new ServerInterceptingCall(call);
