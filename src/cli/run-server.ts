@@ -3,7 +3,7 @@
  * and shuts it down gracefully on SIGTERM or SIGINT (a second signal exits at once).
  */
 import { ConfigError, resolveServerConfig, type ServerConfig } from "../server/config.js";
-import { createLogger } from "../server/logger.js";
+import { createLogger, LogOutput } from "../server/logger.js";
 import { startServer } from "../server/server.js";
 
 /** Runs the server until a signal stops it. */
@@ -16,8 +16,9 @@ export async function runServer(flags: Record<string, string>): Promise<void> {
     process.stderr.write(`syncgen serve: ${error.message}\n`);
     process.exit(2);
   }
-  const logger = createLogger(config.logLevel);
-  const server = await startServer(config, { logger }).catch((error: unknown) => {
+  const logOutput = new LogOutput();
+  const logger = createLogger(config.logLevel, logOutput);
+  const server = await startServer(config, { logger, logOutput }).catch((error: unknown) => {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`syncgen serve: ${error.message}\n`);
     process.exit(2);
@@ -26,10 +27,15 @@ export async function runServer(flags: Record<string, string>): Promise<void> {
   const onSignal = (signal: NodeJS.Signals): void => {
     if (signalled) {
       logger.warn({ event: "forced_exit", signal }, `${signal} again: exiting at once`);
-      process.exit(1);
+      void logOutput.flush().then(() => process.exit(1));
+      return;
     }
     signalled = true;
-    server.shutdown(`received ${signal}`).then(() => process.exit(0));
+    // The log's last lines are written before exit (unless its reader is stalled).
+    server
+      .shutdown(`received ${signal}`)
+      .then(() => logOutput.flush())
+      .then(() => process.exit(0));
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);

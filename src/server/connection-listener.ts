@@ -1,7 +1,7 @@
 /**
  * The TCP listener: accepts connections itself and hands each to grpc-js (a connection
- * injector), so that every connection is logged when it opens and closes. grpc-js does
- * HTTP/2, TLS, keepalive and connection age on what it is given.
+ * injector), so that every connection is counted (metrics) and logged at debug level when it
+ * opens and closes. grpc-js does HTTP/2, TLS, keepalive and connection age on what it is given.
  */
 
 import type { AddressInfo } from "node:net";
@@ -10,12 +10,19 @@ import type { Server, ServerCredentials } from "@grpc/grpc-js";
 import { splitHostPort } from "./config.js";
 import type { Logger } from "./logger.js";
 
+/** Sees every connection open and close (metrics). */
+export interface ConnectionObserver {
+  connectionOpened(): void;
+  connectionClosed(): void;
+}
+
 /** Listens on HOST:PORT for `server`; resolves once listening. */
 export async function listenForConnections(
   server: Server,
   credentials: ServerCredentials,
   hostPort: string,
   logger: Logger,
+  observer?: ConnectionObserver,
 ): Promise<ConnectionListener> {
   const injector = server.createConnectionInjector(credentials);
   const listener = new ConnectionListener(
@@ -24,6 +31,7 @@ export async function listenForConnections(
       injector.injectConnection(socket);
     }),
     logger,
+    observer,
   );
   const { host, port } = splitHostPort(hostPort);
   await listener.listen(host, port);
@@ -36,6 +44,7 @@ export class ConnectionListener {
   constructor(
     private readonly net: NetServer,
     private readonly logger: Logger,
+    private readonly observer: ConnectionObserver | undefined,
   ) {}
 
   /** The port actually bound. */
@@ -57,11 +66,14 @@ export class ConnectionListener {
     const peer = `${socket.remoteAddress}:${socket.remotePort}`;
     const openedAt = Date.now();
     this.#sockets.add(socket);
-    this.logger.info({ event: "connection_open", peer, connections: this.#sockets.size }, `connection from ${peer}`);
+    this.observer?.connectionOpened();
+    // Debug only: a health probe every few seconds would otherwise fill the log.
+    this.logger.debug({ event: "connection_open", peer, connections: this.#sockets.size }, `connection from ${peer}`);
     socket.once("close", (hadError) => {
       this.#sockets.delete(socket);
+      this.observer?.connectionClosed();
       const seconds = (Date.now() - openedAt) / 1000;
-      this.logger.info(
+      this.logger.debug(
         { event: "connection_close", peer, seconds, hadError, connections: this.#sockets.size },
         `connection from ${peer} closed after ${seconds} s`,
       );

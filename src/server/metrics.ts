@@ -7,14 +7,16 @@ import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import { splitHostPort } from "./config.js";
+import type { ConnectionObserver } from "./connection-listener.js";
 import type { CallObserver, MethodLabels } from "./interceptors.js";
+import type { LogOutput } from "./logger.js";
 import type { GenerationStore } from "./store/generation-store.js";
 import type { FanOutObserver, WatchHub } from "./watch-hub.js";
 
 const METHOD_LABELS = ["grpc_type", "grpc_service", "grpc_method"] as const;
 
-/** The server's metrics, fed by the metrics interceptor and the watch hub. */
-export class ServerMetrics implements CallObserver, FanOutObserver {
+/** The server's metrics, fed by the metrics interceptor, the watch hub and the connection listener. */
+export class ServerMetrics implements CallObserver, FanOutObserver, ConnectionObserver {
   readonly registry = new Registry();
   readonly #started = new Counter({
     name: "grpc_server_started_total",
@@ -64,7 +66,30 @@ export class ServerMetrics implements CallObserver, FanOutObserver {
     registers: [this.registry],
   });
 
-  constructor(store: GenerationStore, hub: WatchHub) {
+  readonly #connections = new Gauge({
+    name: "syncgen_connections",
+    help: "Client connections open on the gRPC port.",
+    registers: [this.registry],
+  });
+  readonly #connectionsAccepted = new Counter({
+    name: "syncgen_connections_accepted_total",
+    help: "Client connections accepted on the gRPC port (with syncgen_connections, the churn).",
+    registers: [this.registry],
+  });
+
+  /** `logOutput`: where the logs go, to count the lines it dropped. */
+  constructor(store: GenerationStore, hub: WatchHub, logOutput?: LogOutput) {
+    if (logOutput) {
+      new Counter({
+        name: "syncgen_log_lines_dropped_total",
+        help: "Log lines dropped because the reader of the log fell too far behind.",
+        registers: [this.registry],
+        collect() {
+          this.reset();
+          this.inc(logOutput.dropped);
+        },
+      });
+    }
     new Gauge({
       name: "syncgen_watch_streams",
       help: "Watch streams open on this replica.",
@@ -109,6 +134,15 @@ export class ServerMetrics implements CallObserver, FanOutObserver {
     this.#handled.inc({ ...method, grpc_code: code });
     this.#handling.observe(method, seconds);
     if (code === "OK" && method.grpc_method === "Bump") this.#bumps.inc();
+  }
+
+  connectionOpened(): void {
+    this.#connections.inc();
+    this.#connectionsAccepted.inc();
+  }
+
+  connectionClosed(): void {
+    this.#connections.dec();
   }
 
   fannedOut(messages: number, lagSeconds: number): void {

@@ -24,7 +24,7 @@ import {
 import { addService, CallCounter, type ServeOptions } from "./grpc-service.js";
 import { HealthService } from "./health-service.js";
 import { accessInterceptor, metricsInterceptor } from "./interceptors.js";
-import type { Logger } from "./logger.js";
+import type { Logger, LogOutput } from "./logger.js";
 import { type MetricsEndpoint, ServerMetrics } from "./metrics.js";
 import { ReflectionService } from "./reflection-service.js";
 import { RequestSizeLimits } from "./request-limits.js";
@@ -36,6 +36,8 @@ import { WatchQuota } from "./watch-quota.js";
 /** What `startServer` needs besides the configuration. */
 export interface StartServerOptions {
   logger: Logger;
+  /** Where `logger` writes, when it is a LogOutput: its dropped lines are counted in the metrics. */
+  logOutput?: LogOutput;
   /** Overrides the store the configuration names (embedding, tests). */
   store?: GenerationStore;
 }
@@ -88,7 +90,7 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
     onResyncError: (error) =>
       logger.warn({ event: "resync_failed", err: error }, "re-reading watched keys failed; retrying"),
   });
-  const metrics = config.metricsListen === undefined ? undefined : new ServerMetrics(store, hub);
+  const metrics = config.metricsListen === undefined ? undefined : new ServerMetrics(store, hub, options.logOutput);
   if (metrics) hub.observe(metrics);
   const health = new HealthService([SERVICE_NAME]);
   let stopping = false;
@@ -161,7 +163,7 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
           throw new ConfigError(`--metrics-listen ${config.metricsListen}: ${error.message}`);
         })
       : undefined;
-  const listener = await listenForConnections(server, credentials, config.listen, logger).catch(
+  const listener = await listenForConnections(server, credentials, config.listen, logger, metrics).catch(
     async (error: Error) => {
       await metricsEndpoint?.close();
       throw new ConfigError(`--listen ${config.listen}: ${error.message}`);
