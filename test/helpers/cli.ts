@@ -24,6 +24,14 @@ export function runCli(
   });
 }
 
+/** How to start the CLI besides its arguments. */
+export interface CliLaunch {
+  /** Options for node itself, e.g. a capped heap. */
+  nodeArgs?: string[];
+  /** The script to run instead of bin/syncgen.js (e.g. serve-with-gc.mjs). */
+  script?: string;
+}
+
 /** A long-running CLI process whose output lines can be awaited. */
 export class CliProcess {
   readonly child: ChildProcess;
@@ -31,8 +39,8 @@ export class CliProcess {
   readonly stderrLines: string[] = [];
   #waiters = new Set<() => void>();
 
-  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
-    this.child = spawn(process.execPath, [CLI, ...args], {
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}, launch: CliLaunch = {}) {
+    this.child = spawn(process.execPath, [...(launch.nodeArgs ?? []), launch.script ?? CLI, ...args], {
       env: { ...process.env, ...env },
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -37,8 +37,12 @@ export function statusName(response: HealthCheckResponse): string {
 }
 
 /** A health client; close it when done. */
-export function healthClient(address: string, credentials = grpc.credentials.createInsecure()): HealthPeer {
-  const client = new grpc.Client(address, credentials);
+export function healthClient(
+  address: string,
+  credentials = grpc.credentials.createInsecure(),
+  options: grpc.ChannelOptions = {},
+): HealthPeer {
+  const client = new grpc.Client(address, credentials, options);
   return {
     check: (service) =>
       withDeadline(

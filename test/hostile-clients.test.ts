@@ -1,0 +1,240 @@
+/**
+ * Attacks an anonymous client can make, tried on a real `syncgen serve` with a capped heap
+ * (256 MB): each test shows the server survives, keeps answering other clients, and holds on
+ * to nothing of the attack once the attacker is gone (its memory after a full GC stays near
+ * where it started).
+ */
+import { connect } from "node:net";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
+import * as grpc from "@grpc/grpc-js";
+import { describe, expect, test } from "vitest";
+import { Code, type GenerationClient } from "../src/client/index.js";
+import { type Cleanups, cleanupsAfterEach } from "./helpers/cleanups.js";
+import { withDeadline } from "./helpers/deadline.js";
+import { healthClient, statusName } from "./helpers/grpc-peers.js";
+import { isolatedClient } from "./helpers/load.js";
+import { type MemoryReading, ServeProcess } from "./helpers/serve-process.js";
+
+const cleanups = cleanupsAfterEach();
+
+/** How far the heap may stay above where it started once an attack is over. */
+const HEAP_SLACK_BYTES = 8 << 20;
+
+async function started(flags: string[] = []): Promise<ServeProcess> {
+  const server = await ServeProcess.start(flags);
+  cleanups.push(() => server.stop());
+  return server;
+}
+
+/** Heap and off-heap memory after a full GC. */
+function retained(reading: MemoryReading): number {
+  return reading.heapUsed + reading.external;
+}
+
+/** A client of the raw gRPC method `path`: requests go out as the bytes given. */
+function rawStream(cleanups: Cleanups, address: string, path: string, request: Uint8Array) {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
+  cleanups.push(() => client.close());
+  const call = client.makeServerStreamRequest(
+    path,
+    (bytes: Uint8Array) => Buffer.from(bytes),
+    (bytes: Buffer) => bytes,
+    request,
+  );
+  cleanups.push(() => call.cancel());
+  const ended = new Promise<grpc.ServiceError>((resolve) => call.on("error", resolve));
+  const firstResponse = new Promise<Buffer>((resolve) => call.once("data", resolve));
+  return { call, ended, firstResponse };
+}
+
+/** A WatchRequest for `keys` whose known map names `knownKeys`, written without building the message. */
+function watchRequest(keys: string[], knownKeys: Iterable<string>): Uint8Array {
+  const writer = new BinaryWriter();
+  for (const key of keys) writer.tag(1, 2).string(key);
+  for (const key of knownKeys) writer.tag(2, 2).fork().tag(1, 2).string(key).tag(2, 0).int64(1n).join();
+  return writer.finish();
+}
+
+/** Get calls on a connection of their own, every few ms while `during` runs; resolves with the slowest. */
+async function slowestGetDuring(client: GenerationClient, during: Promise<unknown>): Promise<number> {
+  let slowest = 0;
+  let done = false;
+  const settled = during.finally(() => {
+    done = true;
+  });
+  await client.get("probe");
+  while (!done) {
+    const started = performance.now();
+    await client.get("probe", { deadlineMs: 30_000 });
+    slowest = Math.max(slowest, performance.now() - started);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  await settled;
+  return slowest;
+}
+
+describe("health", () => {
+  test("a service name over 1 KiB is refused from its length, and watching unknown names keeps nothing", async () => {
+    const server = await started();
+    const before = await server.memory();
+    const health = healthClient(server.address);
+    cleanups.push(() => health.close());
+    await expect(health.check("x".repeat(100_000))).rejects.toMatchObject({
+      code: Code.RESOURCE_EXHAUSTED,
+      details: expect.stringMatching(/a grpc\.health\.v1\.Health\.Check request may be at most 1024 bytes/),
+    });
+    // 10,000 distinct unknown names, each watched until it is answered SERVICE_UNKNOWN, then
+    // cancelled: 250 at a time, 500 per connection (below Node's limit on streams a client may reset).
+    const names = Array.from({ length: 10_000 }, (_, i) => `unknown-${i}-`.padEnd(1000, "n"));
+    let watcher = health;
+    for (let start = 0; start < names.length; start += 250) {
+      if (start % 500 === 0) {
+        const fresh = healthClient(server.address, undefined, { "grpc.use_local_subchannel_pool": 1 });
+        cleanups.push(() => fresh.close());
+        watcher = fresh;
+      }
+      const through = watcher;
+      await Promise.all(
+        names.slice(start, start + 250).map(async (name) => {
+          const watch = through.watch(name);
+          watch.on("error", () => {});
+          const [response] = await withDeadline(
+            new Promise<Parameters<typeof statusName>>((resolve) => watch.once("data", (r) => resolve([r]))),
+            20_000,
+            "SERVICE_UNKNOWN",
+          );
+          expect(statusName(response)).toBe("SERVICE_UNKNOWN");
+          watch.cancel();
+        }),
+      );
+    }
+    expect(await health.check("")).toBe("SERVING");
+    const after = await server.memory();
+    expect(retained(after)).toBeLessThan(retained(before) + HEAP_SLACK_BYTES);
+  });
+});
+
+describe("Watch requests", () => {
+  test("20 MB of known entries for unwatched keys is refused at once, without holding up a Get", async () => {
+    const server = await started();
+    const knownKeys = Array.from({ length: 700_000 }, (_, i) => `unwatched-${i}`.padEnd(21, "-"));
+    const request = watchRequest(["k"], knownKeys);
+    expect(request.length).toBeGreaterThan(18_000_000);
+    const attack = rawStream(cleanups, server.address, "/generation.v1.GenerationService/Watch", request);
+    const slowest = await slowestGetDuring(isolatedClient(cleanups, server.address), attack.ended);
+    const error = await attack.ended;
+    expect(error.code).toBe(Code.INVALID_ARGUMENT);
+    expect(error.details).toMatch(/^known has more than 10000 entries/);
+    // Decoding such a request whole stalled every call for 2.3 to 4.6 s.
+    expect(slowest).toBeLessThan(1000);
+  });
+
+  test("1.8 million duplicates of the watched key are refused at once", async () => {
+    const server = await started();
+    const request = watchRequest(Array(1_800_000).fill("k"), []);
+    const attack = rawStream(cleanups, server.address, "/generation.v1.GenerationService/Watch", request);
+    const error = await attack.ended;
+    expect(error.code).toBe(Code.INVALID_ARGUMENT);
+    expect(error.details).toMatch(/^keys has more than 10000 entries/);
+  });
+
+  test("a held Watch costs its keys, not its request: 20 streams of one key with 10 MB of known each", async () => {
+    const server = await started();
+    const before = await server.memory();
+    // 10,000 known entries of 1,000-byte keys nobody watches: within the limits, and dropped.
+    const knownKeys = Array.from({ length: 10_000 }, (_, i) => `unwatched-${i}-`.padEnd(1000, "u"));
+    const request = watchRequest(["k"], knownKeys);
+    const streams = Array.from({ length: 20 }, () =>
+      rawStream(cleanups, server.address, "/generation.v1.GenerationService/Watch", request),
+    );
+    // Live: each got its first response (the key, which it did not know).
+    await withDeadline(Promise.all(streams.map((s) => s.firstResponse)), 60_000, "20 live watches");
+    const held = await server.memory();
+    expect(retained(held)).toBeLessThan(retained(before) + HEAP_SLACK_BYTES);
+    const client = isolatedClient(cleanups, server.address);
+    expect(await client.bump("k")).toBeGreaterThan(0n);
+  });
+});
+
+describe("logging", () => {
+  test("a stalled reader of the log does not stall serving; lines that do not fit are dropped and counted", async () => {
+    const server = await started(["--log-level", "debug"]);
+    const client = isolatedClient(cleanups, server.address);
+    expect(await client.bump("k")).toBeGreaterThan(0n);
+    // Nobody reads the server's stdout any more: the pipe fills.
+    server.cli.child.stdout?.pause();
+    cleanups.push(() => server.cli.child.stdout?.resume());
+    // 400 connections opened and closed: two debug lines each, well past a pipe's 64 KiB.
+    for (let i = 0; i < 400; i++) {
+      await new Promise<void>((resolve, reject) => {
+        const socket = connect(Number(server.address.split(":")[1]), "127.0.0.1", () => {
+          socket.destroy();
+          resolve();
+        });
+        socket.on("error", reject);
+      });
+    }
+    // Refused health checks naming 1,000-byte services: a debug line of ~1.2 KB each, past the buffer.
+    const health = healthClient(server.address);
+    cleanups.push(() => health.close());
+    for (let start = 0; start < 5000; start += 250) {
+      await Promise.all(
+        Array.from({ length: 250 }, (_, i) =>
+          health.check(`missing-${start + i}-`.padEnd(1000, "m")).catch((error: grpc.ServiceError) => error.code),
+        ),
+      );
+    }
+    // A synchronous log blocked here until someone read the pipe.
+    expect(await client.bump("k", { deadlineMs: 10_000 })).toBeGreaterThan(0n);
+    expect(await server.metric("syncgen_log_lines_dropped_total")).toBeGreaterThan(0);
+    expect(await server.metric("syncgen_connections_accepted_total")).toBeGreaterThanOrEqual(400);
+  });
+});
+
+describe("reflection", () => {
+  test("a client that never reads its answers is not answered further: the server stops reading", async () => {
+    const server = await started();
+    const before = await server.memory();
+    // Each request names an 8,000-byte host, which the answer repeats twice (valid_host and
+    // original_request) beside a file descriptor: ~20 KB of answer per request.
+    const request = new BinaryWriter()
+      .tag(1, 2)
+      .string("h".repeat(8000))
+      .tag(4, 2)
+      .string("generation.v1.GenerationService")
+      .finish();
+    const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), request]);
+    framed.writeUInt32BE(request.length, 1);
+    const { connect: h2connect } = await import("node:http2");
+    const session = h2connect(`http://${server.address}`);
+    cleanups.push(() => session.destroy());
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    // Never read: flow control stops the server's answers once the client's window is full.
+    stream.pause();
+    let sent = 0;
+    const blocked = async (): Promise<boolean> => {
+      for (; sent < 10_000; sent++) {
+        if (!stream.write(framed)) {
+          const drained = await Promise.race([
+            new Promise<boolean>((resolve) => stream.once("drain", () => resolve(true))),
+            new Promise<boolean>((resolve) => setTimeout(() => resolve(false), 3000)),
+          ]);
+          if (!drained) return true;
+        }
+      }
+      return false;
+    };
+    // Answered without backpressure, all 10,000 were read (and ~200 MB of answers queued).
+    expect(await blocked()).toBe(true);
+    expect(sent).toBeLessThan(2000);
+    const after = await server.memory();
+    expect(retained(after)).toBeLessThan(retained(before) + HEAP_SLACK_BYTES);
+    const client = isolatedClient(cleanups, server.address);
+    expect(await client.bump("k")).toBeGreaterThan(0n);
+  });
+});
