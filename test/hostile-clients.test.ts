@@ -4,6 +4,7 @@
  * to nothing of the attack once the attacker is gone (its memory after a full GC stays near
  * where it started).
  */
+import { connect as connectHttp2 } from "node:http2";
 import { connect } from "node:net";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
@@ -114,6 +115,37 @@ describe("health", () => {
   });
 });
 
+describe("request sizes", () => {
+  test("a request over its method's limit is refused from its length prefix alone, before its body is sent", async () => {
+    const server = await started();
+    const session = connectHttp2(`http://${server.address}`);
+    cleanups.push(() => session.destroy());
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/grpc.health.v1.Health/Check",
+      "content-type": "application/grpc",
+      te: "trailers",
+    });
+    stream.resume();
+    // The status comes in trailers, or in the headers of a trailers-only answer.
+    const trailers = new Promise<Record<string, unknown>>((resolve) => {
+      stream.once("trailers", resolve);
+      stream.once("response", (headers) => {
+        if ("grpc-status" in headers) resolve(headers);
+      });
+    });
+    // A message header announcing 10 MB, and nothing more: the server must not wait for it.
+    const header = Buffer.from([0, 0, 0, 0, 0]);
+    header.writeUInt32BE(10_000_000, 1);
+    stream.write(header);
+    const status = await withDeadline(trailers, 20_000, "the server's status");
+    expect(status["grpc-status"]).toBe(String(Code.RESOURCE_EXHAUSTED));
+    expect(decodeURIComponent(String(status["grpc-message"]))).toBe(
+      "the request is 10000000 bytes; a grpc.health.v1.Health.Check request may be at most 1024 bytes (fixed: a service name is short)",
+    );
+  });
+});
+
 describe("Watch requests", () => {
   test("20 MB of known entries for unwatched keys is refused at once, without holding up a Get", async () => {
     const server = await started();
@@ -205,8 +237,7 @@ describe("reflection", () => {
       .finish();
     const framed = Buffer.concat([Buffer.from([0, 0, 0, 0, 0]), request]);
     framed.writeUInt32BE(request.length, 1);
-    const { connect: h2connect } = await import("node:http2");
-    const session = h2connect(`http://${server.address}`);
+    const session = connectHttp2(`http://${server.address}`);
     cleanups.push(() => session.destroy());
     const stream = session.request({
       ":method": "POST",
