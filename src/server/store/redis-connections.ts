@@ -216,7 +216,7 @@ class ClusterConnections implements RedisConnections {
 
   async subscribe(channels: readonly string[]): Promise<void> {
     // One SSUBSCRIBE per slot: a command may only name channels of one slot.
-    await Promise.all([...bySlot(channels).values()].map((group) => this.commands.ssubscribe(...group)));
+    await withinFlightLimit([...bySlot(channels).values()], (group) => this.commands.ssubscribe(...group));
   }
 
   async renew(channels: readonly string[]): Promise<void> {
@@ -225,7 +225,9 @@ class ClusterConnections implements RedisConnections {
     // while disconnected), then subscribe each channel once.
     const stale = new Set([...this.#unsubscribeLater, ...channels]);
     this.#unsubscribeLater.clear();
-    await Promise.allSettled([...bySlot([...stale]).values()].map((group) => this.commands.sunsubscribe(...group)));
+    await withinFlightLimit([...bySlot([...stale]).values()], (group) =>
+      this.commands.sunsubscribe(...group).catch(() => {}),
+    );
     await this.subscribe(channels);
   }
 
@@ -235,19 +237,17 @@ class ClusterConnections implements RedisConnections {
       for (const channel of channels) this.#unsubscribeLater.add(channel);
       return;
     }
-    await Promise.all([...bySlot(channels).values()].map((group) => this.commands.sunsubscribe(...group)));
+    await withinFlightLimit([...bySlot(channels).values()], (group) => this.commands.sunsubscribe(...group));
   }
 
   async mget(keys: readonly string[]): Promise<(string | null)[]> {
     // Keys of one slot share an MGET (a command may only name keys of one slot).
     const groups = bySlot(keys);
     const values = new Map<string, string | null>();
-    await Promise.all(
-      [...groups.values()].map(async (group) => {
-        const replies = await this.commands.mget(...group);
-        for (const [index, key] of group.entries()) values.set(key, replies[index] ?? null);
-      }),
-    );
+    await withinFlightLimit([...groups.values()], async (group) => {
+      const replies = await this.commands.mget(...group);
+      for (const [index, key] of group.entries()) values.set(key, replies[index] ?? null);
+    });
     return keys.map((key) => values.get(key) ?? null);
   }
 
@@ -273,6 +273,22 @@ class ClusterConnections implements RedisConnections {
   disconnect(): void {
     this.commands.disconnect();
   }
+}
+
+/**
+ * Most commands of one batch in flight at once (a Watch of 10,000 keys spans 10,000 slots, so
+ * 10,000 commands): sent all at once, the last would wait behind the others long enough to
+ * time out on a busy host.
+ */
+const MAX_IN_FLIGHT = 64;
+
+/** Runs `command` for every group, at most MAX_IN_FLIGHT at a time; rejects with the first failure. */
+async function withinFlightLimit<T>(groups: readonly T[], command: (group: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < groups.length) await command(groups[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(MAX_IN_FLIGHT, groups.length) }, worker));
 }
 
 /** Groups keys or channels by Cluster slot. */
