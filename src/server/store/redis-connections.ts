@@ -70,11 +70,12 @@ export interface RedisConnections {
    */
   recoverFeed(): "reconnect" | "retry";
   /**
-   * A command timed out on an open connection (a hung server): drop it at once, failing the
-   * commands already written to it. True when the store has no working connection until it
-   * reconnects (one server, Sentinel); false when the topology serves on (Cluster).
+   * A command timed out: drop each connection that has sent nothing for `silentMs` (a hung
+   * server) at once, failing the commands already written to it. True when one was dropped
+   * and the store has no working connection until it reconnects (one server, Sentinel);
+   * false when nothing was silent that long, or the topology serves on (Cluster).
    */
-  dropHung(): boolean;
+  dropHung(silentMs: number): boolean;
   disconnect(): void;
 }
 
@@ -106,6 +107,8 @@ function hostPort({ host, port }: HostPort): string {
 
 /** One server, or the Sentinel group's master: a command and a subscriber connection. */
 class ServerConnections implements RedisConnections {
+  /** When each command connection last received anything (performance.now()), to tell a hung server from a slow one. */
+  readonly #heardAt = new Map<Redis, number>();
   readonly commands: Redis;
   readonly writes: Redis;
   readonly #subscriber: Redis;
@@ -136,6 +139,13 @@ class ServerConnections implements RedisConnections {
       ["subscriber", this.#subscriber],
       ...(separateWrites ? [["writer", this.writes] as const] : []),
     ];
+    for (const connection of new Set([this.commands, this.writes])) {
+      connection.on("connect", () => {
+        const heard = (): void => void this.#heardAt.set(connection, performance.now());
+        heard();
+        connection.stream.on("data", heard);
+      });
+    }
   }
 
   async subscribe(channels: readonly string[]): Promise<void> {
@@ -169,17 +179,22 @@ class ServerConnections implements RedisConnections {
     return "reconnect";
   }
 
-  dropHung(): true {
+  dropHung(silentMs: number): boolean {
+    let dropped = false;
     for (const connection of new Set([this.commands, this.writes])) {
+      const silent = performance.now() - (this.#heardAt.get(connection) ?? 0) >= silentMs;
       // Not disconnect(true): that half-closes the socket and waits for the peer, which a hung
       // Redis never answers, so ioredis destroys it (and emits close) only disconnectTimeout
       // (2 s) later; meanwhile the status stays "ready", and the commands auto-pipelining wrote
       // behind the timed-out one wait out timeouts of their own. Destroyed, the socket closes
       // now: ioredis fails those commands (maxRetriesPerRequest 0) and reconnects. Once per
       // hang: every command of a timed-out batch lands here.
-      if (connection.status === "ready" && !connection.stream.destroyed) connection.stream.destroy();
+      if (silent && connection.status === "ready" && !connection.stream.destroyed) {
+        connection.stream.destroy();
+        dropped = true;
+      }
     }
-    return true;
+    return dropped;
   }
 
   disconnect(): void {

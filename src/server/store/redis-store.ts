@@ -86,6 +86,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
   readonly #commands: Connection;
   readonly #writes: WithWriteScript;
   readonly #keys: RedisKeys;
+  readonly #commandTimeoutMs: number;
   readonly #waitForReplicas: RedisStoreOptions["waitForReplicas"];
   /** The WAIT in flight on the write connection, and the one writes that replied since share. */
   #waitInFlight: Promise<number> | undefined;
@@ -104,6 +105,7 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
     super();
     this.description = describeTarget(options.target);
     this.#keys = new RedisKeys(options.prefix);
+    this.#commandTimeoutMs = options.commandTimeoutMs;
     this.#waitForReplicas = options.waitForReplicas;
     const redisOptions: RedisOptions = {
       lazyConnect: true,
@@ -262,20 +264,24 @@ export class RedisStore extends EventEmitter<StoreEvents> implements GenerationS
       return await command;
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
-      if (message.includes("timed out")) this.#hung(`commands connection: ${message}`);
+      if (message.includes("timed out")) await this.#checkHung(`commands connection: ${message}`);
       throw new StoreUnavailableError(`Redis did not serve the request: ${message}`, { cause: error });
     }
   }
 
   /**
-   * A command timed out on an open connection: Redis hangs (a hung Redis keeps its sockets
-   * open, so nothing else notices). One server or Sentinel: the store is unavailable now,
-   * before this caller hears of it (health follows from the state event, synchronously),
-   * not when the dropped socket's close event comes. A Cluster serves on (see dropHung).
+   * A command timed out. If Redis has sent nothing on its connection for half a command
+   * timeout (a reply to an earlier command may have come just after this one was sent), it hangs (a hung Redis keeps its sockets open, so nothing else notices): one
+   * server or Sentinel, the store is unavailable now, before this caller hears of it (health
+   * follows the state event synchronously). A Redis that is only slow (a large reply still
+   * arriving), or a timer that fired late because this process was busy, is not hung: replies
+   * already received are read first (one turn of the event loop) and count as signs of life.
+   * A Cluster serves on (see dropHung).
    */
-  #hung(reason: string): void {
+  async #checkHung(reason: string): Promise<void> {
+    await new Promise((resolve) => setImmediate(resolve));
     this.#lastError = reason;
-    if (!this.#redis.dropHung()) return;
+    if (!this.#redis.dropHung(this.#commandTimeoutMs / 2)) return;
     // A #restore in flight is stale: the connection it saw ready is gone.
     this.#restoreAttempt++;
     if (this.#state === "ready") this.#setState("unavailable", `Redis did not answer in time: ${reason}`);
