@@ -75,8 +75,8 @@ const LOADED = Promise.resolve();
 
 /** Largest response the hub writes, in bytes: well under every client's 4 MiB default. */
 const MAX_RESPONSE_BYTES = 1 << 20;
-/** How many keys one store read covers during a resync. */
-const RESYNC_BATCH = 1000;
+/** How many keys one store command covers when keys are loaded or read again. */
+const STORE_BATCH = 1000;
 /** Bounds of the pause before a failed resync read is tried again. */
 const RESYNC_RETRY_MS = { initial: 100, max: 5000 };
 
@@ -253,13 +253,19 @@ export class WatchHub {
     }
   }
 
-  /** Subscribes, then reads, then records the states (unless a newer change already came). */
+  /**
+   * Subscribes, then reads, then records the states (unless a newer change already came),
+   * in batches: one command for 10,000 keys could outlast the store's command timeout.
+   */
   #load(entries: KeyEntry[]): Promise<void> {
-    const keys = entries.map((entry) => entry.key);
     const loaded = (async () => {
-      await this.#store.subscribe(keys);
-      const states = await this.#store.read(keys);
-      for (const [index, entry] of entries.entries()) this.#apply(entry, states[index] ?? ABSENT, "read");
+      for (let start = 0; start < entries.length; start += STORE_BATCH) {
+        const batch = entries.slice(start, start + STORE_BATCH);
+        const keys = batch.map((entry) => entry.key);
+        await this.#store.subscribe(keys);
+        const states = await this.#store.read(keys);
+        for (const [index, entry] of batch.entries()) this.#apply(entry, states[index] ?? ABSENT, "read");
+      }
     })();
     for (const entry of entries) entry.loaded = loaded;
     loaded.catch(() => {
@@ -393,7 +399,7 @@ export class WatchHub {
     let reported = false;
     for (let start = 0; start < entries.length; ) {
       if (round !== this.#resyncRound || this.#shutDown) return;
-      const batch = entries.slice(start, start + RESYNC_BATCH);
+      const batch = entries.slice(start, start + STORE_BATCH);
       try {
         const states = await this.#store.read(batch.map((entry) => entry.key));
         for (const [index, entry] of batch.entries()) {
@@ -401,7 +407,7 @@ export class WatchHub {
           // Fresh again: new watchers of this key can be answered from the table.
           entry.loaded ??= LOADED;
         }
-        start += RESYNC_BATCH;
+        start += STORE_BATCH;
       } catch (error) {
         if (!reported) this.#options.onResyncError?.(error);
         reported = true;
