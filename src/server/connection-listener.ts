@@ -1,12 +1,14 @@
 /**
  * The TCP listener: accepts connections itself and hands each to grpc-js (a connection
  * injector), so that every connection is counted (metrics) and logged at debug level when it
- * opens and closes. grpc-js does HTTP/2, TLS, keepalive and connection age on what it is given.
+ * opens and closes, and those Node's HTTP/2 has given up on are closed at once. grpc-js does
+ * HTTP/2, TLS, keepalive and connection age on what it is given.
  */
 
 import type { AddressInfo } from "node:net";
 import { createServer, type Server as NetServer, type Socket } from "node:net";
 import type { Server, ServerCredentials } from "@grpc/grpc-js";
+import { closeAbandonedSessions, injectorHttp2Server } from "./abandoned-sessions.js";
 import { splitHostPort } from "./config.js";
 import type { Logger } from "./logger.js";
 
@@ -14,6 +16,8 @@ import type { Logger } from "./logger.js";
 export interface ConnectionObserver {
   connectionOpened(): void;
   connectionClosed(): void;
+  /** A connection Node had stopped reading was closed (see abandoned-sessions.ts). */
+  connectionAbandoned(): void;
 }
 
 /** Listens on HOST:PORT for `server`; resolves once listening. */
@@ -25,6 +29,21 @@ export async function listenForConnections(
   observer?: ConnectionObserver,
 ): Promise<ConnectionListener> {
   const injector = server.createConnectionInjector(credentials);
+  const http2Server = injectorHttp2Server(server);
+  if (http2Server) {
+    closeAbandonedSessions(http2Server, (reason) => {
+      observer?.connectionAbandoned();
+      logger.debug(
+        { event: "connection_abandoned", reason },
+        `closed a connection Node had stopped reading: ${reason}`,
+      );
+    });
+  } else {
+    logger.warn(
+      { event: "abandoned_connections_unwatched" },
+      "this grpc-js hides its HTTP/2 sessions: connections Node stops reading last until keepalive closes them",
+    );
+  }
   const listener = new ConnectionListener(
     createServer({ noDelay: true }, (socket) => {
       listener.accepted(socket);

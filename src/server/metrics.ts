@@ -77,6 +77,12 @@ export class ServerMetrics implements CallObserver, FanOutObserver, ConnectionOb
     registers: [this.registry],
   });
 
+  readonly #connectionsAbandoned = new Counter({
+    name: "syncgen_connections_abandoned_total",
+    help: "Client connections closed because Node's HTTP/2 had stopped reading them (too many stream resets, or no answer to a PING).",
+    registers: [this.registry],
+  });
+
   /** `logOutput`: where the logs go, to count the lines it dropped. */
   constructor(store: GenerationStore, hub: WatchHub, logOutput?: LogOutput) {
     if (logOutput) {
@@ -143,6 +149,10 @@ export class ServerMetrics implements CallObserver, FanOutObserver, ConnectionOb
 
   connectionClosed(): void {
     this.#connections.dec();
+  }
+
+  connectionAbandoned(): void {
+    this.#connectionsAbandoned.inc();
   }
 
   fannedOut(messages: number, lagSeconds: number): void {
