@@ -4,7 +4,7 @@
  * to nothing of the attack once the attacker is gone (its memory after a full GC stays near
  * where it started).
  */
-import { connect as connectHttp2 } from "node:http2";
+import { connect as connectHttp2, constants as httpConstants } from "node:http2";
 import { connect } from "node:net";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
@@ -13,7 +13,7 @@ import { Code, type GenerationClient } from "../src/client/index.js";
 import { type Cleanups, cleanupsAfterEach } from "./helpers/cleanups.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { healthClient, statusName } from "./helpers/grpc-peers.js";
-import { isolatedClient } from "./helpers/load.js";
+import { isolatedClient, resumingWatcher } from "./helpers/load.js";
 import { type MemoryReading, ServeProcess } from "./helpers/serve-process.js";
 
 const cleanups = cleanupsAfterEach();
@@ -267,5 +267,71 @@ describe("reflection", () => {
     expect(retained(after)).toBeLessThan(retained(before) + HEAP_SLACK_BYTES);
     const client = isolatedClient(cleanups, server.address);
     expect(await client.bump("k")).toBeGreaterThan(0n);
+  });
+});
+
+describe("stream resets", () => {
+  /** Opens `count` Get streams on one connection, resetting each at once; resolves when the session ends. */
+  async function rapidReset(address: string, count: number): Promise<void> {
+    const session = connectHttp2(`http://${address}`);
+    cleanups.push(() => session.destroy());
+    session.on("error", () => {});
+    const ended = new Promise<void>((resolve) => {
+      session.once("goaway", () => resolve());
+      session.once("close", () => resolve());
+    });
+    await new Promise<void>((resolve) => session.once("connect", () => resolve()));
+    for (let i = 0; i < count && !session.closed && !session.destroyed; i++) {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/generation.v1.GenerationService/Get",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
+      stream.on("error", () => {});
+      stream.close(httpConstants.NGHTTP2_CANCEL);
+    }
+    await withDeadline(ended, 30_000, "the server's GOAWAY");
+  }
+
+  test("connections Node stops reading after a reset flood are closed at once, not at keepalive", async () => {
+    const server = await started();
+    const client = isolatedClient(cleanups, server.address);
+    expect(await client.bump("k")).toBeGreaterThan(0n);
+    const before = await server.memory();
+    const open = await server.metric("syncgen_connections");
+    // 20 clients each reset 1,100 streams: Node sends GOAWAY and stops reading their sockets.
+    await Promise.all(Array.from({ length: 20 }, () => rapidReset(server.address, 1100)));
+    // Left alone they stayed open until keepalive (80 s by default), each holding its state.
+    await expect.poll(() => server.metric("syncgen_connections"), { timeout: 45_000, interval: 200 }).toBe(open);
+    expect(await server.metric("syncgen_connections_abandoned_total")).toBeGreaterThanOrEqual(20);
+    expect(await client.bump("k")).toBeGreaterThan(0n);
+    const after = await server.memory();
+    expect(retained(after)).toBeLessThan(retained(before) + HEAP_SLACK_BYTES);
+  });
+
+  test("a client that cancels 1,500 calls on one connection goes on: its Watch resumes, its Gets are retried", async () => {
+    const server = await started();
+    const client = isolatedClient(cleanups, server.address);
+    const watcher = resumingWatcher(cleanups, client, ["k"]);
+    await watcher.live();
+    const gets: Promise<bigint>[] = [];
+    // Watch-mode synchronizers coming and going: each Watch is cancelled once live (100 at a
+    // time, well within the Watch streams a connection may have while cancels are processed).
+    for (let start = 0; start < 1500; start += 100) {
+      await Promise.all(
+        Array.from({ length: 100 }, async () => {
+          const stop = new AbortController();
+          for await (const event of client.watch(["churn"], { signal: stop.signal })) {
+            if (event.type === "live") stop.abort();
+          }
+        }),
+      );
+      gets.push(client.get("k", { deadlineMs: 30_000 }));
+    }
+    await Promise.all(gets);
+    expect(await server.metric("syncgen_connections_abandoned_total")).toBeGreaterThanOrEqual(1);
+    const generation = await client.bump("k", { deadlineMs: 30_000 });
+    await watcher.sees("k", generation, 30_000);
   });
 });

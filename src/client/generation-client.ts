@@ -2,10 +2,11 @@
  * A typed client of generation.v1.GenerationService over grpc-js, built from the generated
  * descriptors (rpc/service-definition.ts): no hand-written message types.
  *
- * Retries: Get and Clear are retried on UNAVAILABLE within their deadline, with full-jitter
- * backoff; Bump never is (a retried Bump could advance the generation twice: the caller
- * decides). Watch resumes by itself after UNAVAILABLE, sending what it already knows, so a
- * reconnect costs what changed meanwhile and no change is missed.
+ * Retries: Get and Clear are retried on UNAVAILABLE (or a connection torn down under them,
+ * see retryable.ts) within their deadline, with full-jitter backoff; Bump never is (a retried
+ * Bump could advance the generation twice: the caller decides). Watch resumes by itself after
+ * the same failures, sending what it already knows, so a reconnect costs what changed
+ * meanwhile and no change is missed.
  */
 import { create } from "@bufbuild/protobuf";
 import {
@@ -28,6 +29,7 @@ import {
 import { Code, GenerationServiceError } from "../rpc/generation-service-error.js";
 import { grpcServiceDefinition } from "../rpc/service-definition.js";
 import { Backoff, type BackoffOptions, pause } from "./backoff.js";
+import { isRetryable } from "./retryable.js";
 
 /** TLS settings, as PEM text or bytes. */
 export interface TlsOptions {
@@ -96,7 +98,7 @@ export interface WatchOptions {
   known?: Readonly<Record<string, bigint>>;
   /** Ends the watch: the iteration then simply stops. */
   signal?: AbortSignal;
-  /** Reconnect after UNAVAILABLE (default true); false ends the iteration with the error instead. */
+  /** Reconnect after UNAVAILABLE or a dropped connection (default true); false ends the iteration with the error instead. */
   resume?: boolean;
 }
 
@@ -191,7 +193,7 @@ export function createGenerationClient(address: string, options: GenerationClien
       } catch (error) {
         const failure = GenerationServiceError.from(error);
         const wait = backoff.next();
-        const retry = retryable && callOptions?.retry !== false && failure.code === Code.UNAVAILABLE;
+        const retry = retryable && callOptions?.retry !== false && isRetryable(failure);
         if (!retry || callOptions?.signal?.aborted || Date.now() + wait >= deadline) throw failure;
         await pause(wait, callOptions?.signal);
       }
@@ -247,7 +249,7 @@ export function createGenerationClient(address: string, options: GenerationClien
       } catch (error) {
         if (signal?.aborted) return;
         const failure = GenerationServiceError.from(error);
-        if (watchOptions.resume === false || failure.code !== Code.UNAVAILABLE) throw failure;
+        if (watchOptions.resume === false || !isRetryable(failure)) throw failure;
         const retryInMs = backoff.next();
         yield { type: "down", error: failure, retryInMs };
         await pause(retryInMs, signal);

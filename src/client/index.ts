@@ -22,3 +22,4 @@ export {
   type SynchronizerOptions,
 } from "./generation-synchronizer.js";
 export type { SyncLogger } from "./rate-limited-log.js";
+export { isRetryable } from "./retryable.js";
