@@ -56,7 +56,7 @@ export interface ServerConfig {
   maxWatchStreamsPerConnection: number;
   /** Most concurrent calls on one HTTP/2 connection (`grpc.max_concurrent_streams`). */
   maxConcurrentStreams: number;
-  /** Largest request, in bytes; 0 sizes it for the largest Watch the key limits allow. */
+  /** Largest Watch request, in bytes, and the cap of every other; 0 sizes it for the largest Watch the key limits allow. */
   maxMessageBytes: number;
   /** How often the server pings an idle connection to find dead clients, in milliseconds. */
   keepaliveMs: number;
@@ -376,7 +376,8 @@ export const SETTINGS = [
     key: "maxMessageBytes",
     flag: "max-message-bytes",
     env: "SYNCGEN_MAX_MESSAGE_BYTES",
-    description: "largest request, in bytes; 0 fits the largest Watch that --max-watch-keys and --max-key-bytes allow",
+    description:
+      "largest Watch request, in bytes, and the cap of every other (which have smaller limits of their own); 0 fits the largest Watch that --max-watch-keys and --max-key-bytes allow",
     default: 0,
     parse: integer(0, 2 ** 31 - 1),
   }),
