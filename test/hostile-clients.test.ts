@@ -4,7 +4,12 @@
  * to nothing of the attack once the attacker is gone (its memory after a full GC stays near
  * where it started).
  */
-import { connect as connectHttp2, constants as httpConstants } from "node:http2";
+import {
+  type ClientHttp2Session,
+  type ClientHttp2Stream,
+  connect as connectHttp2,
+  constants as httpConstants,
+} from "node:http2";
 import { connect } from "node:net";
 import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import * as grpc from "@grpc/grpc-js";
@@ -46,6 +51,11 @@ function rawStream(cleanups: Cleanups, address: string, path: string, request: U
   const ended = new Promise<grpc.ServiceError>((resolve) => call.on("error", resolve));
   const firstResponse = new Promise<Buffer>((resolve) => call.once("data", resolve));
   return { call, ended, firstResponse };
+}
+
+/** A gRPC call's HTTP/2 stream, opened by hand: what it sends is up to the test. */
+function grpcStream(session: ClientHttp2Session, path: string): ClientHttp2Stream {
+  return session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
 }
 
 /** A WatchRequest for `keys` whose known map names `knownKeys`, written without building the message. */
@@ -120,12 +130,7 @@ describe("request sizes", () => {
     const server = await started();
     const session = connectHttp2(`http://${server.address}`);
     cleanups.push(() => session.destroy());
-    const stream = session.request({
-      ":method": "POST",
-      ":path": "/grpc.health.v1.Health/Check",
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
+    const stream = grpcStream(session, "/grpc.health.v1.Health/Check");
     stream.resume();
     // The status comes in trailers, or in the headers of a trailers-only answer.
     const trailers = new Promise<Record<string, unknown>>((resolve) => {
@@ -244,12 +249,7 @@ describe("reflection", () => {
     framed.writeUInt32BE(request.length, 1);
     const session = connectHttp2(`http://${server.address}`);
     cleanups.push(() => session.destroy());
-    const stream = session.request({
-      ":method": "POST",
-      ":path": "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
-      "content-type": "application/grpc",
-      te: "trailers",
-    });
+    const stream = grpcStream(session, "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo");
     // Never read: flow control stops the server's answers once the client's window is full.
     stream.pause();
     let sent = 0;
@@ -287,12 +287,7 @@ describe("stream resets", () => {
     });
     await new Promise<void>((resolve) => session.once("connect", () => resolve()));
     for (let i = 0; i < count && !session.closed && !session.destroyed; i++) {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": "/generation.v1.GenerationService/Get",
-        "content-type": "application/grpc",
-        te: "trailers",
-      });
+      const stream = grpcStream(session, "/generation.v1.GenerationService/Get");
       stream.on("error", () => {});
       stream.close(httpConstants.NGHTTP2_CANCEL);
     }
