@@ -3,10 +3,12 @@
  * shutdown, and the `syncgen serve` process itself.
  */
 import { type AddressInfo, createConnection, createServer } from "node:net";
+import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { describe, expect, test } from "vitest";
 import { Code } from "../src/client/index.js";
 import type { HealthCheckResponse } from "../src/gen/grpc/health/v1/health_pb.js";
+import { ServerReflectionRequestSchema } from "../src/gen/grpc/reflection/v1/reflection_pb.js";
 import { ConfigError, defaultServerConfig } from "../src/server/config.js";
 import { silentLogger } from "../src/server/logger.js";
 import { startServer } from "../src/server/server.js";
@@ -93,6 +95,48 @@ describe("server reflection", () => {
     expect(Buffer.concat(descriptor.fileDescriptorProto).toString("latin1")).toContain(
       "generation/v1/generation.proto",
     );
+  });
+});
+
+describe("server reflection streams", () => {
+  /** The status a reflection stream ends with, after `send` wrote to it and half-closed it. */
+  function statusOf<I, O>(call: grpc.ClientDuplexStream<I, O>, send: () => void): Promise<grpc.StatusObject> {
+    call.on("data", () => {});
+    call.on("error", () => {});
+    const status = new Promise<grpc.StatusObject>((resolve) => call.once("status", resolve));
+    send();
+    call.end();
+    return withDeadline(status, 10_000, "the reflection stream's status");
+  }
+
+  test("answer every request, then end with OK when the client half-closes (as grpcurl waits for)", async () => {
+    const ts = await started(startTestServer());
+    const reflection = reflectionClient(ts.address);
+    cleanups.push(() => reflection.close());
+    const call = reflection.open();
+    const answers: unknown[] = [];
+    call.on("data", (answer) => answers.push(answer));
+    const status = await statusOf(call, () => {
+      for (let i = 0; i < 3; i++) {
+        call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
+      }
+    });
+    expect(status.code).toBe(Code.OK);
+    expect(answers).toHaveLength(3);
+  });
+
+  test("end with INVALID_ARGUMENT at a request that does not decode", async () => {
+    const ts = await started(startTestServer());
+    const raw = rawClient(ts.address);
+    const call = raw.makeBidiStreamRequest(
+      "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+    );
+    // Field 4 (file_containing_symbol) with a length past the end.
+    const status = await statusOf(call, () => call.write(Buffer.from([0x22, 0x7f, 0x61])));
+    expect(status.code).toBe(Code.INVALID_ARGUMENT);
+    expect(status.details).toMatch(/^the request is not a valid grpc\.reflection\.v1\.ServerReflectionRequest/);
   });
 });
 

@@ -216,8 +216,9 @@ function serveStream(
 
 /** The requests of a bidi call as the handler iterates them; a refused one ends the iteration with its error. */
 async function* readRequests(call: ServerDuplexStream<unknown, unknown>): AsyncGenerator<unknown> {
-  // grpc-js streams are async-iterable; their items are what the deserializer returned.
-  for await (const request of call as AsyncIterable<unknown>) {
+  // Its items are what the deserializer returned. Not destroyed when the reading ends: the
+  // response side is still open, and must still end with a status.
+  for await (const request of call.iterator({ destroyOnReturn: false }) as AsyncIterable<unknown>) {
     if (request instanceof RefusedRequest) throw request.error;
     yield request;
   }
