@@ -260,7 +260,11 @@ export class WatchHub {
   #load(entries: KeyEntry[]): Promise<void> {
     const loaded = (async () => {
       for (let start = 0; start < entries.length; start += STORE_BATCH) {
-        const batch = entries.slice(start, start + STORE_BATCH);
+        // Keys whose last watcher left meanwhile were released (and unsubscribed): skip them.
+        const batch = entries
+          .slice(start, start + STORE_BATCH)
+          .filter((entry) => this.#entries.get(entry.key) === entry);
+        if (batch.length === 0) continue;
         const keys = batch.map((entry) => entry.key);
         await this.#store.subscribe(keys);
         const states = await this.#store.read(keys);

@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, test } from "vitest";
 import type { WatchResponse } from "../../src/gen/generation/v1/generation_pb.js";
 import type { GenerationServiceError } from "../../src/server/errors.js";
+import type { KeyState } from "../../src/server/store/generation-store.js";
 import { MemoryStore } from "../../src/server/store/memory-store.js";
 import { WatchHub, type WatchSink } from "../../src/server/watch-hub.js";
 import { withDeadline } from "../helpers/deadline.js";
@@ -115,6 +116,51 @@ describe("WatchHub", () => {
     const [[, generation] = ["", 0n]] = await sink.response(0);
     expect(generation).toBeGreaterThan(before);
     expect(generation).toBe((await store.read(["k"]))[0]?.generation);
+    hub.shutdown();
+  });
+
+  test("a stream released while its keys load in batches leaves no key subscribed", async () => {
+    // A store that counts subscriptions, holds the first subscribe until told, and says when
+    // it is first read.
+    class CountingStore extends MemoryStore {
+      readonly subscribed = new Set<string>();
+      release: (() => void) | undefined;
+      readonly firstSubscribe = new Promise<void>((resolve) => {
+        this.release = resolve;
+      });
+      markRead: (() => void) | undefined;
+      readonly firstRead = new Promise<void>((resolve) => {
+        this.markRead = resolve;
+      });
+      override async subscribe(keys: readonly string[]): Promise<void> {
+        const first = this.subscribed.size === 0;
+        for (const key of keys) this.subscribed.add(key);
+        if (first) await this.firstSubscribe;
+        await super.subscribe(keys);
+      }
+      override async unsubscribe(keys: readonly string[]): Promise<void> {
+        for (const key of keys) this.subscribed.delete(key);
+        await super.unsubscribe(keys);
+      }
+      override async read(keys: readonly string[]): Promise<KeyState[]> {
+        const states = await super.read(keys);
+        this.markRead?.();
+        return states;
+      }
+    }
+    const store = new CountingStore();
+    stores.push(store);
+    await store.connect();
+    const hub = new WatchHub(store, { heartbeatMs: 60_000 });
+    // 2,500 keys: three batches of subscribe-then-read; the stream goes during the first.
+    const keys = Array.from({ length: 2500 }, (_, i) => `k${i}`);
+    const stream = hub.open(new RecordingSink(), keys, new Map());
+    stream.close();
+    store.release?.();
+    await withDeadline(store.firstRead, 2000, "the first batch's read");
+    await fanOutRuns();
+    expect(store.subscribed.size).toBe(0);
+    expect(hub.keyCount).toBe(0);
     hub.shutdown();
   });
 
