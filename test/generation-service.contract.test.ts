@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Code, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
+import { withDeadline } from "./helpers/deadline.js";
 import { pausedWatch } from "./helpers/paused-watch.js";
 import { STORE_KINDS } from "./helpers/store-kinds.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -281,6 +282,30 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
       paused.resume();
       await paused.sees(k, last);
       await paused.close();
+    });
+
+    test("a Watch of 2,500 keys closed, and its last key watched again at once, hears that key's changes", async () => {
+      const keys = Array.from({ length: 2500 }, (_, i) => key(`w-rewatch-${i}`));
+      const last = keys.at(-1) as string;
+      const first = watch(keys);
+      await first.live(30_000);
+      // Releasing the first stream unsubscribes 2,500 keys (in paced batches on a Cluster); the
+      // second's subscribe of the key they share must come out after that key's unsubscribe.
+      await first.close();
+      // Watch the last key again the moment the hub has released the first stream, while its
+      // unsubscribes are still on their way.
+      await withDeadline(
+        (async () => {
+          while (ts.server.hub.isWatched(keys[0] as string)) await new Promise((resolve) => setImmediate(resolve));
+        })(),
+        10_000,
+        "the first stream's release",
+      );
+      const again = watch([last]);
+      await again.live();
+      const generation = await client.bump(last);
+      await again.sees(last, generation);
+      await again.close();
     });
 
     test("ends streams cancelled by the client and releases their keys", async () => {

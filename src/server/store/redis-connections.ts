@@ -209,6 +209,8 @@ class ClusterConnections implements RedisConnections {
     return this.commands;
   }
   readonly #unsubscribeLater = new Set<string>();
+  /** Every per-slot command, sent in the order asked for, a bounded number at a time. */
+  readonly #pacer = new CommandPacer();
   readonly connections: readonly (readonly [string, Connection])[];
   readonly publish = "SPUBLISH";
 
@@ -231,7 +233,7 @@ class ClusterConnections implements RedisConnections {
 
   async subscribe(channels: readonly string[]): Promise<void> {
     // One SSUBSCRIBE per slot: a command may only name channels of one slot.
-    await withinFlightLimit([...bySlot(channels).values()], (group) => this.commands.ssubscribe(...group));
+    await this.#pacer.each([...bySlot(channels).values()], (group) => this.commands.ssubscribe(...group));
   }
 
   async renew(channels: readonly string[]): Promise<void> {
@@ -240,7 +242,7 @@ class ClusterConnections implements RedisConnections {
     // while disconnected), then subscribe each channel once.
     const stale = new Set([...this.#unsubscribeLater, ...channels]);
     this.#unsubscribeLater.clear();
-    await withinFlightLimit([...bySlot([...stale]).values()], (group) =>
+    await this.#pacer.each([...bySlot([...stale]).values()], (group) =>
       this.commands.sunsubscribe(...group).catch(() => {}),
     );
     await this.subscribe(channels);
@@ -252,14 +254,14 @@ class ClusterConnections implements RedisConnections {
       for (const channel of channels) this.#unsubscribeLater.add(channel);
       return;
     }
-    await withinFlightLimit([...bySlot(channels).values()], (group) => this.commands.sunsubscribe(...group));
+    await this.#pacer.each([...bySlot(channels).values()], (group) => this.commands.sunsubscribe(...group));
   }
 
   async mget(keys: readonly string[]): Promise<(string | null)[]> {
     // Keys of one slot share an MGET (a command may only name keys of one slot).
     const groups = bySlot(keys);
     const values = new Map<string, string | null>();
-    await withinFlightLimit([...groups.values()], async (group) => {
+    await this.#pacer.each([...groups.values()], async (group) => {
       const replies = await this.commands.mget(...group);
       for (const [index, key] of group.entries()) values.set(key, replies[index] ?? null);
     });
@@ -291,19 +293,42 @@ class ClusterConnections implements RedisConnections {
 }
 
 /**
- * Most commands of one batch in flight at once (a Watch of 10,000 keys spans 10,000 slots, so
+ * Most per-slot commands in flight at once (a Watch of 10,000 keys spans 10,000 slots, so
  * 10,000 commands): sent all at once, the last would wait behind the others long enough to
  * time out on a busy host.
  */
 const MAX_IN_FLIGHT = 64;
 
-/** Runs `command` for every group, at most MAX_IN_FLIGHT at a time; rejects with the first failure. */
-async function withinFlightLimit<T>(groups: readonly T[], command: (group: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < groups.length) await command(groups[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(MAX_IN_FLIGHT, groups.length) }, worker));
+/**
+ * Sends commands at most MAX_IN_FLIGHT at a time, each started in the order it was asked for,
+ * across calls: an unsubscribe asked for before a subscribe of the same channel is sent first,
+ * so it cannot undo it.
+ */
+class CommandPacer {
+  #inFlight = 0;
+  /** Commands waiting for a slot, each started (sent) synchronously when it gets one. */
+  readonly #waiting: (() => void)[] = [];
+
+  /** Runs `command` for every group; rejects with the first failure (the rest still run). */
+  each<T>(groups: readonly T[], command: (group: T) => Promise<unknown>): Promise<unknown[]> {
+    return Promise.all(groups.map((group) => this.#run(() => command(group))));
+  }
+
+  #run<R>(command: () => Promise<R>): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      const start = (): void => {
+        this.#inFlight++;
+        command()
+          .then(resolve, reject)
+          .finally(() => {
+            this.#inFlight--;
+            this.#waiting.shift()?.();
+          });
+      };
+      if (this.#inFlight < MAX_IN_FLIGHT && this.#waiting.length === 0) start();
+      else this.#waiting.push(start);
+    });
+  }
 }
 
 /** Groups keys or channels by Cluster slot. */
