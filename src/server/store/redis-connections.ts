@@ -70,8 +70,8 @@ export interface RedisConnections {
    */
   recoverFeed(): "reconnect" | "retry";
   /**
-   * A command timed out: drop each connection that has sent nothing for `silentMs` (a hung
-   * server) at once, failing the commands already written to it. True when one was dropped
+   * A command timed out: drop each connection that has commands waiting and has sent nothing
+   * for `silentMs` (a hung server) at once, failing the commands already written to it. True when one was dropped
    * and the store has no working connection until it reconnects (one server, Sentinel);
    * false when nothing was silent that long, or the topology serves on (Cluster).
    */
@@ -182,7 +182,9 @@ class ServerConnections implements RedisConnections {
   dropHung(silentMs: number): boolean {
     let dropped = false;
     for (const connection of new Set([this.commands, this.writes])) {
-      const silent = performance.now() - (this.#heardAt.get(connection) ?? 0) >= silentMs;
+      // Only a connection with commands waiting for replies can be hung (an idle writer is silent too).
+      const silent =
+        connection.commandQueue.length > 0 && performance.now() - (this.#heardAt.get(connection) ?? 0) >= silentMs;
       // Not disconnect(true): that half-closes the socket and waits for the peer, which a hung
       // Redis never answers, so ioredis destroys it (and emits close) only disconnectTimeout
       // (2 s) later; meanwhile the status stays "ready", and the commands auto-pipelining wrote
