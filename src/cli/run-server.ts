@@ -27,8 +27,7 @@ export async function runServer(flags: Record<string, string>): Promise<void> {
   const onSignal = (signal: NodeJS.Signals): void => {
     if (signalled) {
       logger.warn({ event: "forced_exit", signal }, `${signal} again: exiting at once`);
-      void logOutput.flush().then(() => process.exit(1));
-      return;
+      process.exit(1);
     }
     signalled = true;
     // The log's last lines are written before exit (unless its reader is stalled).

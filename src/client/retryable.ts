@@ -8,8 +8,12 @@
  */
 import { Code, GenerationServiceError } from "../rpc/generation-service-error.js";
 
-/** How grpc-js words a call ended by a stream reset rather than by the server's status. */
-const STREAM_RESET = /^Received RST_STREAM with code \d+/;
+/**
+ * How grpc-js words a call ended by a stream reset rather than by the server's status, for
+ * the codes a torn-down connection gives: NO_ERROR (0) and INTERNAL_ERROR (2). Others (a
+ * protocol error, say) would fail the same way again.
+ */
+const STREAM_RESET = /^Received RST_STREAM with code [02]\b/;
 
 /**
  * Whether a failed call may be tried again (Get, Clear, a Watch's resume). A Bump may too,

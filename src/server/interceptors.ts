@@ -73,7 +73,7 @@ export function accessInterceptor<T extends GenServiceMethods>(
         }
         next(metadata);
       })
-      // Typed `any` by grpc-js: our deserializer yields a message or a MalformedRequest.
+      // Typed `any` by grpc-js: our deserializer yields a message or a RefusedRequest.
       .withOnReceiveMessage((message: unknown, next) => {
         if (principal && !(message instanceof RefusedRequest)) {
           try {
@@ -132,12 +132,12 @@ const GO_CODE_NAMES: Record<number, string> = {
  * Whether a call cancelled now was ended by its deadline. The server's deadline counts from
  * when the request arrived, so the client's passes first (by the request's trip, longer on a
  * busy host) and its cancel can arrive just before the server's: a cancel in the last tenth of
- * the call's time (at least 50 ms) counts as the deadline.
+ * the call's time (50 ms to 1 s) counts as the deadline.
  */
 function deadlinePassed(deadline: Date | number, startedAtMs: number): boolean {
   const at = deadline instanceof Date ? deadline.getTime() : deadline;
   if (!Number.isFinite(at)) return false;
-  const tolerance = Math.max(50, (at - startedAtMs) / 10);
+  const tolerance = Math.min(1000, Math.max(50, (at - startedAtMs) / 10));
   return Date.now() >= at - tolerance;
 }
 
