@@ -12,8 +12,7 @@ import {
 } from "../gen/generation/v1/generation_pb.js";
 import type { ServerConfig } from "./config.js";
 import { Code, GenerationServiceError } from "./errors.js";
-import type { ReadingsOf } from "./grpc-service.js";
-import { aborted, type HandlersOf } from "./handler.js";
+import { type HandlersOf, type ReadingsOf, untilCancelled } from "./handler.js";
 import type { AccessRules } from "./interceptors.js";
 import type { GenerationStore } from "./store/generation-store.js";
 import { checkWatchKeys, keyProblem, type RequestLimits } from "./validation.js";
@@ -116,17 +115,13 @@ export function generationServiceHandlers({
       if ("problem" in checked) throw new GenerationServiceError(checked.problem, Code.INVALID_ARGUMENT);
       const releaseSlot = watchQuota.acquire(context.peer);
       try {
-        // The stream lives until the client goes (resolve) or the hub ends it (reject).
-        await new Promise<void>((resolve, reject) => {
+        await untilCancelled(context.signal, (end) => {
           const stream = hub.open(
-            { send: (response) => sink.send(response), onDrain: (listener) => sink.onDrain(listener), end: reject },
+            { send: (response) => sink.send(response), onDrain: (listener) => sink.onDrain(listener), end },
             checked.keys,
             new Map(Object.entries(request.known)),
           );
-          void aborted(context.signal).then(() => {
-            stream.close();
-            resolve();
-          });
+          return () => stream.close();
         });
       } finally {
         releaseSlot();

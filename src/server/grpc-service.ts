@@ -17,23 +17,10 @@ import type {
   sendUnaryData,
   UntypedHandleCall,
 } from "@grpc/grpc-js";
-import type { RequestOf } from "../rpc/service-definition.js";
 import { grpcServiceDefinition } from "../rpc/service-definition.js";
-import { Code, GenerationServiceError, toServiceError } from "./errors.js";
-import type { CallContext, ResponseSink, ServiceHandlers } from "./handler.js";
-import type { RequestSizeLimits, SizeLimit } from "./request-limits.js";
-
-/** How one method's requests are read. */
-export interface RequestReading<I> extends SizeLimit {
-  /** Decodes a request of at most `bytes` bytes; throws GenerationServiceError to refuse it. Default: protobuf-es. */
-  readonly decode?: (bytes: Uint8Array) => I;
-}
-
-/** How the requests of every method of a service are read. */
-export type ServiceReadings<T extends GenServiceMethods> = { [K in keyof T]: RequestReading<RequestOf<T[K]>> };
-
-/** How the requests of a generated service object are read, e.g. `ReadingsOf<typeof Health>`. */
-export type ReadingsOf<S> = S extends GenService<infer T> ? ServiceReadings<T> : never;
+import { Code, GenerationServiceError, toServiceError, undecodable } from "./errors.js";
+import type { CallContext, RequestReading, ResponseSink, ServiceHandlers, ServiceReadings } from "./handler.js";
+import type { RequestSizeLimits } from "./request-limits.js";
 
 /** Called with every error a handler ends a call with, for logging. */
 export type ErrorObserver = (method: string, error: GenerationServiceError) => void;
@@ -91,12 +78,7 @@ export function addService<T extends GenServiceMethods>(
           return decode(bytes);
         } catch (error) {
           return new RefusedRequest(
-            error instanceof GenerationServiceError
-              ? error
-              : new GenerationServiceError(
-                  `the request is not a valid ${method.input.typeName}: ${error instanceof Error ? error.message : String(error)}`,
-                  Code.INVALID_ARGUMENT,
-                ),
+            error instanceof GenerationServiceError ? error : undecodable(method.input.typeName, error),
           );
         }
       },

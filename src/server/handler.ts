@@ -5,6 +5,7 @@
  * handler throws into a status.
  */
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import type { GenerationServiceError } from "../rpc/generation-service-error.js";
 import type { RequestOf, ResponseOf } from "../rpc/service-definition.js";
 
 /** What a handler knows of its call. */
@@ -63,6 +64,22 @@ export type ServiceHandlers<T extends GenServiceMethods> = {
 /** The handlers of a generated service object, e.g. `HandlersOf<typeof GenerationService>`. */
 export type HandlersOf<S> = S extends GenService<infer T> ? ServiceHandlers<T> : never;
 
+/** How one method's requests are read: how large one may be, and how it is decoded. */
+export interface RequestReading<I> {
+  /** Largest request, in bytes. */
+  readonly bytes: number;
+  /** What raises the limit, for the message a refused client gets (e.g. "server setting --max-key-bytes"). */
+  readonly setting: string;
+  /** Decodes a request of at most `bytes` bytes; throws GenerationServiceError to refuse it. Default: protobuf-es. */
+  readonly decode?: (bytes: Uint8Array) => I;
+}
+
+/** How the requests of every method of a service are read. */
+export type ServiceReadings<T extends GenServiceMethods> = { [K in keyof T]: RequestReading<RequestOf<T[K]>> };
+
+/** How the requests of a generated service object are read, e.g. `ReadingsOf<typeof Health>`. */
+export type ReadingsOf<S> = S extends GenService<infer T> ? ServiceReadings<T> : never;
+
 /**
  * Resolves once `sink` can take more, or once `signal` aborts (the caller then stops: nothing
  * more will be read).
@@ -79,8 +96,22 @@ export function drained(sink: ResponseSink<unknown>, signal: AbortSignal): Promi
   });
 }
 
-/** Resolves when `signal` aborts: a stream that has nothing more to say waits for its end. */
-export function aborted(signal: AbortSignal): Promise<void> {
-  if (signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => signal.addEventListener("abort", () => resolve(), { once: true }));
+/**
+ * Serves a stream that lives until the client goes: `open` starts it, and returns what stops
+ * it then; its `end` ends the stream early with an error status. Resolves when the client has
+ * gone, rejects with what `end` was given.
+ */
+export function untilCancelled(
+  signal: AbortSignal,
+  open: (end: (error: GenerationServiceError) => void) => () => void,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const stop = open(reject);
+    const done = (): void => {
+      stop();
+      resolve();
+    };
+    if (signal.aborted) done();
+    else signal.addEventListener("abort", done, { once: true });
+  });
 }

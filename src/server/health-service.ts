@@ -21,23 +21,21 @@ import {
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from "../gen/grpc/health/v1/health_pb.js";
 import { Code, GenerationServiceError } from "./errors.js";
-import type { ReadingsOf } from "./grpc-service.js";
-import { aborted, type HandlersOf, type ResponseSink } from "./handler.js";
+import { type HandlersOf, type ReadingsOf, type ResponseSink, untilCancelled } from "./handler.js";
 
 /** A health request names a service; anything beyond this is not a health check. */
 const MAX_REQUEST_BYTES = 1024;
 
-/** One response object per status, so each is encoded once for every stream. */
-const RESPONSES = new Map<ServingStatus, HealthCheckResponse>(
-  [ServingStatus.SERVING, ServingStatus.NOT_SERVING, ServingStatus.SERVICE_UNKNOWN].map((status) => [
-    status,
-    create(HealthCheckResponseSchema, { status }),
-  ]),
-);
+/** The statuses this server reports: a service's own, and what a Watch of an unknown one gets. */
+type ServiceStatus = ServingStatus.SERVING | ServingStatus.NOT_SERVING;
+type ReportedStatus = ServiceStatus | ServingStatus.SERVICE_UNKNOWN;
 
-function responseFor(status: ServingStatus): HealthCheckResponse {
-  return RESPONSES.get(status) ?? create(HealthCheckResponseSchema, { status });
-}
+/** One response object per status, so each is encoded once for every stream. */
+const RESPONSES: Record<ReportedStatus, HealthCheckResponse> = {
+  [ServingStatus.SERVING]: create(HealthCheckResponseSchema, { status: ServingStatus.SERVING }),
+  [ServingStatus.NOT_SERVING]: create(HealthCheckResponseSchema, { status: ServingStatus.NOT_SERVING }),
+  [ServingStatus.SERVICE_UNKNOWN]: create(HealthCheckResponseSchema, { status: ServingStatus.SERVICE_UNKNOWN }),
+};
 
 /** An open Watch stream. */
 interface HealthWatch {
@@ -54,14 +52,16 @@ interface HealthWatch {
 
 /** The health of the server and its services. */
 export class HealthService {
-  readonly #statuses: Map<string, ServingStatus>;
+  readonly #statuses: Map<string, ServiceStatus>;
   readonly #watches = new Set<HealthWatch>();
   /** Set by endWatches: new Watch streams are refused with it. */
   #endedWith: GenerationServiceError | undefined;
 
   /** Starts NOT_SERVING for "" and each of `services`. */
   constructor(services: readonly string[]) {
-    this.#statuses = new Map(["", ...services].map((name) => [name, ServingStatus.NOT_SERVING]));
+    this.#statuses = new Map(
+      ["", ...services].map((name): [string, ServiceStatus] => [name, ServingStatus.NOT_SERVING]),
+    );
   }
 
   /** Sets every service SERVING or NOT_SERVING and tells their watchers. */
@@ -92,37 +92,32 @@ export class HealthService {
         if (status === undefined) {
           throw new GenerationServiceError(`no health status for service "${request.service}"`, Code.NOT_FOUND);
         }
-        return responseFor(status);
+        return RESPONSES[status];
       },
       watch: async (request, context, sink) => {
         if (this.#endedWith) throw this.#endedWith;
         const service = this.#statuses.has(request.service) ? request.service : undefined;
-        await new Promise<void>((resolve, reject) => {
-          const watch: HealthWatch = { service, sink, end: reject, sent: ServingStatus.UNKNOWN, blocked: false };
+        await untilCancelled(context.signal, (end) => {
+          const watch: HealthWatch = { service, sink, end, sent: ServingStatus.UNKNOWN, blocked: false };
           this.#watches.add(watch);
           this.#update(watch);
-          void aborted(context.signal).then(() => {
-            this.#watches.delete(watch);
-            resolve();
-          });
+          return () => this.#watches.delete(watch);
         });
       },
       list: async () =>
         create(HealthListResponseSchema, {
-          statuses: Object.fromEntries([...this.#statuses].map(([name, status]) => [name, responseFor(status)])),
+          statuses: Object.fromEntries([...this.#statuses].map(([name, status]) => [name, RESPONSES[status]])),
         }),
     };
   }
 
   /** Sends the watched service's status if the stream lacks it and can take it. */
   #update(watch: HealthWatch): void {
-    const status =
-      watch.service === undefined
-        ? ServingStatus.SERVICE_UNKNOWN
-        : (this.#statuses.get(watch.service) ?? ServingStatus.SERVICE_UNKNOWN);
+    const status: ReportedStatus =
+      (watch.service === undefined ? undefined : this.#statuses.get(watch.service)) ?? ServingStatus.SERVICE_UNKNOWN;
     if (watch.blocked || status === watch.sent) return;
     watch.sent = status;
-    if (watch.sink.send(responseFor(status))) return;
+    if (watch.sink.send(RESPONSES[status])) return;
     watch.blocked = true;
     watch.sink.onDrain(() => {
       watch.blocked = false;

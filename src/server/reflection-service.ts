@@ -28,8 +28,7 @@ import {
   ServerReflectionResponseSchema as ResponseSchemaV1alpha,
 } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { Code } from "./errors.js";
-import type { ReadingsOf } from "./grpc-service.js";
-import { type CallContext, drained, type HandlersOf, type ResponseSink } from "./handler.js";
+import { type CallContext, drained, type HandlersOf, type ReadingsOf, type ResponseSink } from "./handler.js";
 
 /** A reflection request names one file or symbol; anything beyond this is not a lookup. */
 const MAX_REQUEST_BYTES = 8 << 10;

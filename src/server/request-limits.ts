@@ -15,14 +15,10 @@
  */
 import { ServerInterceptingCall, type ServerInterceptor } from "@grpc/grpc-js";
 import { Code, GenerationServiceError } from "./errors.js";
+import type { RequestReading } from "./handler.js";
 
 /** One method's limit. */
-export interface SizeLimit {
-  /** Largest request, in bytes. */
-  readonly bytes: number;
-  /** What raises it, for the message a refused client gets (e.g. "server setting --max-key-bytes"). */
-  readonly setting: string;
-}
+export type SizeLimit = Pick<RequestReading<unknown>, "bytes" | "setting">;
 
 /** The part of grpc-js's per-call message reader (StreamDecoder) this module adjusts. */
 interface CallDecoder {
@@ -70,11 +66,6 @@ export class RequestSizeLimits {
   /** Sets the limit of the method at `path`. */
   set(path: string, limit: SizeLimit): void {
     this.#byPath.set(path, { ...limit, method: path.slice(1).replace("/", ".") });
-  }
-
-  /** The largest limit of any method: what grpc-js's server-wide limit must allow. */
-  get largest(): number {
-    return Math.max(0, ...[...this.#byPath.values()].map((limit) => limit.bytes));
   }
 
   /** The request is acceptable; or the RESOURCE_EXHAUSTED error that refuses it. */

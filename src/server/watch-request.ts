@@ -3,10 +3,11 @@
  * first. A Watch request may legitimately be ~21 MB (10,000 keys of 1 KiB, each with its known
  * generation); decoding that much of something else — millions of tiny `known` entries or
  * duplicate keys — would take seconds of the event loop and keep tens of megabytes alive with
- * the stream. So entries are counted as they are read and reading stops at the first one
- * past a limit (`keys`, `known` and unknown fields may each have --max-watch-keys entries); a key is size-checked before it is decoded; duplicate keys collapse as they
- * come; and of `known`, only entries of watched keys are kept. What the stream then holds is
- * bounded by its distinct keys, never by what the request weighed.
+ * the stream. So entries are counted as they are read, and reading stops at the first one
+ * past a limit (`keys`, `known` and unknown fields may each have --max-watch-keys entries);
+ * a key is size-checked before it is decoded; duplicate keys collapse as they come; and of
+ * `known`, only entries of watched keys are kept. What the stream then holds is bounded by
+ * its distinct keys, never by what the request weighed.
  *
  * `known` comes back as an object without a prototype, so every key, "__proto__" included,
  * is an own property (protobuf-es's decoder assigns map entries through Object.prototype).
@@ -14,7 +15,7 @@
 import { create } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
 import { type WatchRequest, WatchRequestSchema } from "../gen/generation/v1/generation_pb.js";
-import { Code, GenerationServiceError } from "./errors.js";
+import { Code, GenerationServiceError, undecodable } from "./errors.js";
 import { keySizeProblem, type RequestLimits } from "./validation.js";
 
 const KEYS_FIELD = 1;
@@ -68,10 +69,7 @@ export function readWatchRequest(bytes: Uint8Array, limits: RequestLimits): Watc
       }
     }
   } catch (error) {
-    if (error instanceof GenerationServiceError) throw error;
-    refuse(
-      `the request is not a valid ${WatchRequestSchema.typeName}: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    throw error instanceof GenerationServiceError ? error : undecodable(WatchRequestSchema.typeName, error);
   }
   const request = create(WatchRequestSchema, { keys: [...keys] });
   const watchedKnown: Record<string, bigint> = Object.create(null);
