@@ -14,8 +14,11 @@
  *   can lag nghttp2's (it sees frames before JavaScript sees the streams close), so a session
  *   close to the end of its budget is asked to answer a PING at once, within 2 s;
  * - a session that has received anything since its last answered PING is pinged every 5 s,
- *   and one that does not answer within 10 s is not being read: it is destroyed too. This
- *   catches what the budget cannot see (resets of streams already closed).
+ *   and one that does not answer within the keepalive timeout is not being read: it is
+ *   destroyed too. This catches what the budget cannot see (resets of streams already closed).
+ *
+ * A PING's timer may fire late when this process was busy; answers already received are read
+ * (one turn of the event loop) before a session is judged.
  */
 import { constants, type Http2Server, type Http2Session } from "node:http2";
 
@@ -26,8 +29,8 @@ const RESETS_PER_SECOND = 33;
 const RESETS_LEFT_TO_PROBE = RESET_BURST / 10;
 /** How often a session that received anything is asked to answer a PING. */
 const PROBE_INTERVAL_MS = 5000;
-/** How long a PING may go unanswered before the session counts as abandoned: routinely, and near the reset budget's end. */
-const PROBE_TIMEOUT_MS = { routine: 10_000, suspect: 2000 };
+/** How long a PING may go unanswered near the end of the reset budget (routinely: the keepalive timeout). */
+const SUSPECT_PROBE_TIMEOUT_MS = 2000;
 /** A PING's answer as read off the socket: frame header and 8 bytes of data. */
 const PING_ACK_BYTES = 9 + 8;
 
@@ -46,12 +49,19 @@ export function injectorHttp2Server(grpcServer: object): Http2Server | undefined
   return typeof last?.on === "function" ? (last as Http2Server) : undefined;
 }
 
-/** Watches every session of `http2Server` and destroys those Node has stopped reading. */
-export function closeAbandonedSessions(http2Server: Http2Server, onClosed: AbandonedObserver): void {
-  http2Server.on("session", (session) => watchSession(session, onClosed));
+/**
+ * Watches every session of `http2Server` and destroys those Node has stopped reading;
+ * `probeTimeoutMs` is how long a routine PING may go unanswered (the keepalive timeout).
+ */
+export function closeAbandonedSessions(
+  http2Server: Http2Server,
+  probeTimeoutMs: number,
+  onClosed: AbandonedObserver,
+): void {
+  http2Server.on("session", (session) => watchSession(session, probeTimeoutMs, onClosed));
 }
 
-function watchSession(session: Http2Session, onClosed: AbandonedObserver): void {
+function watchSession(session: Http2Session, probeTimeoutMs: number, onClosed: AbandonedObserver): void {
   let tokens = RESET_BURST;
   /** nghttp2 refills in whole seconds of the wall clock. */
   let refilledAtSecond = Math.floor(Date.now() / 1000);
@@ -73,7 +83,11 @@ function watchSession(session: Http2Session, onClosed: AbandonedObserver): void 
     if (bytesRead() === readWhenAnswered) return;
     // The answer proves Node read everything that came before the PING went out.
     const readWhenSent = bytesRead();
-    pingTimeout = setTimeout(() => destroy(`no answer to a PING within ${timeoutMs} ms`), timeoutMs);
+    const timer = setTimeout(
+      () => setImmediate(() => pingTimeout === timer && destroy(`no answer to a PING within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    pingTimeout = timer;
     try {
       session.ping((error) => {
         clearTimeout(pingTimeout);
@@ -86,7 +100,7 @@ function watchSession(session: Http2Session, onClosed: AbandonedObserver): void 
     }
   };
 
-  const interval = setInterval(() => probe(PROBE_TIMEOUT_MS.routine), PROBE_INTERVAL_MS).unref();
+  const interval = setInterval(() => probe(probeTimeoutMs), PROBE_INTERVAL_MS).unref();
   const stop = (): void => {
     clearInterval(interval);
     clearTimeout(pingTimeout);
@@ -101,7 +115,7 @@ function watchSession(session: Http2Session, onClosed: AbandonedObserver): void 
       refilledAtSecond = second;
       // Past the budget nghttp2 has sent GOAWAY and stopped reading: close now, not at keepalive.
       if (--tokens < 0) setImmediate(() => destroy("the client reset more streams than HTTP/2 allows"));
-      else if (tokens < RESETS_LEFT_TO_PROBE) setImmediate(() => probe(PROBE_TIMEOUT_MS.suspect));
+      else if (tokens < RESETS_LEFT_TO_PROBE) setImmediate(() => probe(SUSPECT_PROBE_TIMEOUT_MS));
     });
   });
 }

@@ -20,18 +20,26 @@ export interface ConnectionObserver {
   connectionAbandoned(): void;
 }
 
+/** Where and how to listen. */
+export interface ListenOptions {
+  /** HOST:PORT. */
+  hostPort: string;
+  /** How long a PING may go unanswered before a connection counts as abandoned. */
+  keepaliveTimeoutMs: number;
+  logger: Logger;
+  observer?: ConnectionObserver | undefined;
+}
+
 /** Listens on HOST:PORT for `server`; resolves once listening. */
 export async function listenForConnections(
   server: Server,
   credentials: ServerCredentials,
-  hostPort: string,
-  logger: Logger,
-  observer?: ConnectionObserver,
+  { hostPort, keepaliveTimeoutMs, logger, observer }: ListenOptions,
 ): Promise<ConnectionListener> {
   const injector = server.createConnectionInjector(credentials);
   const http2Server = injectorHttp2Server(server);
   if (http2Server) {
-    closeAbandonedSessions(http2Server, (reason) => {
+    closeAbandonedSessions(http2Server, keepaliveTimeoutMs, (reason) => {
       observer?.connectionAbandoned();
       logger.debug(
         { event: "connection_abandoned", reason },

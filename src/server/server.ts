@@ -163,12 +163,15 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
           throw new ConfigError(`--metrics-listen ${config.metricsListen}: ${error.message}`);
         })
       : undefined;
-  const listener = await listenForConnections(server, credentials, config.listen, logger, metrics).catch(
-    async (error: Error) => {
-      await metricsEndpoint?.close();
-      throw new ConfigError(`--listen ${config.listen}: ${error.message}`);
-    },
-  );
+  const listener = await listenForConnections(server, credentials, {
+    hostPort: config.listen,
+    keepaliveTimeoutMs: config.keepaliveTimeoutMs,
+    logger,
+    observer: metrics,
+  }).catch(async (error: Error) => {
+    await metricsEndpoint?.close();
+    throw new ConfigError(`--listen ${config.listen}: ${error.message}`);
+  });
   const { port } = listener;
   const address = config.listen.replace(/:\d+$/, `:${port}`);
   const usesRedis = redisTarget(config) !== undefined;
