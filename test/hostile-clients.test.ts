@@ -58,6 +58,42 @@ function grpcStream(session: ClientHttp2Session, path: string): ClientHttp2Strea
   return session.request({ ":method": "POST", ":path": path, "content-type": "application/grpc", te: "trailers" });
 }
 
+/** The 5-byte gRPC message header announcing `bytes`. */
+function messageHeader(bytes: number): Buffer {
+  const header = Buffer.alloc(5);
+  header.writeUInt32BE(bytes, 1);
+  return header;
+}
+
+/** `body` as one gRPC message. */
+function framed(body: Uint8Array): Buffer {
+  return Buffer.concat([messageHeader(body.length), body]);
+}
+
+/**
+ * Writes `sent` on a new stream of `session` (half-closing unless `halfClose` is false), and
+ * resolves with the status: the trailers, or the headers of a trailers-only answer.
+ */
+async function answered(
+  session: ClientHttp2Session,
+  path: string,
+  sent: Uint8Array,
+  halfClose = true,
+): Promise<Record<string, unknown>> {
+  const stream = grpcStream(session, path);
+  stream.on("error", () => {});
+  stream.resume();
+  const status = new Promise<Record<string, unknown>>((resolve) => {
+    stream.once("trailers", resolve);
+    stream.once("response", (headers) => {
+      if ("grpc-status" in headers) resolve(headers);
+    });
+  });
+  stream.write(sent);
+  if (halfClose) stream.end();
+  return withDeadline(status, 20_000, `the status of ${path}`);
+}
+
 /** A WatchRequest for `keys` whose known map names `knownKeys`, written without building the message. */
 function watchRequest(keys: string[], knownKeys: Iterable<string>): Uint8Array {
   const writer = new BinaryWriter();
@@ -130,24 +166,43 @@ describe("request sizes", () => {
     const server = await started();
     const session = connectHttp2(`http://${server.address}`);
     cleanups.push(() => session.destroy());
-    const stream = grpcStream(session, "/grpc.health.v1.Health/Check");
-    stream.resume();
-    // The status comes in trailers, or in the headers of a trailers-only answer.
-    const trailers = new Promise<Record<string, unknown>>((resolve) => {
-      stream.once("trailers", resolve);
-      stream.once("response", (headers) => {
-        if ("grpc-status" in headers) resolve(headers);
-      });
-    });
     // A message header announcing 10 MB, and nothing more: the server must not wait for it.
-    const header = Buffer.from([0, 0, 0, 0, 0]);
-    header.writeUInt32BE(10_000_000, 1);
-    stream.write(header);
-    const status = await withDeadline(trailers, 20_000, "the server's status");
+    const status = await answered(session, "/grpc.health.v1.Health/Check", messageHeader(10_000_000), false);
     expect(status["grpc-status"]).toBe(String(Code.RESOURCE_EXHAUSTED));
     expect(decodeURIComponent(String(status["grpc-message"]))).toBe(
       "the request is 10000000 bytes; a grpc.health.v1.Health.Check request may be at most 1024 bytes (fixed: a service name is short)",
     );
+  });
+  test("large requests read at once draw on one budget: past it RESOURCE_EXHAUSTED, and a call's share comes back when it ends", async () => {
+    const server = await started(["--max-pending-request-bytes", "15000000"]);
+    const session = connectHttp2(`http://${server.address}`);
+    cleanups.push(() => session.destroy());
+    session.on("error", () => {});
+    // A announces a 12 MB Watch request, sends the start of it (within one flow-control
+    // window, so it surely leaves), and stalls.
+    const a = grpcStream(session, "/generation.v1.GenerationService/Watch");
+    a.on("error", () => {});
+    await new Promise<void>((resolve) =>
+      a.write(Buffer.concat([messageHeader(12_000_000), Buffer.alloc(60_000)]), () => resolve()),
+    );
+    // A round trip on the same connection after it: the server has read what A sent.
+    await answered(session, "/grpc.health.v1.Health/Check", framed(new Uint8Array()));
+    // B's 10 MB do not fit beside A's 12 MB.
+    const b = await answered(
+      session,
+      "/generation.v1.GenerationService/Watch",
+      framed(new Uint8Array(10_000_000)),
+      false,
+    );
+    expect(b["grpc-status"]).toBe(String(Code.RESOURCE_EXHAUSTED));
+    expect(decodeURIComponent(String(b["grpc-message"]))).toMatch(
+      /^the server is already reading 12000000 bytes of large requests and this one is 10000000 bytes; at most 15000000 are read at once \(server setting --max-pending-request-bytes\)/,
+    );
+    // A goes: its share comes back, and a real 10 MB Watch (10,000 keys of 1 KiB) fits.
+    a.close(httpConstants.NGHTTP2_CANCEL);
+    const keys = Array.from({ length: 10_000 }, (_, i) => `budget-${i}-`.padEnd(1024, "b"));
+    const watch = rawStream(cleanups, server.address, "/generation.v1.GenerationService/Watch", watchRequest(keys, []));
+    await withDeadline(watch.firstResponse, 30_000, "the 10 MB Watch's first response");
   });
 });
 
@@ -182,11 +237,12 @@ describe("Watch requests", () => {
     const knownKeys = Array.from({ length: 10_000 }, (_, i) => `unwatched-${i}-`.padEnd(1000, "u"));
     const request = watchRequest(["k"], knownKeys);
     const held: Cleanups = [];
-    const streams = Array.from({ length: 20 }, () =>
-      rawStream(held, server.address, "/generation.v1.GenerationService/Watch", request),
-    );
-    // Live: each got its first response (the key, which it did not know).
-    await withDeadline(Promise.all(streams.map((s) => s.firstResponse)), 60_000, "20 live watches");
+    // One after another, each live (its first response: the key, which it did not know) before
+    // the next: read all at once, they would pass --max-pending-request-bytes.
+    for (let i = 0; i < 20; i++) {
+      const stream = rawStream(held, server.address, "/generation.v1.GenerationService/Watch", request);
+      await withDeadline(stream.firstResponse, 30_000, `live watch ${i}`);
+    }
     // Kept whole, the requests were 200 MB; what transport buffers remain is a fraction of that.
     expect(retained(await server.memory())).toBeLessThan(retained(before) + 40 * 2 ** 20);
     const client = isolatedClient(cleanups, server.address);

@@ -58,6 +58,8 @@ export interface ServerConfig {
   maxConcurrentStreams: number;
   /** Largest Watch request, in bytes, and the cap of every other; 0 sizes it for the largest Watch the key limits allow. */
   maxMessageBytes: number;
+  /** Most bytes of large requests (over 64 KiB) read at once; 0 is four times the largest Watch request. */
+  maxPendingRequestBytes: number;
   /** How often the server pings an idle connection to find dead clients, in milliseconds. */
   keepaliveMs: number;
   /** How long a ping may go unanswered before the connection is closed, in milliseconds. */
@@ -380,6 +382,15 @@ export const SETTINGS = [
       "largest Watch request, in bytes, and the cap of every other (which have smaller limits of their own); 0 fits the largest Watch that --max-watch-keys and --max-key-bytes allow",
     default: 0,
     parse: integer(0, 2 ** 31 - 1),
+  }),
+  define({
+    key: "maxPendingRequestBytes",
+    flag: "max-pending-request-bytes",
+    env: "SYNCGEN_MAX_PENDING_REQUEST_BYTES",
+    description:
+      "most bytes of large requests (over 64 KiB, i.e. big Watches) the server reads at once, whatever connections they come on; 0 is four times the largest Watch request",
+    default: 0,
+    parse: integer(0, Number.MAX_SAFE_INTEGER),
   }),
   define({
     key: "keepaliveMs",

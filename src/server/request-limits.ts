@@ -12,6 +12,13 @@
  *   until the next message, which for a Watch never comes: ~21 MB held per stream);
  * - the deserializer checks the size again before decoding, so the limit holds even where
  *   the interceptor cannot reach.
+ *
+ * One Watch request may be ~21 MB, and grpc-js reads a request whole before anything can look
+ * at it, so many read at once (1,000 streams on one connection, each sending 21 MB slowly)
+ * would add up without bound. Requests over 64 KiB therefore draw what their length prefix
+ * announces from a budget for the whole server (--max-pending-request-bytes) while they are
+ * read; one that does not fit is refused with RESOURCE_EXHAUSTED, and the budget is returned
+ * when the request is read or its call ends.
  */
 import { ServerInterceptingCall, type ServerInterceptor } from "@grpc/grpc-js";
 import { Code, GenerationServiceError } from "./errors.js";
@@ -36,6 +43,9 @@ interface CallDecoder {
 /** StreamDecoder's state while it reads a message's body. */
 const READING_MESSAGE = 2;
 
+/** Requests larger than this draw from the budget for large requests being read. */
+const LARGE_REQUEST_BYTES = 64 << 10;
+
 /**
  * The message reader of the call grpc-js hands the first interceptor, if it has the shape of
  * grpc-js 1.14's BaseServerInterceptingCall (`decoder`, `maxReceiveMessageSize`). No public API
@@ -43,11 +53,22 @@ const READING_MESSAGE = 2;
  * tests (an oversized length prefix alone is refused; held Watch streams keep no request
  * bytes) keep this honest across upgrades.
  */
-function callDecoder(call: object): { decoder: CallDecoder; call: { maxReceiveMessageSize: number } } | undefined {
-  const base = call as { decoder?: Partial<CallDecoder>; maxReceiveMessageSize?: unknown };
+function callDecoder(call: object):
+  | {
+      decoder: CallDecoder;
+      call: { maxReceiveMessageSize: number };
+      stream: { once(event: "close", listener: () => void): unknown };
+    }
+  | undefined {
+  const base = call as {
+    decoder?: Partial<CallDecoder>;
+    maxReceiveMessageSize?: unknown;
+    stream?: { once?: unknown };
+  };
   const decoder = base.decoder;
   if (
     typeof base.maxReceiveMessageSize !== "number" ||
+    typeof base.stream?.once !== "function" ||
     typeof decoder?.maxReadMessageLength !== "number" ||
     typeof decoder.readState !== "number" ||
     !Array.isArray(decoder.readPartialMessage) ||
@@ -56,12 +77,24 @@ function callDecoder(call: object): { decoder: CallDecoder; call: { maxReceiveMe
   ) {
     return undefined;
   }
-  return { decoder: decoder as CallDecoder, call: base as { maxReceiveMessageSize: number } };
+  return {
+    decoder: decoder as CallDecoder,
+    call: base as { maxReceiveMessageSize: number },
+    stream: base.stream as { once(event: "close", listener: () => void): unknown },
+  };
 }
 
-/** The size limit of every method served, by path ("/package.Service/Method"). */
+/** The size limit of every method served, by path ("/package.Service/Method"), and the budget for large requests being read. */
 export class RequestSizeLimits {
   readonly #byPath = new Map<string, SizeLimit & { method: string }>();
+  readonly #pendingBudgetBytes: number;
+  /** Bytes of large requests being read now. */
+  #pendingBytes = 0;
+
+  /** `pendingBudgetBytes`: how many bytes of large requests may be read at once. */
+  constructor(pendingBudgetBytes: number) {
+    this.#pendingBudgetBytes = pendingBudgetBytes;
+  }
 
   /** Sets the limit of the method at `path`. */
   set(path: string, limit: SizeLimit): void {
@@ -76,6 +109,16 @@ export class RequestSizeLimits {
       `the request is ${bytes} bytes; a ${limit.method} request may be at most ${limit.bytes} bytes (${limit.setting})`,
       Code.RESOURCE_EXHAUSTED,
     );
+  }
+
+  /** Draws `bytes` from the budget for large requests being read, or throws the refusal. */
+  #reserve(bytes: number): void {
+    if (this.#pendingBytes + bytes > this.#pendingBudgetBytes) {
+      throw new Error(
+        `the server is already reading ${this.#pendingBytes} bytes of large requests and this one is ${bytes} bytes; at most ${this.#pendingBudgetBytes} are read at once (server setting --max-pending-request-bytes): try again shortly, or another replica`,
+      );
+    }
+    this.#pendingBytes += bytes;
   }
 
   /**
@@ -98,6 +141,12 @@ export class RequestSizeLimits {
         decoder.maxReadMessageLength = limit.bytes;
         // grpc-js also bounds what a compressed request may inflate to by this.
         target.call.maxReceiveMessageSize = limit.bytes;
+        let reserved = 0;
+        const release = (): void => {
+          this.#pendingBytes -= reserved;
+          reserved = 0;
+        };
+        target.stream.once("close", release);
         const write = decoder.write.bind(decoder);
         decoder.write = (data) => {
           let messages: Buffer[];
@@ -107,9 +156,15 @@ export class RequestSizeLimits {
             // grpc-js answers RESOURCE_EXHAUSTED with the message of what the reader throws.
             throw new Error(this.check(descriptor.path, decoder.readMessageSize)?.message ?? "request too large");
           }
-          // What a message already read keeps until another message starts: its chunks, and
-          // through a 1-byte slice, the whole chunk it started in.
-          if (decoder.readState !== READING_MESSAGE) {
+          if (decoder.readState === READING_MESSAGE) {
+            if (reserved === 0 && decoder.readMessageSize > LARGE_REQUEST_BYTES) {
+              this.#reserve(decoder.readMessageSize);
+              reserved = decoder.readMessageSize;
+            }
+          } else {
+            release();
+            // What a message already read keeps until another message starts: its chunks,
+            // and through a 1-byte slice, the whole chunk it started in.
             decoder.readPartialMessage = [];
             decoder.readCompressFlag = Buffer.from(decoder.readCompressFlag);
           }

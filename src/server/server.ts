@@ -102,7 +102,7 @@ export async function startServer(config: ServerConfig, options: StartServerOpti
 
   // Size limits first: only the first interceptor is handed grpc-js's own call. Metrics next:
   // it wraps access control, so it also counts the calls access control refuses.
-  const sizeLimits = new RequestSizeLimits();
+  const sizeLimits = new RequestSizeLimits(config.maxPendingRequestBytes || 4 * maxWatchRequestBytes(config));
   const interceptors: ServerInterceptor[] = [
     sizeLimits.interceptor(() =>
       logger.warn(

@@ -27,6 +27,7 @@ describe("resolveServerConfig()", () => {
       maxWatchStreamsPerConnection: 500,
       maxConcurrentStreams: 1000,
       maxMessageBytes: 0,
+      maxPendingRequestBytes: 0,
       keepaliveMs: 60_000,
       keepaliveTimeoutMs: 20_000,
       maxConnectionAgeMs: 1_800_000,
