@@ -23,6 +23,9 @@ import { type MemoryReading, ServeProcess } from "./helpers/serve-process.js";
 
 const cleanups = cleanupsAfterEach();
 
+/** Each attack's own time limit: above the deadlines inside it, for a busy 2-core host. */
+const ATTACK_TIMEOUT_MS = 240_000;
+
 /** How far the heap may stay above where it started once an attack is over. */
 const HEAP_SLACK_BYTES = 8 << 20;
 
@@ -121,7 +124,9 @@ async function slowestGetDuring(client: GenerationClient, during: Promise<unknow
 }
 
 describe("health", () => {
-  test("a service name over 1 KiB is refused from its length, and watching unknown names keeps nothing", async () => {
+  test("a service name over 1 KiB is refused from its length, and watching unknown names keeps nothing", {
+    timeout: ATTACK_TIMEOUT_MS,
+  }, async () => {
     const server = await started();
     const before = await server.memory();
     const health = healthClient(server.address);
@@ -162,7 +167,9 @@ describe("health", () => {
 });
 
 describe("request sizes", () => {
-  test("a request over its method's limit is refused from its length prefix alone, before its body is sent", async () => {
+  test("a request over its method's limit is refused from its length prefix alone, before its body is sent", {
+    timeout: ATTACK_TIMEOUT_MS,
+  }, async () => {
     const server = await started();
     const session = connectHttp2(`http://${server.address}`);
     cleanups.push(() => session.destroy());
@@ -173,7 +180,9 @@ describe("request sizes", () => {
       "the request is 10000000 bytes; a grpc.health.v1.Health.Check request may be at most 1024 bytes (fixed: a service name is short)",
     );
   });
-  test("large requests read at once draw on one budget: past it RESOURCE_EXHAUSTED, and a call's share comes back when it ends", async () => {
+  test("large requests read at once draw on one budget: past it RESOURCE_EXHAUSTED, and a call's share comes back when it ends", {
+    timeout: ATTACK_TIMEOUT_MS,
+  }, async () => {
     const server = await started(["--max-pending-request-bytes", "15000000"]);
     const session = connectHttp2(`http://${server.address}`);
     cleanups.push(() => session.destroy());
@@ -207,7 +216,9 @@ describe("request sizes", () => {
 });
 
 describe("Watch requests", () => {
-  test("20 MB of known entries for unwatched keys is refused at once, without holding up a Get", async () => {
+  test("20 MB of known entries for unwatched keys is refused at once, without holding up a Get", {
+    timeout: ATTACK_TIMEOUT_MS,
+  }, async () => {
     const server = await started();
     const knownKeys = Array.from({ length: 700_000 }, (_, i) => `unwatched-${i}`.padEnd(21, "-"));
     const request = watchRequest(["k"], knownKeys);
@@ -217,11 +228,11 @@ describe("Watch requests", () => {
     const error = await attack.ended;
     expect(error.code).toBe(Code.INVALID_ARGUMENT);
     expect(error.details).toMatch(/^known has more than 10000 entries/);
-    // Decoding such a request whole stalled every call for 2.3 to 4.6 s.
-    expect(slowest).toBeLessThan(1000);
+    // Decoding such a request whole stalled every call for 2.3 to 4.6 s (idle host).
+    expect(slowest).toBeLessThan(2000);
   });
 
-  test("1.8 million duplicates of the watched key are refused at once", async () => {
+  test("1.8 million duplicates of the watched key are refused at once", { timeout: ATTACK_TIMEOUT_MS }, async () => {
     const server = await started();
     const request = watchRequest(Array(1_800_000).fill("k"), []);
     const attack = rawStream(cleanups, server.address, "/generation.v1.GenerationService/Watch", request);
@@ -230,7 +241,9 @@ describe("Watch requests", () => {
     expect(error.details).toMatch(/^keys has more than 10000 entries/);
   });
 
-  test("a held Watch costs its keys, not its request: 20 streams of one key with 10 MB of known each", async () => {
+  test("a held Watch costs its keys, not its request: 20 streams of one key with 10 MB of known each", {
+    timeout: ATTACK_TIMEOUT_MS,
+  }, async () => {
     const server = await started();
     const before = await server.memory();
     // 10,000 known entries of 1,000-byte keys nobody watches: within the limits, and dropped.
@@ -255,7 +268,9 @@ describe("Watch requests", () => {
 });
 
 describe("logging", () => {
-  test("a stalled reader of the log does not stall serving; lines that do not fit are dropped and counted", async () => {
+  test("a stalled reader of the log does not stall serving; lines that do not fit are dropped and counted", {
+    timeout: ATTACK_TIMEOUT_MS,
+  }, async () => {
     const server = await started(["--log-level", "debug"]);
     const client = isolatedClient(cleanups, server.address);
     expect(await client.bump("k")).toBeGreaterThan(0n);
@@ -290,7 +305,9 @@ describe("logging", () => {
 });
 
 describe("reflection", () => {
-  test("a client that never reads its answers is not answered further: the server stops reading", async () => {
+  test("a client that never reads its answers is not answered further: the server stops reading", {
+    timeout: ATTACK_TIMEOUT_MS,
+  }, async () => {
     const server = await started();
     const before = await server.memory();
     // Each request names an 8,000-byte host, which the answer repeats twice (valid_host and
@@ -350,7 +367,9 @@ describe("stream resets", () => {
     await withDeadline(ended, 30_000, "the server's GOAWAY");
   }
 
-  test("connections Node stops reading after a reset flood are closed at once, not at keepalive", async () => {
+  test("connections Node stops reading after a reset flood are closed at once, not at keepalive", {
+    timeout: ATTACK_TIMEOUT_MS,
+  }, async () => {
     const server = await started();
     const client = isolatedClient(cleanups, server.address);
     expect(await client.bump("k")).toBeGreaterThan(0n);
@@ -366,7 +385,9 @@ describe("stream resets", () => {
     expect(retained(after)).toBeLessThan(retained(before) + HEAP_SLACK_BYTES);
   });
 
-  test("a client that cancels 1,500 calls on one connection goes on: its Watch resumes, its Gets are retried", async () => {
+  test("a client that cancels 2,000 calls on one connection goes on: its Watch resumes, its Gets are retried", {
+    timeout: ATTACK_TIMEOUT_MS,
+  }, async () => {
     const server = await started();
     const client = isolatedClient(cleanups, server.address);
     const watcher = resumingWatcher(cleanups, client, ["k"]);
@@ -374,7 +395,8 @@ describe("stream resets", () => {
     const gets: Promise<bigint>[] = [];
     // Watch-mode synchronizers coming and going: each Watch is cancelled once live (100 at a
     // time, well within the Watch streams a connection may have while cancels are processed).
-    for (let start = 0; start < 1500; start += 100) {
+    // 2,000: past nghttp2's budget of 1,000 plus 33 a second even if this takes 30 s.
+    for (let start = 0; start < 2000; start += 100) {
       await Promise.all(
         Array.from({ length: 100 }, async () => {
           const stop = new AbortController();

@@ -190,7 +190,8 @@ describe("Redis faults", () => {
   });
 
   test("Redis hung: health says NOT_SERVING by the first UNAVAILABLE, and calls queued behind it fail with it", async () => {
-    const patient = await startTestServer({ redisUrl: redis.url, prefix, redisTimeoutMs: 1000 });
+    // A long command timeout: the four calls must all be in flight before the first times out.
+    const patient = await startTestServer({ redisUrl: redis.url, prefix, redisTimeoutMs: 5000 });
     const health = healthClient(patient.address);
     const events: string[] = [];
     patient.server.store.on("state", (state) => events.push(`store ${state}`));

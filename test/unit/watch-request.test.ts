@@ -105,15 +105,19 @@ describe("readWatchRequest()", () => {
   });
 
   test("stops at the first entry past a limit, whatever follows", () => {
-    // 20 MB of one-byte duplicate keys: read whole, this took protobuf-es seconds.
-    const bytes = new Uint8Array(20_000_001);
-    for (let at = 0; at < bytes.length; at += 3) bytes.set([0x0a, 0x01, 0x61], at);
+    // 20 MB of one-byte duplicate keys (read whole, this took protobuf-es seconds), ending in
+    // a truncated field: read to the end, it would be refused for that instead.
+    const bytes = new Uint8Array(20_000_001 + 2);
+    for (let at = 0; at + 3 <= bytes.length - 2; at += 3) bytes.set([0x0a, 0x01, 0x61], at);
+    bytes.set([0x0a, 0x7f], bytes.length - 2);
     expect(refusal(bytes).message).toMatch(/^keys has more than 3 entries/);
   });
 
   test("refuses millions of unknown fields without reading them all", () => {
-    const bytes = new Uint8Array(1_000_000);
-    for (let at = 0; at < bytes.length; at += 2) bytes.set([0x18, 0x01], at);
+    // Ending in a truncated field, as above.
+    const bytes = new Uint8Array(1_000_000 + 2);
+    for (let at = 0; at + 2 <= bytes.length - 2; at += 2) bytes.set([0x18, 0x01], at);
+    bytes.set([0x0a, 0x7f], bytes.length - 2);
     expect(refusal(bytes).message).toBe("the request has more than 3 fields this server does not know");
   });
 
