@@ -56,7 +56,7 @@ export interface ServerConfig {
   maxWatchStreamsPerConnection: number;
   /** Most concurrent calls on one HTTP/2 connection (`grpc.max_concurrent_streams`). */
   maxConcurrentStreams: number;
-  /** Largest Watch request, in bytes, and the cap of every other; 0 sizes it for the largest Watch the key limits allow. */
+  /** Largest Watch request, in bytes (and of Get, Bump and Clear, if below theirs); 0 sizes it for the largest Watch the key limits allow. */
   maxMessageBytes: number;
   /** Most bytes of large requests (over 64 KiB) read at once; 0 is four times the largest Watch request. */
   maxPendingRequestBytes: number;
@@ -379,7 +379,7 @@ export const SETTINGS = [
     flag: "max-message-bytes",
     env: "SYNCGEN_MAX_MESSAGE_BYTES",
     description:
-      "largest Watch request, in bytes, and the cap of every other (which have smaller limits of their own); 0 fits the largest Watch that --max-watch-keys and --max-key-bytes allow",
+      "largest Watch request, in bytes (and of Get, Bump and Clear, if below their own limit); 0 fits the largest Watch that --max-watch-keys and --max-key-bytes allow",
     default: 0,
     parse: integer(0, 2 ** 31 - 1),
   }),

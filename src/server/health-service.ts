@@ -8,7 +8,8 @@
  * ignores backpressure, and decodes with a second protobuf library. Here:
  * - requests are at most 1 KiB (a service name is a few dozen bytes);
  * - a Watch of an unknown name gets SERVICE_UNKNOWN and stays open, as the protocol asks,
- *   holding nothing of the name: the set of services is fixed, so it never becomes known;
+ *   registering nothing (the stream keeps only its own request, at most 1 KiB): the set of
+ *   services is fixed, so the name never becomes known;
  * - a Watch is level-triggered: a stream that cannot take more gets the latest status once
  *   it drains, never a queue of the ones in between.
  */
