@@ -48,7 +48,10 @@ export class RedisSentinelGroup {
               [
                 `sentinel monitor ${name} 127.0.0.1 ${master.port} 2`,
                 `sentinel down-after-milliseconds ${name} 1000`,
-                `sentinel failover-timeout ${name} 5000`,
+                // Sentinels "fix" a replica whose master address is not the one they monitor (this
+                // one replicates through the stalling proxy) once it has been so for this long:
+                // long enough that a test's stalled replication stays stalled.
+                `sentinel failover-timeout ${name} 120000`,
                 `sentinel parallel-syncs ${name} 1`,
                 "",
               ].join("\n"),
