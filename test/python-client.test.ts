@@ -21,6 +21,8 @@ const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
 const pythonClient = join(root, "clients/python");
 const PYTHON = "/usr/bin/python3";
+/** Python's environment: no bytecode caches written into the work tree. */
+const PYTHON_ENV = { ...process.env, PYTHONDONTWRITEBYTECODE: "1" };
 
 let redis: Awaited<ReturnType<typeof sharedRedis>>;
 let ts: TestServer;
@@ -58,7 +60,7 @@ describe("a Python client generated from proto/ alone", () => {
     const { stdout } = await run(
       PYTHON,
       [join(root, "test/python/generated_client_check.py"), generated, ts.address, "python-key"],
-      { timeout: 30_000 },
+      { timeout: 30_000, env: PYTHON_ENV },
     );
     const result = JSON.parse(stdout) as Record<string, unknown>;
     const created = result.created as number;
@@ -78,7 +80,7 @@ describe("the Python client library (clients/python)", () => {
   test("passes its unit tests (djblets' cases) against the Node server, none skipped", async () => {
     const { stderr } = await run(PYTHON, ["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-v"], {
       cwd: pythonClient,
-      env: { ...process.env, SYNCGEN_TEST_SERVER: ts.address },
+      env: { ...PYTHON_ENV, SYNCGEN_TEST_SERVER: ts.address },
       timeout: 60_000,
     });
     expect(stderr).toMatch(/^Ran \d+ tests/m);
@@ -86,7 +88,12 @@ describe("the Python client library (clients/python)", () => {
   });
 
   test("TypeScript and Python synchronizers on one key see each other's updates", async () => {
-    const agent = new LineAgent(PYTHON, ["tests/interop_agent.py", ts.address, "example.com"], pythonClient);
+    const agent = new LineAgent(
+      PYTHON,
+      ["tests/interop_agent.py", ts.address, "example.com"],
+      pythonClient,
+      PYTHON_ENV,
+    );
     const client = createGenerationClient(ts.address);
     const key = `interop-${Date.now()}`;
     const sync = await GenerationSynchronizer.create(client, key, { cacheKey: { prefix: "example.com" }, watch: true });
@@ -118,7 +125,12 @@ describe("the Python client library (clients/python)", () => {
   });
 
   test("makeCacheKey and make_cache_key agree, whatever the key", async () => {
-    const agent = new LineAgent(PYTHON, ["tests/interop_agent.py", ts.address, "example.com"], pythonClient);
+    const agent = new LineAgent(
+      PYTHON,
+      ["tests/interop_agent.py", ts.address, "example.com"],
+      pythonClient,
+      PYTHON_ENV,
+    );
     try {
       const alphabet = ["a", "Z", "0", ":", "%", " ", "\t", "\0", "\x7f", "é", "€", "🎉", "\u0085", "/", "\\"];
       let seed = 42;

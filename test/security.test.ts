@@ -300,7 +300,11 @@ print(bumped)
     const { stdout } = await promisify(execFile)(
       PYTHON,
       ["-c", script, ts.address, certs.caCert, certs.clientKey, certs.clientCert, token],
-      { cwd: PYTHON_CLIENT, env: { ...process.env, PYTHONPATH: PYTHON_CLIENT }, timeout: 20_000 },
+      {
+        cwd: PYTHON_CLIENT,
+        env: { ...process.env, PYTHONPATH: PYTHON_CLIENT, PYTHONDONTWRITEBYTECODE: "1" },
+        timeout: 20_000,
+      },
     );
     const bumped = BigInt(stdout.trim());
     const ts2 = client(ts.address, {

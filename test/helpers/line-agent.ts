@@ -10,8 +10,8 @@ export class LineAgent {
   #waiter: (() => void) | undefined;
   #stderr = "";
 
-  constructor(command: string, args: string[], cwd: string) {
-    this.#child = spawn(command, args, { cwd, stdio: ["pipe", "pipe", "pipe"] });
+  constructor(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) {
+    this.#child = spawn(command, args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
     createInterface({ input: this.#child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       this.#answers.push(line);
       this.#waiter?.();

@@ -1,14 +1,20 @@
 /**
  * Private redis-server processes on free loopback ports, for tests that kill, pause or
- * restart Redis. Never touches the shared Redis on 6379. Keeps nothing on disk.
+ * restart Redis. Never touches the shared Redis on 6379. Saves nothing; what a replica
+ * writes while it syncs goes to a directory of its own, removed when it stops.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { withDeadline } from "./deadline.js";
 import { freePort } from "./free-port.js";
 
 export class RedisProcess {
   #child: ChildProcess | undefined;
+  /** Its working directory: a replica's sync files land here, never in the work tree. */
+  readonly #dir = mkdtempSync(join(tmpdir(), "syncgen-redis-"));
 
   /** `args` go to redis-server after the port and persistence settings; `config` is a config file to start from. */
   private constructor(
@@ -39,6 +45,7 @@ export class RedisProcess {
         await redis.restart();
         return redis;
       } catch (error) {
+        redis.#removeDir();
         if (attempt === 3) throw error;
       }
     }
@@ -51,7 +58,7 @@ export class RedisProcess {
       "redis-server",
       [
         ...(this.config ? [this.config] : []),
-        ...["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        ...["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.#dir],
         ...["--loglevel", "notice", ...this.args],
       ],
       { stdio: ["ignore", "pipe", "pipe"] },
@@ -78,9 +85,14 @@ export class RedisProcess {
     await this.#signal("SIGKILL");
   }
 
-  /** Stops the server (SIGTERM). */
+  /** Stops the server (SIGTERM) and removes its directory. */
   async stop(): Promise<void> {
     await this.#signal("SIGTERM");
+    this.#removeDir();
+  }
+
+  #removeDir(): void {
+    rmSync(this.#dir, { recursive: true, force: true });
   }
 
   /** Freezes the server: connections stay open, nothing is answered. */
