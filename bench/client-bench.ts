@@ -4,11 +4,11 @@
  * raw Redis PUBLISH -> message latency measured in the same run.
  */
 import { performance } from "node:perf_hooks";
-import { GenerationSynchronizer, createGenerationClient } from "../src/client/index.js";
+import { createGenerationClient, GenerationSynchronizer } from "../src/client/index.js";
+import type { ServerProcess } from "./processes.js";
 import type { BenchRow } from "./report.js";
 import { median, percentile } from "./report.js";
 import { rawPubSub } from "./watch-bench.js";
-import type { ServerProcess } from "./processes.js";
 
 /** Calls `check` back to back for `ms` milliseconds; returns calls per second. */
 async function rate(check: () => Promise<unknown>, ms: number): Promise<number> {
@@ -23,7 +23,11 @@ async function rate(check: () => Promise<unknown>, ms: number): Promise<number> 
   return (calls * 1000) / (now - start);
 }
 
-export async function clientBench(replicaA: ServerProcess, replicaB: ServerProcess, redisUrl: string): Promise<BenchRow[]> {
+export async function clientBench(
+  replicaA: ServerProcess,
+  replicaB: ServerProcess,
+  redisUrl: string,
+): Promise<BenchRow[]> {
   const a = createGenerationClient(replicaA.address);
   const b = createGenerationClient(replicaB.address);
   const key = `bench-client-${Date.now()}`;

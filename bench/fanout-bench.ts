@@ -19,7 +19,12 @@ interface FanOut {
 }
 
 /** Opens `streams` watchers on `server`, then times `trigger` to the last watcher, TRIALS times. */
-async function fanOut(server: ServerProcess, streams: number, key: string, trigger: () => Promise<unknown>): Promise<FanOut> {
+async function fanOut(
+  server: ServerProcess,
+  streams: number,
+  key: string,
+  trigger: () => Promise<unknown>,
+): Promise<FanOut> {
   // Open and close a first batch, so one-off costs (code, pools, the Redis subscription)
   // are not charged to the streams measured.
   const warmup = await WatchLoad.start({ target: server.address, key, streams: 500, perConnection: 100 });

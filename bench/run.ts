@@ -23,7 +23,10 @@ try {
   rows.push(...(await fanOutBench(redis.url)));
   const replicaPrefix = "bench-replicas:";
   const replicaArgs = ["--redis", redis.url, "--prefix", replicaPrefix];
-  const [replicaA, replicaB] = await Promise.all([ServerProcess.syncgen(replicaArgs), ServerProcess.syncgen(replicaArgs)]);
+  const [replicaA, replicaB] = await Promise.all([
+    ServerProcess.syncgen(replicaArgs),
+    ServerProcess.syncgen(replicaArgs),
+  ]);
   try {
     console.error("cross-replica propagation...");
     rows.push(...(await propagationBench(replicaA, replicaB, redis.url, replicaPrefix)));

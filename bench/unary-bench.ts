@@ -7,9 +7,10 @@
  * is paired with an echo run at the same concurrency right before it, and the table reports
  * the median of the per-pair ratios over several rounds: drift hits both sides of a pair.
  */
+
+import { ServerProcess, UnaryLoad } from "./processes.js";
 import type { BenchRow } from "./report.js";
 import { median } from "./report.js";
-import { ServerProcess, UnaryLoad } from "./processes.js";
 
 interface LoadResult {
   calls: number;

@@ -8,18 +8,14 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { Client, credentials } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import { createGenerationClient } from "../src/client/index.js";
-import {
-  GenerationService,
-  WatchRequestSchema,
-  type WatchResponse,
-} from "../src/gen/generation/v1/generation_pb.js";
+import { GenerationService, WatchRequestSchema, type WatchResponse } from "../src/gen/generation/v1/generation_pb.js";
 import { grpcServiceDefinition } from "../src/rpc/service-definition.js";
+import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { WRITE_SCRIPT } from "../src/server/store/redis-scripts.js";
 import type { ServerProcess } from "./processes.js";
 import type { BenchRow } from "./report.js";
 import { median, percentile } from "./report.js";
 import { WatchLoad } from "./watch-load-process.js";
-import { RedisKeys } from "../src/server/store/redis-keys.js";
 
 const now = (): number => performance.timeOrigin + performance.now();
 
@@ -36,7 +32,8 @@ export async function propagationBench(
   // The write replica B's store makes for a Bump, made here so its start can be timed.
   const writer = new Redis(redisUrl);
   const names = new RedisKeys(prefix);
-  const write = () => writer.call("EVAL", WRITE_SCRIPT, 1, names.record(key), "bump", names.channel(key), "10000", "PUBLISH");
+  const write = () =>
+    writer.call("EVAL", WRITE_SCRIPT, 1, names.record(key), "bump", names.channel(key), "10000", "PUBLISH");
   const load = await WatchLoad.start({ target: a.address, key, streams: 1, perConnection: 1 });
   const latencies: number[] = [];
   const roundTrips: number[] = [];

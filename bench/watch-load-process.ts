@@ -20,7 +20,12 @@ export class WatchLoad {
   }
 
   /** Starts the watchers; resolves once every stream is live. */
-  static async start(spec: { target: string; key: string; streams: number; perConnection: number }): Promise<WatchLoad> {
+  static async start(spec: {
+    target: string;
+    key: string;
+    streams: number;
+    perConnection: number;
+  }): Promise<WatchLoad> {
     const child = spawn(process.execPath, ["--import", "tsx", SCRIPT, JSON.stringify(spec)], {
       stdio: ["pipe", "pipe", "inherit"],
     });

@@ -12,9 +12,9 @@ import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { Redis } from "ioredis";
 import { createGenerationClient, type GenerationClient } from "../../src/client/index.js";
+import { RedisKeys } from "../../src/server/store/redis-keys.js";
 import { WRITE_SCRIPT } from "../../src/server/store/redis-scripts.js";
 import { percentile } from "../report.js";
-import { RedisKeys } from "../../src/server/store/redis-keys.js";
 
 interface LoadSpec {
   mode: "grpc-get" | "grpc-bump" | "redis-get" | "redis-bump";
@@ -58,7 +58,9 @@ function callOf(spec: LoadSpec): () => Promise<unknown> {
   const write = (r as unknown as Record<string, (...args: string[]) => Promise<string>>).syncgenWrite as (
     ...args: string[]
   ) => Promise<string>;
-  return spec.mode === "redis-get" ? () => r.get(record) : () => write.call(r, record, "bump", channel, "10000", "PUBLISH");
+  return spec.mode === "redis-get"
+    ? () => r.get(record)
+    : () => write.call(r, record, "bump", channel, "10000", "PUBLISH");
 }
 
 async function run(spec: LoadSpec): Promise<object> {

@@ -12,7 +12,11 @@ import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { create } from "@bufbuild/protobuf";
 import { Client, type ClientReadableStream, credentials } from "@grpc/grpc-js";
-import { GenerationService, WatchRequestSchema, type WatchResponse } from "../../src/gen/generation/v1/generation_pb.js";
+import {
+  GenerationService,
+  WatchRequestSchema,
+  type WatchResponse,
+} from "../../src/gen/generation/v1/generation_pb.js";
 import { grpcServiceDefinition } from "../../src/rpc/service-definition.js";
 
 interface WatchSpec {

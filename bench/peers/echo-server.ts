@@ -36,7 +36,9 @@ server.addService(grpcServiceDefinition(GenerationService), {
   watch: (call: ServerWritableStream<unknown, unknown>) => {
     streams.add(call);
     call.on("cancelled", () => streams.delete(call));
-    call.write(create(WatchResponseSchema, { changes: [create(KeyGenerationSchema, { key: "fanout", generation: 0n })] }));
+    call.write(
+      create(WatchResponseSchema, { changes: [create(KeyGenerationSchema, { key: "fanout", generation: 0n })] }),
+    );
   },
 });
 server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, port) => {
