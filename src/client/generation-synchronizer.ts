@@ -2,7 +2,7 @@
  * djblets' GenerationSynchronizer on syncgen: a process remembers the generation of a cache
  * key it loaded its state at (`syncGen`) and asks whether it is still current.
  *
- * Behaviour matches djblets (../shared/research/djblets-semantics.md) case for case:
+ * Behaviour matches djblets (djblets.cache.synchronizer, and what its own tests assert) case for case:
  * creating fetches or creates the generation; `isExpired()` reads without creating and is
  * true when the shared value differs or is absent; `refresh()` adopts; `clear()` deletes
  * without touching `syncGen`; `markUpdated()` bumps and adopts. Service errors are logged
