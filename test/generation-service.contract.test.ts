@@ -3,8 +3,9 @@
  * every store (memory, Redis). A store passes only if it passes all of this.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Code, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
+import { Code, type GenerationClient } from "../src/client/index.js";
 import { withDeadline } from "./helpers/deadline.js";
+import { expectCode } from "./helpers/expect-code.js";
 import { pausedWatch } from "./helpers/paused-watch.js";
 import { STORE_KINDS } from "./helpers/store-kinds.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -25,16 +26,6 @@ function maxOf(values: bigint[]): bigint {
 
 function nowMicros(): bigint {
   return BigInt(Date.now()) * 1000n;
-}
-
-async function expectCode(promise: Promise<unknown>, code: Code, message?: RegExp): Promise<void> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(GenerationServiceError);
-  expect(Code[(error as GenerationServiceError).code]).toBe(Code[code]);
-  if (message) expect((error as GenerationServiceError).message).toMatch(message);
 }
 
 describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {

@@ -5,10 +5,11 @@
  */
 import { connect, type Settings } from "node:http2";
 import { describe, expect, test } from "vitest";
-import { Code, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
+import { Code, type GenerationClient, type GenerationServiceError } from "../src/client/index.js";
 import type { ServerConfig } from "../src/server/config.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { withDeadline } from "./helpers/deadline.js";
+import { expectCode } from "./helpers/expect-code.js";
 import { isolatedClient } from "./helpers/load.js";
 import { stallingProxy } from "./helpers/stalling-proxy.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -74,10 +75,9 @@ describe("transport", () => {
   test("a request over --max-message-bytes is RESOURCE_EXHAUSTED, and the next call is served", async () => {
     const ts = await started({ maxMessageBytes: 4096, maxKeyBytes: 65536 });
     const c = client(ts.address);
-    const error = await c.get("k".repeat(8000)).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(GenerationServiceError);
-    expect((error as GenerationServiceError).code).toBe(Code.RESOURCE_EXHAUSTED);
-    expect((error as GenerationServiceError).message).toMatch(
+    await expectCode(
+      c.get("k".repeat(8000)),
+      Code.RESOURCE_EXHAUSTED,
       /^RESOURCE_EXHAUSTED: the request is \d+ bytes; a generation.v1.GenerationService.Get request may be at most 4096 bytes \(server setting --max-message-bytes\)$/,
     );
     expect(await c.bump("k")).toBeGreaterThan(0n);

@@ -4,10 +4,11 @@
  */
 import { Redis } from "ioredis";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { Code, GenerationServiceError } from "../src/client/index.js";
+import { Code, type GenerationServiceError } from "../src/client/index.js";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { WRITE_SCRIPT } from "../src/server/store/redis-scripts.js";
 import { waitForEvent } from "./helpers/deadline.js";
+import { expectCode } from "./helpers/expect-code.js";
 import { healthClient } from "./helpers/grpc-peers.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -122,14 +123,7 @@ describe("Redis faults", () => {
     await redis?.stop();
   });
 
-  async function expectUnavailable(call: Promise<unknown>): Promise<void> {
-    const error = await call.then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(GenerationServiceError);
-    expect(Code[(error as GenerationServiceError).code]).toBe("UNAVAILABLE");
-  }
+  const expectUnavailable = (call: Promise<unknown>) => expectCode(call, Code.UNAVAILABLE);
 
   test("Redis down: every RPC fails fast with UNAVAILABLE, and recovers by itself", async () => {
     const down = waitForEvent(ts.server.store, "state", (s) => s === "unavailable", 5000);

@@ -5,9 +5,11 @@
  */
 import calculateSlot from "cluster-key-slot";
 import { describe, expect, test } from "vitest";
+import { Code } from "../src/client/index.js";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { waitForEvent } from "./helpers/deadline.js";
+import { expectCode } from "./helpers/expect-code.js";
 import { bumpLoad, expectAllCurrent, expectNoRepeats, isolatedClient, resumingWatcher } from "./helpers/load.js";
 import { RedisCluster } from "./helpers/redis-cluster.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
@@ -70,7 +72,7 @@ describe("Redis Sentinel", () => {
     // ...and yet no generation is handed out twice: the next ones are above the lost ones.
     for (const key of lostKeys) expect(await c.bump(key)).toBeGreaterThan(lost.get(key) as bigint);
     expectNoRepeats(load.generations);
-    for (const failure of load.failures) expect(failure.code, failure.message).toBe(14); // UNAVAILABLE
+    for (const failure of load.failures) expect(Code[failure.code], failure.message).toBe("UNAVAILABLE");
     await expectAllCurrent(c, recorders, keys);
     expect(recorders.every((r) => r.error === undefined)).toBe(true);
   });
@@ -118,12 +120,11 @@ describe("Redis Sentinel with --redis-wait-replicas", () => {
     const c = isolatedClient(cleanups, ts.address);
     const acknowledged = await c.bump("wait/k");
     group.stallReplication();
-    const failed = await c.bump("wait/k").then(
-      () => undefined,
-      (error: unknown) => error as { code: number; message: string },
+    await expectCode(
+      c.bump("wait/k"),
+      Code.UNAVAILABLE,
+      /the write reached 0 of 1 Redis replicas within 300 ms \(--redis-wait-replicas\)/,
     );
-    expect(failed?.code).toBe(14); // UNAVAILABLE
-    expect(failed?.message).toMatch(/the write reached 0 of 1 Redis replicas within 300 ms \(--redis-wait-replicas\)/);
 
     const master = await group.master();
     await master.kill();
@@ -132,11 +133,7 @@ describe("Redis Sentinel with --redis-wait-replicas", () => {
       .poll(() => c.get("wait/k", { peek: true }).then(String, () => "unavailable"), { timeout: 15_000 })
       .toBe(String(acknowledged));
     // The promoted replica has no replica of its own: writes fail rather than risk loss.
-    const unprotected = await c.bump("wait/k").then(
-      () => undefined,
-      (error: unknown) => error as { code: number; message: string },
-    );
-    expect(unprotected?.message).toMatch(/reached 0 of 1 Redis replicas/);
+    await expectCode(c.bump("wait/k"), Code.UNAVAILABLE, /reached 0 of 1 Redis replicas/);
   });
 });
 
@@ -228,7 +225,7 @@ describe("Redis Cluster", () => {
     // Keys on the other shards were served throughout.
     expect(others.failures).toEqual([]);
     for (const failure of victims.failures) {
-      expect(failure.code, failure.message).toBe(14); // UNAVAILABLE
+      expect(Code[failure.code], failure.message).toBe("UNAVAILABLE");
       expect(failure.at).toBeGreaterThanOrEqual(killedAt);
     }
     expectNoRepeats(new Map([...others.generations, ...victims.generations]));

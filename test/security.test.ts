@@ -13,12 +13,13 @@ import { promisify } from "node:util";
 import { credentials } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Code, createGenerationClient, type GenerationClient, GenerationServiceError } from "../src/client/index.js";
+import { Code, createGenerationClient, type GenerationClient } from "../src/client/index.js";
 import { ConfigError, defaultServerConfig, type ServerConfig } from "../src/server/config.js";
 import { startServer } from "../src/server/server.js";
 import { type Certificates, makeCertificates } from "./helpers/certificates.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { CliProcess, runCli } from "./helpers/cli.js";
+import { expectCode } from "./helpers/expect-code.js";
 import { freePort } from "./helpers/free-port.js";
 import { healthClient, reflectionClient, serviceNames } from "./helpers/grpc-peers.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -54,16 +55,6 @@ async function mutualTlsWithToken(name: string, token: string, prefix: string): 
   return started({ authFile, tlsCert: certs.serverCert, tlsKey: certs.serverKey, tlsClientCa: certs.caCert });
 }
 
-/** The error a call fails with (the test fails if it succeeds). */
-async function failure(call: Promise<unknown>): Promise<GenerationServiceError> {
-  const error = await call.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof GenerationServiceError)) throw new Error(`expected a GenerationServiceError, got ${error}`);
-  return error;
-}
-
 describe("TLS", () => {
   test("serves TLS: a client trusting the CA gets in; a plaintext client does not", async () => {
     const ts = await started({ tlsCert: certs.serverCert, tlsKey: certs.serverKey });
@@ -71,7 +62,7 @@ describe("TLS", () => {
     const generation = await secure.bump("tls/key");
     expect(await secure.get("tls/key")).toBe(generation);
     const plain = client(ts.address, { deadlineMs: 1000 });
-    expect((await failure(plain.get("tls/key", { retry: false }))).code).toBe(Code.UNAVAILABLE);
+    await expectCode(plain.get("tls/key", { retry: false }), Code.UNAVAILABLE);
   });
 
   test("mutual TLS refuses a client without a certificate, or with one from another CA", async () => {
@@ -82,12 +73,12 @@ describe("TLS", () => {
     });
     expect(await withCert.bump("mtls/key")).toBeGreaterThan(0n);
     const noCert = client(ts.address, { credentials: credentials.createSsl(ca), deadlineMs: 1000 });
-    expect((await failure(noCert.get("mtls/key", { retry: false }))).code).toBe(Code.UNAVAILABLE);
+    await expectCode(noCert.get("mtls/key", { retry: false }), Code.UNAVAILABLE);
     const stranger = client(ts.address, {
       credentials: credentials.createSsl(ca, certs.read(certs.strangerKey), certs.read(certs.strangerCert)),
       deadlineMs: 1000,
     });
-    expect((await failure(stranger.get("mtls/key", { retry: false }))).code).toBe(Code.UNAVAILABLE);
+    await expectCode(stranger.get("mtls/key", { retry: false }), Code.UNAVAILABLE);
   });
 
   test("a missing certificate file stops startup with a message naming the flag", async () => {
@@ -125,9 +116,7 @@ describe("bearer tokens (--auth-file)", () => {
     const ts = await started({ authFile });
     for (const c of [client(ts.address), client(ts.address, { token: "not-a-token-of-this-server" })]) {
       for (const call of [c.get("team-a/k"), c.bump("team-a/k"), c.clear("team-a/k")]) {
-        const error = await failure(call);
-        expect(error.code).toBe(Code.UNAUTHENTICATED);
-        expect(error.message).toMatch(/token/);
+        await expectCode(call, Code.UNAUTHENTICATED, /token/);
       }
       const watch = new WatchRecorder(c, ["team-a/k"]);
       await watch.done;
@@ -142,13 +131,17 @@ describe("bearer tokens (--auth-file)", () => {
     const writer = client(ts.address, { token: WRITER });
     const generation = await writer.bump("team-a/k");
     expect(await reader.get("team-a/k")).toBe(generation);
-    const bump = await failure(reader.bump("team-a/k"));
-    expect(bump.code).toBe(Code.PERMISSION_DENIED);
-    expect(bump.message).toMatch(/token "reader" may not write key "team-a\/k"; its write prefixes: none$/);
-    const get = await failure(writer.get("team-b/k"));
-    expect(get.code).toBe(Code.PERMISSION_DENIED);
-    expect(get.message).toMatch(/token "writer" may not read key "team-b\/k"; its read prefixes: "team-a\/"/);
-    expect((await failure(writer.clear("team-b/k"))).code).toBe(Code.PERMISSION_DENIED);
+    await expectCode(
+      reader.bump("team-a/k"),
+      Code.PERMISSION_DENIED,
+      /token "reader" may not write key "team-a\/k"; its write prefixes: none$/,
+    );
+    await expectCode(
+      writer.get("team-b/k"),
+      Code.PERMISSION_DENIED,
+      /token "writer" may not read key "team-b\/k"; its read prefixes: "team-a\/"/,
+    );
+    await expectCode(writer.clear("team-b/k"), Code.PERMISSION_DENIED);
     // Nothing was created or changed where the token may not write.
     const everything = client(ts.address, { token: HASHED });
     expect(await everything.get("team-b/k", { peek: true })).toBe(0n);
@@ -202,9 +195,9 @@ describe("bearer tokens (--auth-file)", () => {
     cleanups.push(() => server.shutdown("test finished"));
     const writer = client(server.address, { token: WRITER });
     await writer.bump("team-a/k");
-    await failure(writer.bump("team-b/k"));
-    await failure(client(server.address, { token: `${READER}x` }).get("team-a/k"));
-    await failure(client(server.address, { token: READER }).bump("team-a/k"));
+    await expectCode(writer.bump("team-b/k"), Code.PERMISSION_DENIED);
+    await expectCode(client(server.address, { token: `${READER}x` }).get("team-a/k"), Code.UNAUTHENTICATED);
+    await expectCode(client(server.address, { token: READER }).bump("team-a/k"), Code.PERMISSION_DENIED);
     expect(lines.some((line) => line.includes('"call_refused"'))).toBe(true);
     expect(lines.some((line) => line.includes('"principal":"reader"'))).toBe(true);
     for (const secret of [READER, WRITER, HASHED]) {
@@ -229,7 +222,7 @@ describe("bearer tokens (--auth-file)", () => {
     writeFileSync(rotating, tokens(newToken));
     serve.child.kill("SIGHUP");
     await serve.line((line) => line.includes('"event":"auth_reloaded"'));
-    expect((await failure(client(address, { token: oldToken }).bump("rotated"))).code).toBe(Code.UNAUTHENTICATED);
+    await expectCode(client(address, { token: oldToken }).bump("rotated"), Code.UNAUTHENTICATED);
     expect(await client(address, { token: newToken }).bump("rotated")).toBeGreaterThan(0n);
 
     writeFileSync(rotating, "{ not json");
