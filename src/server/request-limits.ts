@@ -20,7 +20,7 @@
  * read; one that does not fit is refused with RESOURCE_EXHAUSTED, and the budget is returned
  * when the request is read or its call ends.
  */
-import { ServerInterceptingCall, type ServerInterceptor } from "@grpc/grpc-js";
+import type { ServerInterceptingCall, ServerInterceptor } from "@grpc/grpc-js";
 import { Code, GenerationServiceError } from "./errors.js";
 import type { RequestReading } from "./handler.js";
 
@@ -146,12 +146,11 @@ export class RequestSizeLimits {
           this.#pendingBytes -= reserved;
           reserved = 0;
         };
-        target.stream.once("close", release);
-        const write = decoder.write.bind(decoder);
+        const write = decoder.write;
         decoder.write = (data) => {
           let messages: Buffer[];
           try {
-            messages = write(data);
+            messages = write.call(decoder, data);
           } catch {
             // grpc-js answers RESOURCE_EXHAUSTED with the message of what the reader throws.
             throw new Error(this.check(descriptor.path, decoder.readMessageSize)?.message ?? "request too large");
@@ -160,6 +159,8 @@ export class RequestSizeLimits {
             if (reserved === 0 && decoder.readMessageSize > LARGE_REQUEST_BYTES) {
               this.#reserve(decoder.readMessageSize);
               reserved = decoder.readMessageSize;
+              // Returned however the call ends, should the request not be read whole.
+              target.stream.once("close", release);
             }
           } else {
             release();
@@ -171,7 +172,9 @@ export class RequestSizeLimits {
           return messages;
         };
       }
-      return new ServerInterceptingCall(call);
+      // grpc-js's own call, unwrapped: a wrapper would add a layer to every event of every call.
+      // The interceptor chain takes any call of the interface; the type names only the wrapper.
+      return call as ServerInterceptingCall;
     };
   }
 }
