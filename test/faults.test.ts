@@ -32,14 +32,14 @@ async function replica(
   prefix: string,
   { address, flags = [] }: { address?: string; flags?: string[] } = {},
 ): Promise<Replica> {
-  const listen = address ?? `127.0.0.1:${await freePort()}`;
-  const metrics = `127.0.0.1:${await freePort()}`;
   const serve = new CliProcess([
     "serve",
-    ...["--listen", listen, "--redis", redis.url, "--prefix", prefix, "--metrics-listen", metrics],
+    ...["--listen", address ?? "127.0.0.1:0", "--redis", redis.url, "--prefix", prefix],
+    ...["--metrics-listen", "127.0.0.1:0"],
     ...flags,
   ]);
   cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
+  const { address: listen, metricsAddress: metrics } = await serve.listening();
   await serve.line((line) => line.includes('"event":"store_state"') && line.includes('"state":"ready"'));
   const metric = async (name: string, labels = ""): Promise<number> => {
     const text = await (await fetch(`http://${metrics}/metrics`)).text();

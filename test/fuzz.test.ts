@@ -21,7 +21,6 @@ import {
 } from "../src/gen/generation/v1/generation_pb.js";
 import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
-import { freePort } from "./helpers/free-port.js";
 import { type SharedRedis, sharedRedis } from "./helpers/redis-process.js";
 
 const SEED = Number(process.env.SYNCGEN_FUZZ_SEED ?? 20261126);
@@ -291,10 +290,8 @@ describe.each([
   const authorization: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
 
   beforeAll(async () => {
-    const port = await freePort();
-    address = `127.0.0.1:${port}`;
     redis = store === "redis" ? await sharedRedis() : undefined;
-    const args = ["serve", "--listen", address, "--max-key-bytes", String(MAX_KEY_BYTES)];
+    const args = ["serve", "--listen", "127.0.0.1:0", "--max-key-bytes", String(MAX_KEY_BYTES)];
     if (redis) args.push("--redis", redis.url, "--prefix", redis.prefix());
     if (auth) {
       // Half the generated keys are under fuzz/, so both sides of the check are reached.
@@ -307,6 +304,7 @@ describe.each([
       args.push("--auth-file", file);
     }
     serve = new CliProcess(args, { REDIS_URL: "" });
+    ({ address } = await serve.listening());
     await serve.line((line) => line.includes('"event":"store_state"') && line.includes('"state":"ready"'));
   });
   afterAll(async () => {

@@ -20,7 +20,6 @@ import { type Certificates, makeCertificates } from "./helpers/certificates.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { CliProcess, runCli } from "./helpers/cli.js";
 import { expectCode } from "./helpers/expect-code.js";
-import { freePort } from "./helpers/free-port.js";
 import { healthClient, reflectionClient, serviceNames } from "./helpers/grpc-peers.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
@@ -210,13 +209,11 @@ describe("bearer tokens (--auth-file)", () => {
     const [oldToken, newToken] = ["old-token-0123456789", "new-token-0123456789"];
     const tokens = (token: string) => JSON.stringify({ tokens: [{ name: "app", token, read: [""], write: [""] }] });
     writeFileSync(rotating, tokens(oldToken));
-    const port = await freePort();
-    const serve = new CliProcess(["serve", "--listen", `127.0.0.1:${port}`, "--auth-file", rotating], {
+    const serve = new CliProcess(["serve", "--listen", "127.0.0.1:0", "--auth-file", rotating], {
       REDIS_URL: "",
     });
     cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
-    await serve.line((line) => line.includes('"event":"start"'));
-    const address = `127.0.0.1:${port}`;
+    const { address } = await serve.listening();
     expect(await client(address, { token: oldToken }).bump("rotated")).toBeGreaterThan(0n);
 
     writeFileSync(rotating, tokens(newToken));

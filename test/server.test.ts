@@ -223,18 +223,18 @@ describe("startup and shutdown edges", () => {
 
 describe("syncgen serve", () => {
   test("says it uses the in-memory store, serves, and exits 0 on SIGTERM ending watches with UNAVAILABLE", async () => {
-    const port = await freePort();
     // An empty REDIS_URL (CI sets one) means the in-memory store.
-    const serve = new CliProcess(["serve", "--listen", `127.0.0.1:${port}`, "--shutdown-timeout-ms", "3000"], {
+    const serve = new CliProcess(["serve", "--listen", "127.0.0.1:0", "--shutdown-timeout-ms", "3000"], {
       REDIS_URL: "",
     });
     cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
+    const { address } = await serve.listening();
     const first = JSON.parse(await serve.line((l) => l.startsWith("{"))) as Record<string, unknown>;
     expect(first.event).toBe("start");
     expect(first.msg).toMatch(/in-memory store/);
     expect(first.msg).toMatch(/OPEN: no --auth-file/);
     expect(first.auth).toBe("open");
-    const ts = { client: (await import("../src/client/index.js")).createGenerationClient(`127.0.0.1:${port}`) };
+    const ts = { client: (await import("../src/client/index.js")).createGenerationClient(address) };
     cleanups.push(() => ts.client.close());
     const w = new WatchRecorder(ts.client, ["k"]);
     await w.live();
@@ -257,26 +257,17 @@ describe("syncgen serve", () => {
   });
 
   test("takes multi-word flags, e.g. --max-key-bytes and --metrics-listen", async () => {
-    const [port, metricsPort] = [await freePort(), await freePort()];
     const serve = new CliProcess(
-      [
-        "serve",
-        "--listen",
-        `127.0.0.1:${port}`,
-        "--max-key-bytes",
-        "8",
-        "--metrics-listen",
-        `127.0.0.1:${metricsPort}`,
-      ],
+      ["serve", "--listen", "127.0.0.1:0", "--max-key-bytes", "8", "--metrics-listen", "127.0.0.1:0"],
       { REDIS_URL: "" },
     );
     cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
-    await serve.line((l) => l.includes('"event":"start"'));
+    const { address, metricsAddress } = await serve.listening();
     const { runCli } = await import("./helpers/cli.js");
-    const tooLong = await runCli(["get", "--server", `127.0.0.1:${port}`, "nine-bytes"]);
+    const tooLong = await runCli(["get", "--server", address, "nine-bytes"]);
     expect(tooLong.code).toBe(2);
     expect(tooLong.stderr).toMatch(/key is 10 bytes long; the limit is 8 bytes/);
-    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    const metrics = await fetch(`http://${metricsAddress}/metrics`);
     expect(await metrics.text()).toMatch(
       /grpc_server_handled_total\{.*grpc_method="Get".*grpc_code="InvalidArgument"\} 1/,
     );

@@ -72,6 +72,19 @@ export class CliProcess {
     );
   }
 
+  /**
+   * For `syncgen serve`: waits for its start line and resolves with the addresses it
+   * actually bound. Start it with `--listen 127.0.0.1:0` (and `--metrics-listen 127.0.0.1:0`):
+   * a port chosen free beforehand can be taken by another test before the server binds it.
+   */
+  async listening(ms = 20_000): Promise<{ address: string; metricsAddress: string | undefined }> {
+    const start = JSON.parse(await this.line((line) => line.includes('"event":"start"'), ms)) as {
+      address: string;
+      metrics?: string;
+    };
+    return { address: start.address, metricsAddress: start.metrics?.replace(/^http:\/\/|\/metrics$/g, "") };
+  }
+
   /** Sends `signal` and resolves with the exit code; SIGKILLs if it does not exit in time. */
   async stop(signal: NodeJS.Signals = "SIGTERM", ms = 10_000): Promise<number | null> {
     // A process killed by a signal has no exit code, only a signal code.

@@ -6,7 +6,6 @@
 import { fileURLToPath } from "node:url";
 import { CliProcess } from "./cli.js";
 import { withDeadline } from "./deadline.js";
-import { freePort } from "./free-port.js";
 
 const SERVE_WITH_GC = fileURLToPath(new URL("./serve-with-gc.mjs", import.meta.url));
 
@@ -36,21 +35,28 @@ export class ServeProcess {
    * line. Stop it in the test's cleanup.
    */
   static async start(flags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
-    const [port, metricsPort] = [await freePort(), await freePort()];
-    const address = `127.0.0.1:${port}`;
-    const metricsAddress = `127.0.0.1:${metricsPort}`;
     const cli = new CliProcess(
-      ["serve", "--listen", address, "--metrics-listen", metricsAddress, "--shutdown-timeout-ms", "3000", ...flags],
+      [
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--shutdown-timeout-ms",
+        "3000",
+        ...flags,
+      ],
       { REDIS_URL: "", ...env },
       { nodeArgs: ["--expose-gc", `--max-old-space-size=${CAPPED_HEAP_MB}`], script: SERVE_WITH_GC },
     );
     try {
-      await cli.line((line) => line.includes('"event":"start"'), 20_000);
+      const { address, metricsAddress } = await cli.listening();
+      if (metricsAddress === undefined) throw new Error("syncgen serve reported no metrics address");
+      return new ServeProcess(cli, address, metricsAddress);
     } catch (error) {
       await cli.stop("SIGKILL").catch(() => {});
       throw error;
     }
-    return new ServeProcess(cli, address, metricsAddress);
   }
 
   /** The process's memory right after a full garbage collection. */
