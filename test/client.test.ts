@@ -83,7 +83,7 @@ describe("a resuming Watch", () => {
     const redis = await sharedRedis();
     cleanups.push(() => redis.close());
     const port = await freePort();
-    const settings = { redisUrl: redis.url, prefix: redis.prefix(), listen: `127.0.0.1:${port}` };
+    const settings = { redis: redis.target, prefix: redis.prefix(), listen: { host: "127.0.0.1", port: port } };
     let server = await startTestServer(settings);
     cleanups.push(() => server.close());
     const client = createGenerationClient(`127.0.0.1:${port}`, {
@@ -116,7 +116,7 @@ describe("a resuming Watch", () => {
     await until(() => events.some((e) => e.type === "down"), "down");
     // The change is made while the watched server is down, through another replica, so it is
     // surely among what the resumed Watch's first response reports.
-    const elsewhere = await startTestServer({ ...settings, listen: "127.0.0.1:0" });
+    const elsewhere = await startTestServer({ ...settings, listen: { host: "127.0.0.1", port: 0 } });
     const changed = await elsewhere.client.bump("changed");
     await elsewhere.close();
     server = await startTestServer(settings);

@@ -4,7 +4,6 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Code, type GenerationClient } from "../src/client/index.js";
-import { withDeadline } from "./helpers/deadline.js";
 import { expectCode } from "./helpers/expect-code.js";
 import { pausedWatch } from "./helpers/paused-watch.js";
 import { STORE_KINDS } from "./helpers/store-kinds.js";
@@ -247,9 +246,6 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
       // A reader that pauses after the first response: the server's writes back up.
       const paused = pausedWatch(ts.newClient(), [k, other]);
       await paused.live;
-      const serverStream = [...ts.server.hub.streams()].find((s) => s.keys.includes(k));
-      if (serverStream === undefined) throw new Error("no server stream for the paused watch");
-      const stats = () => ts.server.hub.stats(serverStream);
       // A reading watcher of the same key: once it has a generation, the hub has taken in
       // every change before it (notifications are handled in order), the paused one's too.
       const fence = watch([k]);
@@ -263,12 +259,11 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
         return latest;
       };
       await bumpMany(5_000);
-      expect(stats()?.blocked).toBe(true);
-      const sentWhenBlocked = stats()?.responsesSent;
-      // Once blocked, nothing more is written; what waits is one entry per key at most.
+      expect(await ts.metric("syncgen_watch_streams_blocked")).toBe(1);
+      // Once blocked, it stays so; what waits is one entry per key at most.
       const last = await bumpMany(5_000);
-      expect(stats()).toMatchObject({ blocked: true, responsesSent: sentWhenBlocked });
-      expect(stats()?.pendingKeys).toBeLessThanOrEqual(1);
+      expect(await ts.metric("syncgen_watch_streams_blocked")).toBe(1);
+      expect(await ts.metric("syncgen_watch_pending_keys")).toBe(1);
       await fence.close();
       paused.resume();
       await paused.sees(k, last);
@@ -280,18 +275,15 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
       const last = keys.at(-1) as string;
       const first = watch(keys);
       await first.live(30_000);
+      const watched = await ts.metric("syncgen_watched_keys");
       // Releasing the first stream unsubscribes 2,500 keys (in paced batches on a Cluster); the
       // second's subscribe of the key they share must come out after that key's unsubscribe.
       await first.close();
       // Watch the last key again the moment the hub has released the first stream, while its
       // unsubscribes are still on their way.
-      await withDeadline(
-        (async () => {
-          while (ts.server.hub.isWatched(keys[0] as string)) await new Promise((resolve) => setImmediate(resolve));
-        })(),
-        10_000,
-        "the first stream's release",
-      );
+      await expect
+        .poll(() => ts.metric("syncgen_watched_keys"), { timeout: 10_000, interval: 1 })
+        .toBe(watched - keys.length);
       const again = watch([last]);
       await again.live();
       const generation = await client.bump(last);
@@ -303,9 +295,9 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
       const k = key("w-release");
       const w = watch([k]);
       await w.live();
-      expect(ts.server.hub.isWatched(k)).toBe(true);
+      const watched = await ts.metric("syncgen_watched_keys");
       await w.close();
-      await expect.poll(() => ts.server.hub.isWatched(k), { timeout: 5000 }).toBe(false);
+      await expect.poll(() => ts.metric("syncgen_watched_keys"), { timeout: 5000 }).toBe(watched - 1);
     });
   });
 

@@ -50,7 +50,7 @@ describe("Watch streams", () => {
     // Another connection is not affected; a closed stream gives its slot back.
     await watch(client(ts.address), ["c"]).live();
     await first.close();
-    await expect.poll(() => ts.server.hub.streamCount === 2, { timeout: 5000 }).toBe(true);
+    await expect.poll(() => ts.metric("syncgen_watch_streams"), { timeout: 5000 }).toBe(2);
     await watch(crowded, ["c"]).live();
   });
 
@@ -60,7 +60,7 @@ describe("Watch streams", () => {
     const error = await refusal(watch(client(ts.address), ["c"]));
     expect(error?.code).toBe(Code.RESOURCE_EXHAUSTED);
     expect(error?.message).toMatch(/its limit \(server setting --max-watch-streams\)/);
-    expect(ts.server.hub.streamCount).toBe(2);
+    expect(await ts.metric("syncgen_watch_streams")).toBe(2);
   });
 
   test("more keys than --max-watch-keys is INVALID_ARGUMENT", async () => {
@@ -101,9 +101,9 @@ describe("transport", () => {
     cleanups.push(() => proxy.close());
     const recorder = watch(client(proxy.address), ["stalled"]);
     await recorder.live();
-    expect(ts.server.hub.streamCount).toBe(1);
+    expect(await ts.metric("syncgen_watch_streams")).toBe(1);
     proxy.stall();
-    await expect.poll(() => ts.server.hub.streamCount === 0, { timeout: 5000 }).toBe(true);
+    await expect.poll(() => ts.metric("syncgen_watch_streams"), { timeout: 5000 }).toBe(0);
   });
 
   test("client keepalive: a Watch on a connection that stops answering goes down and resumes", async () => {

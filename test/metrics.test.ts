@@ -21,7 +21,7 @@ import { WatchRecorder } from "./helpers/watch-recorder.js";
 const cleanups = cleanupsAfterEach();
 
 async function started(overrides: Partial<ServerConfig>, waitReady = true): Promise<TestServer> {
-  const ts = await startTestServer({ metricsListen: "127.0.0.1:0", ...overrides }, { waitReady });
+  const ts = await startTestServer({ metricsListen: { host: "127.0.0.1", port: 0 }, ...overrides }, { waitReady });
   cleanups.push(() => ts.close());
   return ts;
 }
@@ -34,9 +34,7 @@ function client(address: string, token?: string): GenerationClient {
 
 /** One scrape: every sample, keyed by its name and labels as the exposition text spells them. */
 async function scrape(ts: TestServer): Promise<Map<string, number>> {
-  const address = ts.server.metrics?.address;
-  if (!address) throw new Error("the server serves no metrics");
-  const response = await withDeadline(fetch(`http://${address}/metrics`), 5000, "a scrape");
+  const response = await withDeadline(fetch(`http://${ts.metricsAddress}/metrics`), 5000, "a scrape");
   expect(response.status).toBe(200);
   expect(response.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
   const samples = new Map<string, number>();
@@ -81,7 +79,7 @@ describe("metrics", () => {
     expect(m.get("process_cpu_seconds_total")).toBeGreaterThan(0);
 
     await watcher.close();
-    await expect.poll(() => ts.server.hub.streamCount === 0, { timeout: 5000 }).toBe(true);
+    await expect.poll(() => ts.metric("syncgen_watch_streams"), { timeout: 5000 }).toBe(0);
     const after = await scrape(ts);
     expect(after.get("syncgen_watch_streams")).toBe(0);
     expect(after.get("syncgen_watched_keys")).toBe(0);
@@ -112,18 +110,18 @@ describe("metrics", () => {
   test("syncgen_redis_up follows Redis: 0 while it is down, 1 once it is back", async () => {
     const redis = await RedisProcess.start();
     cleanups.push(() => redis.stop());
-    const ts = await started({ redisUrl: redis.url, prefix: uniquePrefix() });
-    const up = `syncgen_redis_up{store="${ts.server.store.description}"}`;
+    const ts = await started({ redis: redis.target, prefix: uniquePrefix() });
+    const up = `syncgen_redis_up{store="${ts.store.feed.description}"}`;
     expect((await scrape(ts)).get(up)).toBe(1);
     await redis.kill();
-    await expect.poll(() => ts.server.store.state !== "ready", { timeout: 5000 }).toBe(true);
+    await expect.poll(() => ts.store.feed.state !== "ready", { timeout: 5000 }).toBe(true);
     expect((await scrape(ts)).get(up)).toBe(0);
     const failed = await client(ts.address)
       .bump("m/a")
       .catch((e: { code: number }) => e.code);
     expect(failed).toBe(Code.UNAVAILABLE);
     await redis.restart();
-    await expect.poll(() => ts.server.store.state === "ready", { timeout: 10_000 }).toBe(true);
+    await expect.poll(() => ts.store.feed.state === "ready", { timeout: 10_000 }).toBe(true);
     expect((await scrape(ts)).get(up)).toBe(1);
     expect((await scrape(ts)).get(`grpc_server_handled_total{${method("Bump")},grpc_code="Unavailable"}`)).toBe(1);
   });
@@ -162,7 +160,7 @@ describe("metrics", () => {
 
   test("anything but GET /metrics is 404", async () => {
     const ts = await started({});
-    const response = await fetch(`http://${ts.server.metrics?.address}/`);
+    const response = await fetch(`http://${ts.metricsAddress}/`);
     expect(response.status).toBe(404);
     await response.body?.cancel();
   });

@@ -29,7 +29,7 @@ let ts: TestServer;
 
 beforeAll(async () => {
   redis = await sharedRedis();
-  ts = await startTestServer({ redisUrl: redis.url, prefix: redis.prefix() });
+  ts = await startTestServer({ redis: redis.target, prefix: redis.prefix() });
 });
 
 afterAll(async () => {

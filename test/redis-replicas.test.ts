@@ -25,8 +25,8 @@ describe("two replicas sharing one Redis", () => {
     redis = await RedisProcess.start();
     prefix = uniquePrefix();
     [a, b] = await Promise.all([
-      startTestServer({ redisUrl: redis.url, prefix }),
-      startTestServer({ redisUrl: redis.url, prefix }),
+      startTestServer({ redis: redis.target, prefix }),
+      startTestServer({ redis: redis.target, prefix }),
     ]);
   });
 
@@ -57,7 +57,7 @@ describe("two replicas sharing one Redis", () => {
   });
 
   test("a server with another prefix on the same Redis shares nothing with them", async () => {
-    const other = await startTestServer({ redisUrl: redis.url, prefix: uniquePrefix() });
+    const other = await startTestServer({ redis: redis.target, prefix: uniquePrefix() });
     try {
       const w = new WatchRecorder(other.client, ["isolated"]);
       recorders.push(w);
@@ -114,7 +114,7 @@ describe("Redis faults", () => {
   beforeEach(async () => {
     redis = await RedisProcess.start();
     prefix = uniquePrefix();
-    ts = await startTestServer({ redisUrl: redis.url, prefix, redisTimeoutMs: 300 });
+    ts = await startTestServer({ redis: redis.target, prefix, redisTimeoutMs: 300 });
   });
 
   afterEach(async () => {
@@ -126,7 +126,7 @@ describe("Redis faults", () => {
   const expectUnavailable = (call: Promise<unknown>) => expectCode(call, Code.UNAVAILABLE);
 
   test("Redis down: every RPC fails fast with UNAVAILABLE, and recovers by itself", async () => {
-    const down = waitForEvent(ts.server.store, "state", (s) => s === "unavailable", 5000);
+    const down = waitForEvent(ts.store.feed, "state", (s) => s === "unavailable", 5000);
     await redis.kill();
     await down;
     const started = Date.now();
@@ -141,7 +141,7 @@ describe("Redis faults", () => {
     expect(w.error?.message).toMatch(/the store \(redis 127\.0\.0\.1:\d+\) is unavailable; retry/);
     expect(Date.now() - started).toBeLessThan(1000);
 
-    const up = waitForEvent(ts.server.store, "state", (s) => s === "ready", 10_000);
+    const up = waitForEvent(ts.store.feed, "state", (s) => s === "ready", 10_000);
     await redis.restart();
     await up;
     expect(await ts.client.bump("k")).toBeGreaterThan(0n);
@@ -159,7 +159,7 @@ describe("Redis faults", () => {
   });
 
   test("Redis hung with a long Redis timeout: UNAVAILABLE still comes before the caller's deadline", async () => {
-    const patient = await startTestServer({ redisUrl: redis.url, prefix, redisTimeoutMs: 10_000 });
+    const patient = await startTestServer({ redis: redis.target, prefix, redisTimeoutMs: 10_000 });
     redis.pause();
     try {
       // The server answers a tenth of the call's time before its deadline: room for a busy host.
@@ -171,7 +171,7 @@ describe("Redis faults", () => {
   });
 
   test("Redis hung: the store and health say unavailable, and recover when it answers again", async () => {
-    const down = waitForEvent(ts.server.store, "state", (s) => s === "unavailable", 5000);
+    const down = waitForEvent(ts.store.feed, "state", (s) => s === "unavailable", 5000);
     redis.pause();
     try {
       // The store's own liveness ping times out (redisTimeoutMs 300) even with no calls.
@@ -179,16 +179,16 @@ describe("Redis faults", () => {
     } finally {
       redis.resume();
     }
-    await waitForEvent(ts.server.store, "state", (s) => s === "ready", 10_000);
+    await waitForEvent(ts.store.feed, "state", (s) => s === "ready", 10_000);
     expect(await ts.client.bump("k")).toBeGreaterThan(0n);
   });
 
   test("Redis hung: health says NOT_SERVING by the first UNAVAILABLE, and calls queued behind it fail with it", async () => {
     // A long command timeout: the four calls must all be in flight before the first times out.
-    const patient = await startTestServer({ redisUrl: redis.url, prefix, redisTimeoutMs: 5000 });
+    const patient = await startTestServer({ redis: redis.target, prefix, redisTimeoutMs: 5000 });
     const health = healthClient(patient.address);
     const events: string[] = [];
-    patient.server.store.on("state", (state) => events.push(`store ${state}`));
+    patient.store.feed.on("state", (state) => events.push(`store ${state}`));
     const outcome = (name: string, call: Promise<unknown>): Promise<GenerationServiceError | undefined> =>
       call.then(
         () => {
@@ -206,11 +206,11 @@ describe("Redis faults", () => {
       redis.pause();
       // A is on the wire to the hung Redis once the server counts it in flight; B..D queue behind it.
       const a = outcome("A", patient.client.get("k", { retry: false, deadlineMs: 20_000 }));
-      await expect.poll(() => patient.server.calls.inFlight, { timeout: 10_000 }).toBe(1);
+      await expect.poll(() => patient.callsInFlight("Get"), { timeout: 10_000 }).toBe(1);
       const queued = ["B", "C", "D"].map((name) =>
         outcome(name, patient.client.get("k", { retry: false, deadlineMs: 20_000 })),
       );
-      await expect.poll(() => patient.server.calls.inFlight, { timeout: 10_000 }).toBe(4);
+      await expect.poll(() => patient.callsInFlight("Get"), { timeout: 10_000 }).toBe(4);
       expect((await a)?.code).toBe(Code.UNAVAILABLE);
       // Asked after the caller heard UNAVAILABLE: health already says so.
       expect(await health.check("")).toBe("NOT_SERVING");
@@ -232,15 +232,15 @@ describe("Redis faults", () => {
     ["", {}],
     [", and an idle write connection is not taken for hung either", { redisWaitReplicas: 1, redisWaitMs: 100 }],
   ])("a process too busy to read Redis's reply in time does not take Redis for hung%s", async (_, settings) => {
-    const busy = await startTestServer({ redisUrl: redis.url, prefix, redisTimeoutMs: 300, ...settings });
+    const busy = await startTestServer({ redis: redis.target, prefix, redisTimeoutMs: 300, ...settings });
     try {
       const states: string[] = [];
-      busy.server.store.on("state", (state) => states.push(state));
+      busy.store.feed.on("state", (state) => states.push(state));
       await busy.client.get("k");
       // The store's command goes out and Redis answers at once, but this process (the
       // server's too) is then blocked past the 300 ms command timeout: the timeout fires
       // before the reply is read.
-      const read = busy.server.store.read(["k"]).then(
+      const read = busy.store.records.read(["k"]).then(
         () => "ok",
         (error: Error) => error.message,
       );
@@ -261,7 +261,7 @@ describe("Redis faults", () => {
     const first = new WatchRecorder(ts.client, ["k"]);
     recorders.push(first);
     await first.live();
-    const down = waitForEvent(ts.server.store, "state", (s) => s === "unavailable", 5000);
+    const down = waitForEvent(ts.store.feed, "state", (s) => s === "unavailable", 5000);
     await redis.kill();
     await down;
     const second = new WatchRecorder(ts.client, ["k"]);
@@ -317,12 +317,12 @@ describe("Redis faults", () => {
     const before = await ts.client.bump("k");
     await w.sees("k", before);
 
-    const down = waitForEvent(ts.server.store, "state", (s) => s === "unavailable", 5000);
+    const down = waitForEvent(ts.store.feed, "state", (s) => s === "unavailable", 5000);
     await redis.kill();
     await down;
     await expectUnavailable(ts.client.bump("k"));
 
-    const resynced = waitForEvent(ts.server.store, "resync", () => true, 10_000);
+    const resynced = waitForEvent(ts.store.feed, "resync", () => true, 10_000);
     await redis.restart();
     await resynced;
     // The data is gone: the watcher learns the key is absent.
@@ -343,7 +343,7 @@ describe("Redis faults", () => {
       const clients = (await admin.client("LIST")) as string;
       const subscriberId = /id=(\d+) [^\n]*name=syncgen-subscriber/.exec(clients)?.[1];
       expect(subscriberId).toBeDefined();
-      const resynced = waitForEvent(ts.server.store, "resync", () => true, 10_000);
+      const resynced = waitForEvent(ts.store.feed, "resync", () => true, 10_000);
       // In one transaction: drop the subscriber, then bump (as another replica would), so
       // the change's message is published to nobody and only the resync can deliver it.
       const results = await admin

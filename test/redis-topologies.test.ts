@@ -28,7 +28,7 @@ describe("Redis Sentinel", () => {
   test("the master killed right after Bumps its replica never got: service resumes, nothing repeats, watchers end current", async () => {
     const group = await RedisSentinelGroup.start();
     cleanups.push(() => group.stop());
-    const ts = await server({ redisUrl: group.url, prefix: uniquePrefix() });
+    const ts = await server({ redis: group.target, prefix: uniquePrefix() });
     const c = isolatedClient(cleanups, ts.address);
     const loaded = Array.from({ length: 4 }, (_, i) => `sentinel/load/${i}`);
     const lostKeys = Array.from({ length: 4 }, (_, i) => `sentinel/lost/${i}`);
@@ -83,7 +83,7 @@ describe("--redis-wait-replicas", () => {
     const redis = await RedisProcess.start();
     cleanups.push(() => redis.stop());
     const ts = await server({
-      redisUrl: redis.url,
+      redis: redis.target,
       prefix: uniquePrefix(),
       redisWaitReplicas: 1,
       redisWaitMs: 1000,
@@ -108,7 +108,7 @@ describe("--redis-wait-replicas", () => {
     for (const outcome of await Promise.all(writes)) {
       expect(outcome).toMatch(/the write reached 0 of 1 Redis replicas within 1000 ms/);
     }
-    expect(ts.server.store.state).toBe("ready");
+    expect(ts.store.feed.state).toBe("ready");
   });
 });
 
@@ -116,7 +116,7 @@ describe("Redis Sentinel with --redis-wait-replicas", () => {
   test("a Bump the replica has not acknowledged fails instead, so the failover loses nothing acknowledged", async () => {
     const group = await RedisSentinelGroup.start();
     cleanups.push(() => group.stop());
-    const ts = await server({ redisUrl: group.url, prefix: uniquePrefix(), redisWaitReplicas: 1, redisWaitMs: 300 });
+    const ts = await server({ redis: group.target, prefix: uniquePrefix(), redisWaitReplicas: 1, redisWaitMs: 300 });
     const c = isolatedClient(cleanups, ts.address);
     const acknowledged = await c.bump("wait/k");
     group.stallReplication();
@@ -142,7 +142,7 @@ describe("Redis Cluster", () => {
     const cluster = await RedisCluster.start();
     cleanups.push(() => cluster.stop());
     const prefix = uniquePrefix();
-    const ts = await server({ redisCluster: cluster.seeds, prefix });
+    const ts = await server({ redis: cluster.target, prefix });
     const names = new RedisKeys(prefix);
     const keys = Array.from({ length: 24 }, (_, i) => `cluster/${i}`);
     // The keys live on every master.
@@ -163,7 +163,7 @@ describe("Redis Cluster", () => {
 
     const slot = calculateSlot(names.record(moving));
     const from = (await cluster.ownerOf(slot)).node;
-    const resynced = waitForEvent(ts.server.store, "resync", () => true, 20_000);
+    const resynced = waitForEvent(ts.store.feed, "resync", () => true, 20_000);
     const duringMove: bigint[] = [];
     const to = await cluster.moveSlot(slot, async () => {
       // The record has moved, ownership not yet: these Bumps run on the new node (ASK), and
@@ -188,7 +188,7 @@ describe("Redis Cluster", () => {
     const cluster = await RedisCluster.start({ replicas: 1 });
     cleanups.push(() => cluster.stop());
     const prefix = uniquePrefix();
-    const ts = await server({ redisCluster: cluster.seeds, prefix });
+    const ts = await server({ redis: cluster.target, prefix });
     const names = new RedisKeys(prefix);
     const keys = Array.from({ length: 24 }, (_, i) => `cluster-failover/${i}`);
     const c = isolatedClient(cleanups, ts.address);

@@ -15,7 +15,8 @@ import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Code, createGenerationClient, type GenerationClient } from "../src/client/index.js";
 import { ConfigError, defaultServerConfig, type ServerConfig } from "../src/server/config.js";
-import { startServer } from "../src/server/server.js";
+import type { Logger } from "../src/server/logger.js";
+import { SyncgenServer } from "../src/server/server.js";
 import { type Certificates, makeCertificates } from "./helpers/certificates.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { CliProcess, runCli } from "./helpers/cli.js";
@@ -82,11 +83,11 @@ describe("TLS", () => {
 
   test("a missing certificate file stops startup with a message naming the flag", async () => {
     const config = defaultServerConfig({
-      listen: "127.0.0.1:0",
+      listen: { host: "127.0.0.1", port: 0 },
       tlsCert: join(certs.dir, "nope.pem"),
       tlsKey: certs.serverKey,
     });
-    const start = startServer(config, { logger: pino({ level: "silent" }) });
+    const start = SyncgenServer.start(config, { logger: pino({ level: "silent" }) });
     await expect(start).rejects.toThrow(ConfigError);
     await expect(start).rejects.toThrow(/--tls-cert: cannot read .*nope\.pem/);
   });
@@ -155,7 +156,7 @@ describe("bearer tokens (--auth-file)", () => {
     expect(watch.error?.code).toBe(Code.PERMISSION_DENIED);
     expect(watch.error?.message).toMatch(/"team-b\/secret"/);
     expect(watch.responses).toEqual([]);
-    expect(ts.server.hub.streamCount).toBe(0);
+    expect(await ts.metric("syncgen_watch_streams")).toBe(0);
     // Within its prefixes the same token watches.
     const allowed = new WatchRecorder(client(ts.address, { token: READER }), ["team-a/k"]);
     cleanups.push(() => allowed.close());
@@ -181,22 +182,13 @@ describe("bearer tokens (--auth-file)", () => {
   });
 
   test("tokens never reach the log, even at debug", async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
-    const server = await startServer(defaultServerConfig({ listen: "127.0.0.1:0", authFile }), {
-      logger: pino({ level: "debug" }, sink),
-    });
-    cleanups.push(() => server.shutdown("test finished"));
-    const writer = client(server.address, { token: WRITER });
+    const { lines, logger } = capturedLog("debug");
+    const { address } = await startTestServer({ authFile }, { logger, cleanups });
+    const writer = client(address, { token: WRITER });
     await writer.bump("team-a/k");
     await expectCode(writer.bump("team-b/k"), Code.PERMISSION_DENIED);
-    await expectCode(client(server.address, { token: `${READER}x` }).get("team-a/k"), Code.UNAUTHENTICATED);
-    await expectCode(client(server.address, { token: READER }).bump("team-a/k"), Code.PERMISSION_DENIED);
+    await expectCode(client(address, { token: `${READER}x` }).get("team-a/k"), Code.UNAUTHENTICATED);
+    await expectCode(client(address, { token: READER }).bump("team-a/k"), Code.PERMISSION_DENIED);
     expect(lines.some((line) => line.includes('"call_refused"'))).toBe(true);
     expect(lines.some((line) => line.includes('"principal":"reader"'))).toBe(true);
     for (const secret of [READER, WRITER, HASHED]) {
@@ -230,15 +222,8 @@ describe("bearer tokens (--auth-file)", () => {
   });
 
   test("without --auth-file the first log line says the server is open", async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer, _encoding, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
-    const server = await startServer(defaultServerConfig({ listen: "127.0.0.1:0" }), { logger: pino({}, sink) });
-    cleanups.push(() => server.shutdown("test finished"));
+    const { lines, logger } = capturedLog("info");
+    await startTestServer({}, { logger, cleanups });
     const first = JSON.parse(lines[0] ?? "{}") as { event?: string; auth?: string; msg?: string };
     expect(first.event).toBe("start");
     expect(first.auth).toBe("open");
@@ -308,3 +293,15 @@ print(bumped)
     expect(await ts2.get("py/key")).toBe(bumped);
   });
 });
+
+/** A logger whose lines are kept in `lines`, as the server would write them. */
+function capturedLog(level: string): { lines: string[]; logger: Logger } {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString());
+      done();
+    },
+  });
+  return { lines, logger: pino<never>({ level }, sink) };
+}

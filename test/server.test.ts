@@ -11,7 +11,7 @@ import type { HealthCheckResponse } from "../src/gen/grpc/health/v1/health_pb.js
 import { ServerReflectionRequestSchema } from "../src/gen/grpc/reflection/v1/reflection_pb.js";
 import { ConfigError, defaultServerConfig } from "../src/server/config.js";
 import { silentLogger } from "../src/server/logger.js";
-import { startServer } from "../src/server/server.js";
+import { SyncgenServer } from "../src/server/server.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
@@ -54,7 +54,7 @@ describe("grpc.health.v1", () => {
     const redis = await RedisProcess.start();
     cleanups.push(() => redis.stop());
     await redis.kill();
-    const ts = await started(startTestServer({ redisUrl: redis.url, prefix: uniquePrefix() }, { waitReady: false }));
+    const ts = await started(startTestServer({ redis: redis.target, prefix: uniquePrefix() }, { waitReady: false }));
     const health = healthClient(ts.address);
     cleanups.push(() => health.close());
     const statuses: string[] = [];
@@ -159,14 +159,14 @@ describe("graceful shutdown", () => {
   test("ends Watch streams with UNAVAILABLE and lets unary calls in flight finish", async () => {
     const redis = await RedisProcess.start();
     cleanups.push(() => redis.stop());
-    const ts = await startTestServer({ redisUrl: redis.url, prefix: uniquePrefix(), redisTimeoutMs: 5000 });
+    const ts = await startTestServer({ redis: redis.target, prefix: uniquePrefix(), redisTimeoutMs: 5000 });
     cleanups.push(() => ts.close());
     const w = new WatchRecorder(ts.client, ["k"]);
     await w.live();
     // Hold Redis so the Bumps are in flight when shutdown starts.
     redis.pause();
     const bumps = Promise.all(Array.from({ length: 20 }, () => ts.client.bump("k")));
-    await expect.poll(() => ts.server.calls.inFlight, { timeout: 5000 }).toBe(20);
+    await expect.poll(() => ts.callsInFlight("Bump"), { timeout: 5000 }).toBe(20);
     const shutdown = ts.server.shutdown("test");
     await w.done;
     expect(w.error?.code).toBe(Code.UNAVAILABLE);
@@ -185,8 +185,11 @@ describe("startup and shutdown edges", () => {
     cleanups.push(() => new Promise((resolve) => taken.close(resolve)));
     const metricsPort = (taken.address() as AddressInfo).port;
     const port = await freePort();
-    const start = startServer(
-      defaultServerConfig({ listen: `127.0.0.1:${port}`, metricsListen: `127.0.0.1:${metricsPort}` }),
+    const start = SyncgenServer.start(
+      defaultServerConfig({
+        listen: { host: "127.0.0.1", port: port },
+        metricsListen: { host: "127.0.0.1", port: metricsPort },
+      }),
       { logger: silentLogger() },
     );
     await expect(start).rejects.toThrow(ConfigError);
@@ -203,15 +206,18 @@ describe("startup and shutdown edges", () => {
   });
 
   test("a configuration built in code is checked too: mutual TLS without a certificate is refused", async () => {
-    const start = startServer(defaultServerConfig({ listen: "127.0.0.1:0", tlsClientCa: "ca.pem" }), {
-      logger: silentLogger(),
-    });
+    const start = SyncgenServer.start(
+      defaultServerConfig({ listen: { host: "127.0.0.1", port: 0 }, tlsClientCa: "ca.pem" }),
+      {
+        logger: silentLogger(),
+      },
+    );
     await expect(start).rejects.toThrow(/--tls-client-ca needs TLS/);
   });
 
   test("shutdown closes a connection that never spoke HTTP/2", async () => {
     const ts = await startTestServer({ shutdownTimeoutMs: 200 });
-    const socket = createConnection(ts.server.port, "127.0.0.1");
+    const socket = createConnection(ts.server.address.port, "127.0.0.1");
     await withDeadline(new Promise((resolve) => socket.once("connect", resolve)), 5000, "the raw connection");
     const closed = new Promise((resolve) => socket.once("close", resolve));
     socket.on("error", () => {});

@@ -70,8 +70,8 @@ beforeAll(async () => {
   redis = await sharedRedis();
   prefix = redis.prefix();
   [replicaA, replicaB] = await Promise.all([
-    startTestServer({ redisUrl: redis.url, prefix }),
-    startTestServer({ redisUrl: redis.url, prefix }),
+    startTestServer({ redis: redis.target, prefix }),
+    startTestServer({ redis: redis.target, prefix }),
   ]);
 });
 
@@ -204,13 +204,13 @@ describe("GenerationSynchronizer in watch mode", () => {
   test("a Bump through replica B expires a synchronizer on replica A without any call to A", async () => {
     const sync = await synchronizer(client(), name("no-rpc"), { watch: true });
     await whenLive(sync);
-    const callsBefore = replicaA.server.calls.started;
+    const callsBefore = await replicaA.callsStarted();
     for (let i = 0; i < 1000; i++) expect(await sync.isExpired()).toBe(false);
     const expiry = nextExpiry(sync);
     const bumped = await client(replicaB).bump(sync.cacheKey);
     expect(await expiry).toBe(bumped);
     for (let i = 0; i < 1000; i++) expect(await sync.isExpired()).toBe(true);
-    expect(replicaA.server.calls.started).toBe(callsBefore);
+    expect(await replicaA.callsStarted()).toBe(callsBefore);
   });
 
   test("all synchronizers of a client share one Watch stream", async () => {
@@ -219,29 +219,28 @@ describe("GenerationSynchronizer in watch mode", () => {
       Array.from({ length: 20 }, (_, i) => synchronizer(c, name(`shared-${i}`), { watch: true })),
     );
     await Promise.all(syncs.map((s) => whenLive(s)));
-    const first = syncs[0]?.cacheKey ?? "";
-    const streamsWith = (key: string) => [...replicaA.server.hub.streams()].filter((s) => s.keys.includes(key));
-    expect(streamsWith(first)).toHaveLength(1);
-    expect(streamsWith(first)[0]?.keys).toEqual(expect.arrayContaining(syncs.map((s) => s.cacheKey)));
+    // Replica A serves this client alone: one stream, every synchronizer's key on it.
+    await expect.poll(() => replicaA.metric("syncgen_watch_streams")).toBe(1);
+    expect(await replicaA.metric("syncgen_watched_keys")).toBe(20);
     // A late joiner restarts the one stream with one more key; the old stream goes away.
     const late = await synchronizer(c, name("late-joiner"), { watch: true });
     await whenLive(late);
-    await expect.poll(() => streamsWith(first).length).toBe(1);
-    expect(streamsWith(first)[0]?.keys).toContain(late.cacheKey);
+    await expect.poll(() => replicaA.metric("syncgen_watched_keys")).toBe(21);
+    await expect.poll(() => replicaA.metric("syncgen_watch_streams")).toBe(1);
   });
 
   test("after markUpdated or refresh it reads as current at once", async () => {
     const key = name("current-at-once");
     const sync = await synchronizer(client(), key, { watch: true });
     await whenLive(sync);
-    const calls = replicaA.server.calls.started;
+    const calls = await replicaA.callsStarted();
     await sync.markUpdated();
     expect(await sync.isExpired()).toBe(false);
     await client(replicaB).bump(sync.cacheKey);
     await sync.refresh();
     expect(await sync.isExpired()).toBe(false);
     // markUpdated and refresh are the only calls: the checks were answered from memory.
-    expect(replicaA.server.calls.started).toBe(calls + 2);
+    expect(await replicaA.callsStarted()).toBe(calls + 2);
   });
 
   test("update() writes before bumping; load() notes the generation before loading", async () => {
@@ -265,7 +264,7 @@ describe("GenerationSynchronizer in watch mode", () => {
 describe("GenerationSynchronizer across a server restart", () => {
   test("reconnects and notices a Bump made while it was away", async () => {
     const port = await freePort();
-    const settings = { redisUrl: redis.url, prefix, listen: `127.0.0.1:${port}` };
+    const settings = { redis: redis.target, prefix, listen: { host: "127.0.0.1", port: port } };
     let server = await startTestServer(settings);
     const c = createGenerationClient(`127.0.0.1:${port}`, {
       backoff: { initialMs: 20, maxMs: 200 },
@@ -292,11 +291,11 @@ describe("GenerationSynchronizer across a server restart", () => {
 describe("GenerationClient retries", () => {
   test("Get and Clear retry through a Redis outage; Bump does not", async () => {
     const own = await RedisProcess.start();
-    const ts = await startTestServer({ redisUrl: own.url, prefix: uniquePrefix() });
+    const ts = await startTestServer({ redis: own.target, prefix: uniquePrefix() });
     try {
       const c = ts.newClient({ backoff: { initialMs: 20, maxMs: 100 } });
       await own.kill();
-      await expect.poll(() => ts.server.store.state).toBe("unavailable");
+      await expect.poll(() => ts.store.feed.state).toBe("unavailable");
       await expect(c.bump("k")).rejects.toMatchObject({ code: 14 });
       const get = c.get("k", { deadlineMs: 10_000 });
       const clear = c.clear("k", { deadlineMs: 10_000 });

@@ -5,9 +5,57 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { Code, createGenerationClient, GenerationServiceError } from "../client/index.js";
-import { SETTINGS } from "../server/config.js";
+import { SERVER_SETTINGS } from "../server/config.js";
+import {
+  ConfigError,
+  optional,
+  readSettings,
+  type SettingsTable,
+  type SettingTexts,
+  type SettingValues,
+  text,
+} from "../server/settings.js";
 
-const DEFAULT_SERVER = "127.0.0.1:50051";
+/** How every client command reaches the server. */
+const CONNECTION_SETTINGS = {
+  server: {
+    flag: "server",
+    env: "SYNCGEN_SERVER",
+    description: "the syncgen server: HOST:PORT, or a grpc target such as ipv4:HOST:PORT,HOST:PORT",
+    default: "127.0.0.1:50051",
+    parse: (target: string) => (target === "" ? { error: "must name a server, not be empty" } : target),
+  },
+  token: {
+    flag: "token",
+    env: "SYNCGEN_TOKEN",
+    description: "bearer token (prefer the environment variable)",
+    default: "",
+    parse: optional(text),
+  },
+  tlsCa: {
+    flag: "tls-ca",
+    env: "SYNCGEN_CLIENT_TLS_CA",
+    description: "connect with TLS, trusting this PEM CA",
+    default: "",
+    parse: optional(text),
+  },
+  tlsCert: {
+    flag: "tls-cert",
+    env: "SYNCGEN_CLIENT_TLS_CERT",
+    description: "client certificate (PEM) for mutual TLS",
+    default: "",
+    parse: optional(text),
+  },
+  tlsKey: {
+    flag: "tls-key",
+    env: "SYNCGEN_CLIENT_TLS_KEY",
+    description: "private key (PEM) of --tls-cert",
+    default: "",
+    parse: optional(text),
+  },
+} as const satisfies SettingsTable;
+
+type Connection = SettingValues<typeof CONNECTION_SETTINGS>;
 
 // Node's HTTP/2 client gives an IP target to TLS as the server name, which Node then warns
 // about (DEP0123; grpc/grpc-node#1919, nodejs/node#56189). The certificate is still checked
@@ -22,95 +70,93 @@ const program = new Command("syncgen")
   .description("syncgen: generation numbers for cache keys, shared by many processes")
   .showHelpAfterError();
 
+/**
+ * Adds a table's settings to `command` as `--flag <value>` options, the environment variable
+ * and default in their help; returns the reader of the texts given by flag. Every command
+ * then reads its settings the same way: flag, then environment, then default (readSettings).
+ */
+function addSettings(command: Command, table: SettingsTable): (parsed: Record<string, unknown>) => SettingTexts {
+  const options = Object.values(table).map((setting) => {
+    const shown = setting.default === "" ? "" : ` (default: ${setting.default})`;
+    const option = new Option(`--${setting.flag} <value>`, `${setting.description}; env ${setting.env}${shown}`);
+    command.addOption(option);
+    return { flag: setting.flag, option };
+  });
+  return (parsed) => {
+    // commander names options in camelCase; the tables are read by flag.
+    const flags: Record<string, string> = {};
+    for (const { flag, option } of options) {
+      const value = parsed[option.attributeName()];
+      if (typeof value === "string") flags[flag] = value;
+    }
+    return flags;
+  };
+}
+
 const serve = program.command("serve").description("run the server (in-memory store unless a Redis URL is given)");
-// Flags, environment variables and defaults come from one table (src/server/config.ts).
-const serveOptions = SETTINGS.map((setting) => {
-  const shown = setting.default === undefined ? "" : ` (default: ${setting.default})`;
-  const option = new Option(`--${setting.flag} <value>`, `${setting.description}; env ${setting.env}${shown}`);
-  serve.addOption(option);
-  return { flag: setting.flag, option };
-});
-serve.action(async (options: Record<string, string | undefined>) => {
-  // commander names options in camelCase; the settings table is keyed by flag.
-  const flags: Record<string, string> = {};
-  for (const { flag, option } of serveOptions) {
-    const value = options[option.attributeName()];
-    if (value !== undefined) flags[flag] = value;
-  }
+const serveFlags = addSettings(serve, SERVER_SETTINGS);
+serve.action(async (options: Record<string, unknown>) => {
   const { runServer } = await import("./run-server.js");
-  await runServer(flags);
+  await runServer(serveFlags(options));
 });
 
-/** How every client command reaches the server. */
-interface ConnectionFlags {
-  server: string;
-  token?: string;
-  tlsCa?: string;
-  tlsCert?: string;
-  tlsKey?: string;
+/** A client command: its connection settings are read like the server's. */
+function clientCommand(
+  name: string,
+  description: string,
+): { command: Command; connection: (parsed: Record<string, unknown>) => Connection } {
+  const command = program.command(name).description(description);
+  const flags = addSettings(command, CONNECTION_SETTINGS);
+  const connection = (parsed: Record<string, unknown>): Connection => {
+    try {
+      return readSettings(CONNECTION_SETTINGS, flags(parsed), process.env).values;
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      process.stderr.write(`syncgen ${name}: ${error.message}\n`);
+      process.exit(2);
+    }
+  };
+  return { command, connection };
 }
 
-/** Adds the connection options every client command takes. */
-function clientCommand(name: string, description: string): Command {
-  return program
-    .command(name)
-    .description(description)
-    .addOption(
-      new Option(
-        "--server <target>",
-        "the syncgen server: HOST:PORT, or a grpc target such as ipv4:HOST:PORT,HOST:PORT",
-      )
-        .env("SYNCGEN_SERVER")
-        .default(DEFAULT_SERVER),
-    )
-    .addOption(new Option("--token <token>", "bearer token (prefer the environment variable)").env("SYNCGEN_TOKEN"))
-    .addOption(new Option("--tls-ca <file>", "connect with TLS, trusting this PEM CA").env("SYNCGEN_CLIENT_TLS_CA"))
-    .addOption(
-      new Option("--tls-cert <file>", "client certificate (PEM) for mutual TLS").env("SYNCGEN_CLIENT_TLS_CERT"),
-    )
-    .addOption(new Option("--tls-key <file>", "private key (PEM) of --tls-cert").env("SYNCGEN_CLIENT_TLS_KEY"));
-}
-
-clientCommand("get", "print a key's generation (creating it if absent, unless --peek)")
+const get = clientCommand("get", "print a key's generation (creating it if absent, unless --peek)");
+get.command
   .argument("<key>")
   .option("--peek", "read only: print 0 for an absent key and create nothing")
-  .action(async (key: string, options: ConnectionFlags & { peek?: boolean }) => {
-    await withClient(options, async (client) => {
-      console.log(String(await client.get(key, { peek: options.peek ?? false })));
+  .action(async (key: string, options: Record<string, unknown>) => {
+    await withClient(get.connection(options), async (client) => {
+      console.log(String(await client.get(key, { peek: options.peek === true })));
     });
   });
 
-clientCommand("bump", "advance a key's generation and print the new one")
-  .argument("<key>")
-  .action(async (key: string, options: ConnectionFlags) => {
-    await withClient(options, async (client) => console.log(String(await client.bump(key))));
-  });
+const bump = clientCommand("bump", "advance a key's generation and print the new one");
+bump.command.argument("<key>").action(async (key: string, options: Record<string, unknown>) => {
+  await withClient(bump.connection(options), async (client) => console.log(String(await client.bump(key))));
+});
 
-clientCommand("clear", "forget a key: every generation handed out for it becomes stale")
-  .argument("<key>")
-  .action(async (key: string, options: ConnectionFlags) => {
-    await withClient(options, (client) => client.clear(key));
-  });
+const clear = clientCommand("clear", "forget a key: every generation handed out for it becomes stale");
+clear.command.argument("<key>").action(async (key: string, options: Record<string, unknown>) => {
+  await withClient(clear.connection(options), (client) => client.clear(key));
+});
 
-clientCommand("watch", "print each key's generation, then every change, as `KEY<TAB>GENERATION` lines")
-  .argument("<keys...>")
-  .action(async (keys: string[], options: ConnectionFlags) => {
-    const stop = new AbortController();
-    process.once("SIGINT", () => stop.abort());
-    process.once("SIGTERM", () => stop.abort());
-    await withClient(options, async (client) => {
-      for await (const event of client.watch(keys, { signal: stop.signal })) {
-        if (event.type === "live" || event.type === "changes") {
-          for (const change of event.changes) process.stdout.write(`${change.key}\t${change.generation}\n`);
-        } else if (event.type === "down") {
-          process.stderr.write(`syncgen: watch interrupted (${event.error.message}); reconnecting\n`);
-        }
+const watch = clientCommand("watch", "print each key's generation, then every change, as `KEY<TAB>GENERATION` lines");
+watch.command.argument("<keys...>").action(async (keys: string[], options: Record<string, unknown>) => {
+  const stop = new AbortController();
+  process.once("SIGINT", () => stop.abort());
+  process.once("SIGTERM", () => stop.abort());
+  await withClient(watch.connection(options), async (client) => {
+    for await (const event of client.watch(keys, { signal: stop.signal })) {
+      if (event.type === "live" || event.type === "changes") {
+        for (const change of event.changes) process.stdout.write(`${change.key}\t${change.generation}\n`);
+      } else if (event.type === "down") {
+        process.stderr.write(`syncgen: watch interrupted (${event.error.message}); reconnecting\n`);
       }
-    });
+    }
   });
+});
 
 async function withClient(
-  flags: ConnectionFlags,
+  flags: Connection,
   use: (client: ReturnType<typeof createGenerationClient>) => Promise<void>,
 ): Promise<void> {
   const tls =

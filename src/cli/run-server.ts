@@ -4,10 +4,11 @@
  */
 import { ConfigError, resolveServerConfig, type ServerConfig } from "../server/config.js";
 import { createLogger, LogOutput } from "../server/logger.js";
-import { startServer } from "../server/server.js";
+import { SyncgenServer } from "../server/server.js";
+import type { SettingTexts } from "../server/settings.js";
 
 /** Runs the server until a signal stops it. */
-export async function runServer(flags: Record<string, string>): Promise<void> {
+export async function runServer(flags: SettingTexts): Promise<void> {
   let config: ServerConfig;
   try {
     config = resolveServerConfig(flags, process.env);
@@ -18,7 +19,7 @@ export async function runServer(flags: Record<string, string>): Promise<void> {
   }
   const logOutput = new LogOutput();
   const logger = createLogger(config.logLevel, logOutput);
-  const server = await startServer(config, { logger, logOutput }).catch((error: unknown) => {
+  const server = await SyncgenServer.start(config, { logger, logOutput }).catch((error: unknown) => {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`syncgen serve: ${error.message}\n`);
     process.exit(2);

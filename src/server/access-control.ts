@@ -14,8 +14,10 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { ConfigError } from "./config.js";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import type { RequestOf } from "../rpc/service-definition.js";
 import { Code, GenerationServiceError } from "./errors.js";
+import { ConfigError } from "./settings.js";
 
 /** What a call does to its keys. */
 export type Permission = "read" | "write";
@@ -34,6 +36,16 @@ interface Entry {
   readonly digest: Buffer;
   readonly principal: Principal;
 }
+
+/** What one method does to which keys of its request. */
+export interface MethodAccess<Request> {
+  permission: Permission;
+  keys(request: Request): readonly string[];
+}
+
+/** The access rule of every method of a generated service, e.g. `AccessRules<typeof GenerationService>`. */
+export type AccessRules<S> =
+  S extends GenService<infer T extends GenServiceMethods> ? { [K in keyof T]: MethodAccess<RequestOf<T[K]>> } : never;
 
 /** The token table of an auth file. */
 export class AccessControl {

@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import { createServer, type Server as NetServer, type Socket } from "node:net";
 import type { Server, ServerCredentials } from "@grpc/grpc-js";
 import { closeAbandonedSessions, injectorHttp2Server } from "./abandoned-sessions.js";
-import { splitHostPort } from "./config.js";
+import { formatHostPort, type HostPort } from "./host-port.js";
 import type { Logger } from "./logger.js";
 
 /** Sees every connection open and close (metrics). */
@@ -22,8 +22,8 @@ export interface ConnectionObserver {
 
 /** Where and how to listen. */
 export interface ListenOptions {
-  /** HOST:PORT. */
-  hostPort: string;
+  /** Where to listen (port 0: a free one). */
+  hostPort: HostPort;
   /** How long a PING may go unanswered before a connection counts as abandoned. */
   keepaliveTimeoutMs: number;
   logger: Logger;
@@ -60,8 +60,7 @@ export async function listenForConnections(
     logger,
     observer,
   );
-  const { host, port } = splitHostPort(hostPort);
-  await listener.listen(host, port);
+  await listener.listen(hostPort);
   return listener;
 }
 
@@ -74,23 +73,27 @@ export class ConnectionListener {
     private readonly observer: ConnectionObserver | undefined,
   ) {}
 
-  /** The port actually bound. */
-  get port(): number {
-    return (this.net.address() as AddressInfo).port;
+  /** Where it listens, with the port actually bound. */
+  #address: HostPort | undefined;
+
+  get address(): HostPort {
+    if (this.#address === undefined) throw new Error("ConnectionListener: not listening yet");
+    return this.#address;
   }
 
-  listen(host: string, port: number): Promise<void> {
+  listen({ host, port }: HostPort): Promise<void> {
     return new Promise((resolve, reject) => {
       this.net.once("error", reject);
       this.net.listen(port, host, () => {
         this.net.off("error", reject);
+        this.#address = { host, port: (this.net.address() as AddressInfo).port };
         resolve();
       });
     });
   }
 
   accepted(socket: Socket): void {
-    const peer = `${socket.remoteAddress}:${socket.remotePort}`;
+    const peer = formatHostPort({ host: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 });
     const openedAt = Date.now();
     this.#sockets.add(socket);
     this.observer?.connectionOpened();

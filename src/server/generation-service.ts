@@ -1,5 +1,5 @@
 /**
- * The GenerationService handlers: validate, call the store (or the watch hub), answer.
+ * The GenerationService handlers: validate, call the records (or the watch hub), answer.
  * Semantics live in the store's scheme and the hub; nothing here but the mapping. How large
  * each request may be, and how a Watch request is read within its limits, is said here too.
  */
@@ -10,11 +10,11 @@ import {
   type GenerationService,
   GetResponseSchema,
 } from "../gen/generation/v1/generation_pb.js";
+import type { AccessRules } from "./access-control.js";
 import type { ServerConfig } from "./config.js";
 import { Code, GenerationServiceError } from "./errors.js";
 import { type HandlersOf, type ReadingsOf, untilCancelled } from "./handler.js";
-import type { AccessRules } from "./interceptors.js";
-import type { GenerationStore } from "./store/generation-store.js";
+import type { GenerationRecords } from "./store/generation-store.js";
 import { checkWatchKeys, keyProblem, type RequestLimits } from "./validation.js";
 import type { WatchHub } from "./watch-hub.js";
 import type { WatchQuota } from "./watch-quota.js";
@@ -30,7 +30,7 @@ export const generationServiceAccess: AccessRules<typeof GenerationService> = {
 
 /** What the handlers serve from. */
 export interface GenerationServiceParts {
-  store: GenerationStore;
+  records: GenerationRecords;
   hub: WatchHub;
   limits: RequestLimits;
   watchQuota: WatchQuota;
@@ -91,7 +91,7 @@ function checkedKey(key: string, limits: RequestLimits): string {
 
 /** Builds the handlers of generation.v1.GenerationService. */
 export function generationServiceHandlers({
-  store,
+  records,
   hub,
   limits,
   watchQuota,
@@ -99,15 +99,15 @@ export function generationServiceHandlers({
   return {
     async get(request) {
       const key = checkedKey(request.key, limits);
-      const generation = request.peek ? ((await store.read([key]))[0]?.generation ?? 0n) : await store.get(key);
+      const generation = request.peek ? ((await records.read([key]))[0]?.generation ?? 0n) : await records.get(key);
       return create(GetResponseSchema, { generation });
     },
     async bump(request) {
-      const generation = await store.bump(checkedKey(request.key, limits));
+      const generation = await records.bump(checkedKey(request.key, limits));
       return create(BumpResponseSchema, { generation });
     },
     async clear(request) {
-      await store.clear(checkedKey(request.key, limits));
+      await records.clear(checkedKey(request.key, limits));
       return create(ClearResponseSchema);
     },
     async watch(request, context, sink) {

@@ -25,20 +25,10 @@ import type { RequestSizeLimits } from "./request-limits.js";
 /** Called with every error a handler ends a call with, for logging. */
 export type ErrorObserver = (method: string, error: GenerationServiceError) => void;
 
-/** Counts the unary calls a server has seen, for inspection and metrics. */
-export class CallCounter {
-  /** Calls dispatched to a handler. */
-  started = 0;
-  /** Calls dispatched and not yet answered. */
-  inFlight = 0;
-}
-
 /** What addService reports to and registers with. */
 export interface ServeOptions {
   /** Where each method's size limit is registered (the interceptor enforces it while reading). */
   limits: RequestSizeLimits;
-  /** Counts unary calls. */
-  calls: CallCounter;
   /** Sees every error a call ends with. */
   onError: ErrorObserver;
 }
@@ -54,7 +44,7 @@ export function addService<T extends GenServiceMethods>(
   service: GenService<T>,
   handlers: ServiceHandlers<T>,
   readings: ServiceReadings<T>,
-  { limits, calls, onError }: ServeOptions,
+  { limits, onError }: ServeOptions,
 ): void {
   const definition = grpcServiceDefinition(service);
   const adapted: Record<string, MethodDefinition<unknown, unknown>> = {};
@@ -95,18 +85,13 @@ export function addService<T extends GenServiceMethods>(
         const unary = handler as (request: unknown, context: CallContext) => Promise<unknown>;
         implementation[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
           if (call.request instanceof RefusedRequest) return callback(toStatus(fail(call.request.error)));
-          calls.started++;
-          calls.inFlight++;
           const { context, end } = callContext(call);
           withinDeadline(unary(call.request, context), context.deadline)
             .then(
               (response) => callback(null, response),
               (error: unknown) => callback(toStatus(fail(error))),
             )
-            .finally(() => {
-              calls.inFlight--;
-              end();
-            });
+            .finally(end);
         };
         break;
       }

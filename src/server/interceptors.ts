@@ -14,19 +14,9 @@ import {
   ServerListenerBuilder,
 } from "@grpc/grpc-js";
 import type { RequestOf } from "../rpc/service-definition.js";
-import type { AccessControl, Permission, Principal } from "./access-control.js";
+import type { AccessControl, MethodAccess, Principal } from "./access-control.js";
 import { Code, GenerationServiceError } from "./errors.js";
 import { RefusedRequest, toStatus } from "./grpc-service.js";
-
-/** What one method does to which keys of its request. */
-export interface MethodAccess<Request> {
-  permission: Permission;
-  keys(request: Request): readonly string[];
-}
-
-/** The access rule of every method of a generated service, e.g. `AccessRules<typeof GenerationService>`. */
-export type AccessRules<S> =
-  S extends GenService<infer T extends GenServiceMethods> ? { [K in keyof T]: MethodAccess<RequestOf<T[K]>> } : never;
 
 /** Sees every call access control refuses, for logging (the token itself is never passed). */
 export type DenialObserver = (path: string, error: GenerationServiceError, principal: string | undefined) => void;

@@ -6,11 +6,11 @@
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import { splitHostPort } from "./config.js";
 import type { ConnectionObserver } from "./connection-listener.js";
+import { formatHostPort, type HostPort } from "./host-port.js";
 import type { CallObserver, MethodLabels } from "./interceptors.js";
 import type { LogOutput } from "./logger.js";
-import type { GenerationStore } from "./store/generation-store.js";
+import type { ChangeFeed } from "./store/generation-store.js";
 import type { FanOutObserver, WatchHub } from "./watch-hub.js";
 
 const METHOD_LABELS = ["grpc_type", "grpc_service", "grpc_method"] as const;
@@ -84,7 +84,7 @@ export class ServerMetrics implements CallObserver, FanOutObserver, ConnectionOb
   });
 
   /** `logOutput`: where the logs go, to count the lines it dropped. */
-  constructor(store: GenerationStore, hub: WatchHub, logOutput?: LogOutput) {
+  constructor(feed: ChangeFeed, hub: WatchHub, logOutput?: LogOutput) {
     if (logOutput) {
       new Counter({
         name: "syncgen_log_lines_dropped_total",
@@ -101,7 +101,7 @@ export class ServerMetrics implements CallObserver, FanOutObserver, ConnectionOb
       help: "Watch streams open on this replica.",
       registers: [this.registry],
       collect() {
-        this.set(hub.streamCount);
+        this.set(hub.stats().streams);
       },
     });
     new Gauge({
@@ -109,7 +109,23 @@ export class ServerMetrics implements CallObserver, FanOutObserver, ConnectionOb
       help: "Distinct keys watched on this replica (one store subscription each).",
       registers: [this.registry],
       collect() {
-        this.set(hub.keyCount);
+        this.set(hub.stats().keys);
+      },
+    });
+    new Gauge({
+      name: "syncgen_watch_streams_blocked",
+      help: "Watch streams whose client does not read fast enough: nothing is written to them until they drain.",
+      registers: [this.registry],
+      collect() {
+        this.set(hub.stats().blockedStreams);
+      },
+    });
+    new Gauge({
+      name: "syncgen_watch_pending_keys",
+      help: "Keys whose latest generation waits for a blocked Watch stream to drain (at most one entry per key and stream).",
+      registers: [this.registry],
+      collect() {
+        this.set(hub.stats().pendingKeys);
       },
     });
     new Gauge({
@@ -118,7 +134,7 @@ export class ServerMetrics implements CallObserver, FanOutObserver, ConnectionOb
       labelNames: ["store"],
       registers: [this.registry],
       collect() {
-        this.set({ store: store.description }, store.state === "ready" ? 1 : 0);
+        this.set({ store: feed.description }, feed.state === "ready" ? 1 : 0);
       },
     });
     collectDefaultMetrics({ register: this.registry });
@@ -161,7 +177,7 @@ export class ServerMetrics implements CallObserver, FanOutObserver, ConnectionOb
   }
 
   /** Serves `/metrics` on HOST:PORT; resolves once listening. */
-  async listen(hostPort: string): Promise<MetricsEndpoint> {
+  async listen({ host, port }: HostPort): Promise<MetricsEndpoint> {
     const http = createServer((request, response) => {
       if (request.method !== "GET" || request.url?.split("?")[0] !== "/metrics") {
         response.writeHead(404, { "content-type": "text/plain" }).end("syncgen serves metrics at GET /metrics\n");
@@ -172,7 +188,6 @@ export class ServerMetrics implements CallObserver, FanOutObserver, ConnectionOb
         (error: unknown) => response.writeHead(500, { "content-type": "text/plain" }).end(`${String(error)}\n`),
       );
     });
-    const { host, port } = splitHostPort(hostPort);
     await new Promise<void>((resolve, reject) => {
       http.once("error", reject);
       http.listen(port, host, () => {
@@ -186,14 +201,18 @@ export class ServerMetrics implements CallObserver, FanOutObserver, ConnectionOb
 
 /** The metrics HTTP listener. */
 export class MetricsEndpoint {
-  /** HOST:PORT with the port actually bound. */
-  readonly address: string;
+  /** Where it listens, with the port actually bound. */
+  readonly address: HostPort;
   constructor(
     private readonly http: HttpServer,
     host: string,
   ) {
-    const { port } = http.address() as AddressInfo;
-    this.address = `${host.includes(":") ? `[${host}]` : host}:${port}`;
+    this.address = { host, port: (http.address() as AddressInfo).port };
+  }
+
+  /** Its URL, for the log. */
+  get url(): string {
+    return `http://${formatHostPort(this.address)}/metrics`;
   }
 
   close(): Promise<void> {

@@ -1,6 +1,9 @@
 /**
- * Wiring: a grpc-js server with GenerationService, grpc.health.v1 (SERVING only while the
- * store is ready) and server reflection, over the configured store; graceful shutdown.
+ * The server, read top to bottom as its life goes: `start` builds it (the store, the watch
+ * hub, health, metrics, and a grpc-js server with GenerationService, grpc.health.v1 and
+ * reflection), listens, and connects the store; it serves until `shutdown`, which drains
+ * (health NOT_SERVING, Watch streams ended so clients move to another replica, unary calls in
+ * flight finished) and then stops (what is left cut off, connections and the store closed).
  */
 import { readFile } from "node:fs/promises";
 import { type ChannelOptions, Server, ServerCredentials, type ServerInterceptor } from "@grpc/grpc-js";
@@ -12,8 +15,8 @@ import {
   ServerReflection as ServerReflectionV1alpha,
 } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { AccessControl } from "./access-control.js";
-import { ConfigError, checkServerConfig, redisTarget, type ServerConfig } from "./config.js";
-import { listenForConnections } from "./connection-listener.js";
+import { ConfigError, checkServerConfig, type ServerConfig } from "./config.js";
+import { type ConnectionListener, listenForConnections } from "./connection-listener.js";
 import { Code } from "./errors.js";
 import {
   generationServiceAccess,
@@ -21,227 +24,290 @@ import {
   generationServiceReadings,
   maxWatchRequestBytes,
 } from "./generation-service.js";
-import { addService, CallCounter, type ServeOptions } from "./grpc-service.js";
+import { addService, type ServeOptions } from "./grpc-service.js";
 import { HealthService } from "./health-service.js";
+import { formatHostPort, type HostPort } from "./host-port.js";
 import { accessInterceptor, metricsInterceptor } from "./interceptors.js";
 import type { Logger, LogOutput } from "./logger.js";
 import { type MetricsEndpoint, ServerMetrics } from "./metrics.js";
 import { ReflectionService } from "./reflection-service.js";
 import { RequestSizeLimits } from "./request-limits.js";
-import { createStore } from "./store/create-store.js";
 import type { GenerationStore } from "./store/generation-store.js";
+import { MemoryStore } from "./store/memory-store.js";
+import { RedisStore } from "./store/redis-store.js";
 import { SHUTDOWN_MESSAGE, WatchHub } from "./watch-hub.js";
 import { WatchQuota } from "./watch-quota.js";
 
-/** What `startServer` needs besides the configuration. */
-export interface StartServerOptions {
+/** What a server needs besides the configuration. */
+export interface ServerOptions {
   logger: Logger;
   /** Where `logger` writes, when it is a LogOutput: its dropped lines are counted in the metrics. */
   logOutput?: LogOutput;
-  /** Overrides the store the configuration names (embedding, tests). */
+  /** A store to serve from instead of the one the configuration names (embedding, tests). */
   store?: GenerationStore;
 }
 
+/** Plaintext, TLS or mutual TLS, and which, for the log. */
+interface Transport {
+  credentials: ServerCredentials;
+  tls: "plaintext" | "TLS" | "mutual TLS";
+}
+
 /** A running syncgen server. */
-export interface RunningServer {
-  /** The address it listens on, with the port actually bound. */
-  readonly address: string;
-  /** The port actually bound (useful with port 0). */
-  readonly port: number;
-  /** The store it serves from. */
-  readonly store: GenerationStore;
-  /** Its watch fan-out. */
-  readonly hub: WatchHub;
-  /** Unary calls seen and in flight. */
-  readonly calls: CallCounter;
-  /** The Prometheus endpoint, when --metrics-listen is set. */
-  readonly metrics: MetricsEndpoint | undefined;
+export class SyncgenServer {
+  readonly #config: ServerConfig;
+  readonly #logger: Logger;
+  readonly #store: GenerationStore;
+  readonly #hub: WatchHub;
+  readonly #health = new HealthService([GenerationService.typeName]);
+  readonly #metrics: ServerMetrics | undefined;
+  readonly #grpc: Server;
+  #accessControl: AccessControl | undefined;
+  #listener: ConnectionListener | undefined;
+  #metricsEndpoint: MetricsEndpoint | undefined;
+  #stopping: Promise<void> | undefined;
+
+  /**
+   * Starts a server as configured; resolves once it listens (the store may still be
+   * connecting). Throws ConfigError when a file the configuration names (TLS, auth) is missing
+   * or malformed, or an address cannot be listened on.
+   */
+  static async start(config: ServerConfig, options: ServerOptions): Promise<SyncgenServer> {
+    checkServerConfig(config);
+    const [transport, accessControl] = await Promise.all([
+      serverTransport(config),
+      config.authFile === undefined ? undefined : AccessControl.fromFile(config.authFile),
+    ]);
+    const server = new SyncgenServer(config, options, accessControl);
+    await server.#listen(transport);
+    server.#store
+      .connect()
+      .catch((error: unknown) =>
+        server.#logger.warn({ event: "store_connect_failed", err: error }, "store connect failed"),
+      );
+    return server;
+  }
+
+  /** Builds every part and registers the services; nothing listens or connects yet. */
+  private constructor(config: ServerConfig, options: ServerOptions, accessControl: AccessControl | undefined) {
+    this.#config = config;
+    this.#logger = options.logger;
+    this.#accessControl = accessControl;
+    this.#store = options.store ?? createStore(config);
+    const { records, feed } = this.#store;
+    this.#hub = new WatchHub(feed, records, {
+      heartbeatMs: config.heartbeatMs,
+      onResyncError: (error) =>
+        this.#logger.warn({ event: "resync_failed", err: error }, "re-reading watched keys failed; retrying"),
+    });
+    if (config.metricsListen !== undefined) {
+      this.#metrics = new ServerMetrics(feed, this.#hub, options.logOutput);
+      this.#hub.observe(this.#metrics);
+    }
+    feed.on("state", (state, reason) => {
+      this.#logger.info({ event: "store_state", store: feed.description, state, reason }, `store ${state}: ${reason}`);
+      // Once stopping, a reconnect must not advertise a replica that is on its way out.
+      this.#health.setServing(this.#stopping === undefined && state === "ready");
+    });
+    const sizeLimits = new RequestSizeLimits(config.maxPendingRequestBytes || 4 * maxWatchRequestBytes(config));
+    this.#grpc = new Server({ ...transportOptions(config), interceptors: this.#interceptors(sizeLimits) });
+    this.#serve(sizeLimits, records);
+  }
+
+  /** Where it listens, with the port actually bound. */
+  get address(): HostPort {
+    return this.#listener?.address ?? this.#config.listen;
+  }
+
+  /** Where it serves Prometheus metrics, when --metrics-listen is set. */
+  get metricsAddress(): HostPort | undefined {
+    return this.#metricsEndpoint?.address;
+  }
+
   /**
    * Reads the auth file again (SIGHUP): calls that start afterwards are checked against the
    * new tokens. A file that does not parse changes nothing and rejects with ConfigError.
    */
-  reloadAuthFile(): Promise<void>;
-  /**
-   * Shuts down gracefully: health NOT_SERVING, Watch streams end with UNAVAILABLE (clients
-   * reconnect elsewhere), unary calls in flight finish, then everything is cut off at the
-   * configured deadline. Resolves when closed; safe to call more than once.
-   */
-  shutdown(reason: string): Promise<void>;
-}
-
-const SERVICE_NAME = GenerationService.typeName;
-
-/**
- * Starts a server as configured; resolves once it listens (the store may still be
- * connecting). Throws ConfigError when a file the configuration names (TLS, auth) is
- * missing or malformed.
- */
-export async function startServer(config: ServerConfig, options: StartServerOptions): Promise<RunningServer> {
-  const { logger } = options;
-  checkServerConfig(config);
-  const [{ credentials, tls }, initialAccessControl] = await Promise.all([
-    serverCredentials(config),
-    config.authFile === undefined ? undefined : AccessControl.fromFile(config.authFile),
-  ]);
-  let accessControl = initialAccessControl;
-  const store = options.store ?? createStore(config);
-  const hub = new WatchHub(store, {
-    heartbeatMs: config.heartbeatMs,
-    onResyncError: (error) =>
-      logger.warn({ event: "resync_failed", err: error }, "re-reading watched keys failed; retrying"),
-  });
-  const metrics = config.metricsListen === undefined ? undefined : new ServerMetrics(store, hub, options.logOutput);
-  if (metrics) hub.observe(metrics);
-  const health = new HealthService([SERVICE_NAME]);
-  let stopping = false;
-  store.on("state", (state, reason) => {
-    logger.info({ event: "store_state", store: store.description, state, reason }, `store ${state}: ${reason}`);
-    // Once stopping, a reconnect must not advertise a replica that is on its way out.
-    health.setServing(!stopping && state === "ready");
-  });
-
-  // Size limits first: only the first interceptor is handed grpc-js's own call. Metrics next:
-  // it wraps access control, so it also counts the calls access control refuses.
-  const sizeLimits = new RequestSizeLimits(config.maxPendingRequestBytes || 4 * maxWatchRequestBytes(config));
-  const interceptors: ServerInterceptor[] = [
-    sizeLimits.interceptor(() =>
-      logger.warn(
-        { event: "size_limits_unenforced" },
-        "this grpc-js reads requests up to the largest method's limit before checking each method's own",
-      ),
-    ),
-  ];
-  if (metrics) interceptors.push(metricsInterceptor(metrics));
-  if (accessControl) {
-    interceptors.push(
-      accessInterceptor(
-        () => accessControl as AccessControl,
-        GenerationService,
-        generationServiceAccess,
-        (method, error, principal) =>
-          logger.debug(
-            { event: "call_refused", method, code: Code[error.code], principal, details: error.message },
-            "call refused",
-          ),
-      ),
-    );
-  }
-  const server = new Server({ ...transportOptions(config), interceptors });
-  const calls = new CallCounter();
-  const watchQuota = new WatchQuota(config);
-  const serveOptions: ServeOptions = {
-    limits: sizeLimits,
-    calls,
-    onError: (method, error) => {
-      if (error.code === Code.INTERNAL)
-        logger.error({ event: "internal_error", method, err: error.cause }, "internal error");
-      else
-        logger.debug({ event: "call_failed", method, code: Code[error.code], details: error.message }, "call failed");
-    },
-  };
-  addService(
-    server,
-    GenerationService,
-    generationServiceHandlers({ store, hub, limits: config, watchQuota }),
-    generationServiceReadings(config),
-    serveOptions,
-  );
-  addService(server, Health, health.handlers(), health.readings(), serveOptions);
-  const reflection = new ReflectionService([
-    file_generation_v1_generation,
-    file_grpc_health_v1_health,
-    file_grpc_reflection_v1_reflection,
-    file_grpc_reflection_v1alpha_reflection,
-  ]);
-  addService(server, ServerReflection, reflection.handlers(), reflection.readings(), serveOptions);
-  addService(server, ServerReflectionV1alpha, reflection.handlersV1alpha(), reflection.readings(), serveOptions);
-
-  // Metrics first: if either port is taken, nothing is left listening.
-  const metricsEndpoint =
-    metrics && config.metricsListen
-      ? await metrics.listen(config.metricsListen).catch((error: Error) => {
-          throw new ConfigError(`--metrics-listen ${config.metricsListen}: ${error.message}`);
-        })
-      : undefined;
-  const listener = await listenForConnections(server, credentials, {
-    hostPort: config.listen,
-    keepaliveTimeoutMs: config.keepaliveTimeoutMs,
-    logger,
-    observer: metrics,
-  }).catch(async (error: Error) => {
-    await metricsEndpoint?.close();
-    throw new ConfigError(`--listen ${config.listen}: ${error.message}`);
-  });
-  const { port } = listener;
-  const address = config.listen.replace(/:\d+$/, `:${port}`);
-  const usesRedis = redisTarget(config) !== undefined;
-  logger.info(
-    {
-      event: "start",
-      address,
-      store: store.description,
-      prefix: usesRedis ? config.prefix : undefined,
-      tls,
-      auth: accessControl ? `${accessControl.size} tokens` : "open",
-      metrics: metricsEndpoint ? `http://${metricsEndpoint.address}/metrics` : undefined,
-    },
-    [
-      `syncgen serving on ${address} (${tls})`,
-      usesRedis
-        ? `store ${store.description}`
-        : "from the in-memory store (one replica only; give --redis, --sentinels or --redis-cluster to share state)",
-      accessControl
-        ? `${accessControl.size} tokens from ${config.authFile}`
-        : "OPEN: no --auth-file, so every client may read and write every key",
-    ].join(", "),
-  );
-  store
-    .connect()
-    .catch((error: unknown) => logger.warn({ event: "store_connect_failed", err: error }, "store connect failed"));
-
-  let closing: Promise<void> | undefined;
-  const shutdown = (reason: string): Promise<void> => {
-    closing ??= (async () => {
-      logger.info({ event: "stopping", reason }, `stopping: ${reason}`);
-      stopping = true;
-      listener.stopAccepting();
-      health.setServing(false);
-      // Streams never end by themselves: end them with UNAVAILABLE so clients reconnect to
-      // another replica. Unary calls in flight (even those not yet dispatched) then drain.
-      hub.shutdown();
-      health.endWatches(SHUTDOWN_MESSAGE);
-      const drained = new Promise<"drained">((resolve) => server.tryShutdown(() => resolve("drained")));
-      let timer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<"deadline">((resolve) => {
-        timer = setTimeout(() => resolve("deadline"), config.shutdownTimeoutMs);
-      });
-      const outcome = await Promise.race([drained, deadline]);
-      clearTimeout(timer);
-      if (outcome === "deadline") server.forceShutdown();
-      // Connections that never spoke HTTP/2 (or never finished TLS) are not grpc-js's to close.
-      listener.closeAll();
-      await Promise.all([store.close(), metricsEndpoint?.close()]);
-      logger.info({ event: "stop", outcome }, outcome === "drained" ? "stopped" : "stopped at the shutdown deadline");
-    })();
-    return closing;
-  };
-
-  const reloadAuthFile = async (): Promise<void> => {
-    const path = config.authFile;
-    if (path === undefined || accessControl === undefined) {
-      logger.warn({ event: "auth_reload_failed" }, "no --auth-file to reload: this server runs open");
+  async reloadAuthFile(): Promise<void> {
+    const path = this.#config.authFile;
+    if (path === undefined || this.#accessControl === undefined) {
+      this.#logger.warn({ event: "auth_reload_failed" }, "no --auth-file to reload: this server runs open");
       throw new ConfigError("no --auth-file to reload: this server runs open");
     }
     try {
-      accessControl = await AccessControl.fromFile(path);
+      this.#accessControl = await AccessControl.fromFile(path);
     } catch (error) {
-      logger.error({ event: "auth_reload_failed", err: error }, "auth file not reloaded; the old tokens stay");
+      this.#logger.error({ event: "auth_reload_failed", err: error }, "auth file not reloaded; the old tokens stay");
       throw error;
     }
-    logger.info({ event: "auth_reloaded", tokens: accessControl.size }, `${accessControl.size} tokens from ${path}`);
-  };
+    const tokens = this.#accessControl.size;
+    this.#logger.info({ event: "auth_reloaded", tokens }, `${tokens} tokens from ${path}`);
+  }
 
-  return { address, port, store, hub, calls, metrics: metricsEndpoint, reloadAuthFile, shutdown };
+  /**
+   * Shuts down gracefully: drains, then stops at the configured deadline at the latest.
+   * Resolves when closed; safe to call more than once.
+   */
+  shutdown(reason: string): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#logger.info({ event: "stopping", reason }, `stopping: ${reason}`);
+      const outcome = await this.#drain();
+      await this.#stop(outcome === "deadline");
+      this.#logger.info(
+        { event: "stop", outcome },
+        outcome === "drained" ? "stopped" : "stopped at the shutdown deadline",
+      );
+    })();
+    return this.#stopping;
+  }
+
+  /**
+   * Size limits first: only the first interceptor is handed grpc-js's own call. Metrics next:
+   * it wraps access control, so it also counts the calls access control refuses.
+   */
+  #interceptors(sizeLimits: RequestSizeLimits): ServerInterceptor[] {
+    const interceptors = [
+      sizeLimits.interceptor(() =>
+        this.#logger.warn(
+          { event: "size_limits_unenforced" },
+          "this grpc-js reads requests up to the largest method's limit before checking each method's own",
+        ),
+      ),
+    ];
+    if (this.#metrics) interceptors.push(metricsInterceptor(this.#metrics));
+    if (this.#accessControl) {
+      interceptors.push(
+        accessInterceptor(
+          () => this.#accessControl as AccessControl,
+          GenerationService,
+          generationServiceAccess,
+          (method, error, principal) =>
+            this.#logger.debug(
+              { event: "call_refused", method, code: Code[error.code], principal, details: error.message },
+              "call refused",
+            ),
+        ),
+      );
+    }
+    return interceptors;
+  }
+
+  /** Registers GenerationService, health and reflection (v1 and v1alpha) on the grpc-js server. */
+  #serve(limits: RequestSizeLimits, records: GenerationStore["records"]): void {
+    const options: ServeOptions = {
+      limits,
+      onError: (method, error) => {
+        if (error.code === Code.INTERNAL) {
+          this.#logger.error({ event: "internal_error", method, err: error.cause }, "internal error");
+        } else {
+          this.#logger.debug(
+            { event: "call_failed", method, code: Code[error.code], details: error.message },
+            "call failed",
+          );
+        }
+      },
+    };
+    const config = this.#config;
+    const handlers = generationServiceHandlers({
+      records,
+      hub: this.#hub,
+      limits: config,
+      watchQuota: new WatchQuota(config),
+    });
+    addService(this.#grpc, GenerationService, handlers, generationServiceReadings(config), options);
+    addService(this.#grpc, Health, this.#health.handlers(), this.#health.readings(), options);
+    const reflection = new ReflectionService([
+      file_generation_v1_generation,
+      file_grpc_health_v1_health,
+      file_grpc_reflection_v1_reflection,
+      file_grpc_reflection_v1alpha_reflection,
+    ]);
+    addService(this.#grpc, ServerReflection, reflection.handlers(), reflection.readings(), options);
+    addService(this.#grpc, ServerReflectionV1alpha, reflection.handlersV1alpha(), reflection.readings(), options);
+  }
+
+  /** Listens on the metrics address, then the gRPC one (if either is taken, nothing is left listening), and says so. */
+  async #listen(transport: Transport): Promise<void> {
+    const config = this.#config;
+    if (this.#metrics && config.metricsListen) {
+      this.#metricsEndpoint = await this.#metrics.listen(config.metricsListen).catch((error: Error) => {
+        throw new ConfigError(`--metrics-listen ${formatHostPort(config.metricsListen as HostPort)}: ${error.message}`);
+      });
+    }
+    this.#listener = await listenForConnections(this.#grpc, transport.credentials, {
+      hostPort: config.listen,
+      keepaliveTimeoutMs: config.keepaliveTimeoutMs,
+      logger: this.#logger,
+      observer: this.#metrics,
+    }).catch(async (error: Error) => {
+      await this.#metricsEndpoint?.close();
+      throw new ConfigError(`--listen ${formatHostPort(config.listen)}: ${error.message}`);
+    });
+    const address = formatHostPort(this.address);
+    const store = this.#store.feed.description;
+    const auth = this.#accessControl;
+    this.#logger.info(
+      {
+        event: "start",
+        address,
+        store,
+        prefix: config.redis ? config.prefix : undefined,
+        tls: transport.tls,
+        auth: auth ? `${auth.size} tokens` : "open",
+        metrics: this.#metricsEndpoint?.url,
+      },
+      [
+        `syncgen serving on ${address} (${transport.tls})`,
+        config.redis
+          ? `store ${store}`
+          : "from the in-memory store (one replica only; give --redis, --sentinels or --redis-cluster to share state)",
+        auth
+          ? `${auth.size} tokens from ${config.authFile}`
+          : "OPEN: no --auth-file, so every client may read and write every key",
+      ].join(", "),
+    );
+  }
+
+  /**
+   * Health NOT_SERVING, no new connections, every stream ended with UNAVAILABLE (streams never
+   * end by themselves; clients reconnect to another replica), then unary calls in flight
+   * (even those not yet dispatched) finish, until the shutdown deadline at the latest.
+   */
+  async #drain(): Promise<"drained" | "deadline"> {
+    this.#listener?.stopAccepting();
+    this.#health.setServing(false);
+    this.#hub.shutdown();
+    this.#health.endWatches(SHUTDOWN_MESSAGE);
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      new Promise<"drained">((resolve) => this.#grpc.tryShutdown(() => resolve("drained"))),
+      new Promise<"deadline">((resolve) => {
+        timer = setTimeout(() => resolve("deadline"), this.#config.shutdownTimeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    return outcome;
+  }
+
+  /** Cuts off what is left, closes every connection, the store and the metrics endpoint. */
+  async #stop(force: boolean): Promise<void> {
+    if (force) this.#grpc.forceShutdown();
+    // Connections that never spoke HTTP/2 (or never finished TLS) are not grpc-js's to close.
+    this.#listener?.closeAll();
+    await Promise.all([this.#store.close(), this.#metricsEndpoint?.close()]);
+  }
+}
+
+/** Creates (but does not connect) the store the configuration names: Redis when it names one, memory otherwise. */
+export function createStore(config: ServerConfig): GenerationStore {
+  if (config.redis === undefined) return new MemoryStore();
+  return new RedisStore({
+    target: config.redis,
+    prefix: config.prefix,
+    commandTimeoutMs: config.redisTimeoutMs,
+    waitForReplicas:
+      config.redisWaitReplicas > 0 ? { count: config.redisWaitReplicas, timeoutMs: config.redisWaitMs } : undefined,
+  });
 }
 
 /** grpc-js's transport settings from the configuration. */
@@ -261,10 +327,8 @@ function transportOptions(config: ServerConfig): ChannelOptions {
   };
 }
 
-/** Plaintext, TLS, or mutual TLS, from the configured PEM files; `tls` names which, for the log. */
-async function serverCredentials(
-  config: ServerConfig,
-): Promise<{ credentials: ServerCredentials; tls: "plaintext" | "TLS" | "mutual TLS" }> {
+/** Plaintext, TLS, or mutual TLS, from the configured PEM files. */
+async function serverTransport(config: ServerConfig): Promise<Transport> {
   if (config.tlsCert === undefined || config.tlsKey === undefined) {
     return { credentials: ServerCredentials.createInsecure(), tls: "plaintext" };
   }

@@ -25,7 +25,7 @@ import {
 } from "../gen/generation/v1/generation_pb.js";
 import { Code, GenerationServiceError, toServiceError } from "./errors.js";
 import type { ResponseSink } from "./handler.js";
-import { ABSENT, type GenerationStore, type KeyState } from "./store/generation-store.js";
+import { ABSENT, type ChangeFeed, type GenerationRecords, type KeyState } from "./store/generation-store.js";
 
 /** Where a Watch stream's responses go, and how the hub ends it. */
 export interface WatchSink extends ResponseSink<WatchResponse> {
@@ -55,16 +55,16 @@ export interface WatchStream {
   close(): void;
 }
 
-/** What a stream is doing, for inspection (tests, metrics). */
-export interface WatchStreamStats {
-  /** Its first response has been sent. */
-  readonly live: boolean;
-  /** The transport asked to wait for drain; nothing is written until then. */
-  readonly blocked: boolean;
-  /** Keys whose latest generation waits for the drain (at most one entry per key). */
+/** What the hub holds, for metrics. */
+export interface WatchHubStats {
+  /** Open streams. */
+  readonly streams: number;
+  /** Distinct keys watched (= store subscriptions). */
+  readonly keys: number;
+  /** Streams the transport asked to wait for drain: nothing is written to them until then. */
+  readonly blockedStreams: number;
+  /** Keys whose latest generation waits for a blocked stream's drain (at most one entry per key and stream). */
   readonly pendingKeys: number;
-  /** Responses written, heartbeats included. */
-  readonly responsesSent: number;
 }
 
 /** The message a stream ends with when the server shuts down. */
@@ -121,7 +121,8 @@ class Stream implements WatchStream {
 
 /** The process's watch fan-out over one store. */
 export class WatchHub {
-  readonly #store: GenerationStore;
+  readonly #feed: ChangeFeed;
+  readonly #records: Pick<GenerationRecords, "read">;
   readonly #options: WatchHubOptions;
   readonly #entries = new Map<string, KeyEntry>();
   readonly #streams = new Set<Stream>();
@@ -136,33 +137,18 @@ export class WatchHub {
   #shutDown = false;
   #observer: FanOutObserver | undefined;
 
-  constructor(store: GenerationStore, options: WatchHubOptions) {
-    this.#store = store;
+  /** Watches through `feed`, and reads the keys it watches from `records`. */
+  constructor(feed: ChangeFeed, records: Pick<GenerationRecords, "read">, options: WatchHubOptions) {
+    this.#feed = feed;
+    this.#records = records;
     this.#options = options;
-    store.on("change", (key, state) => this.#onChange(key, state));
-    store.on("resync", () => void this.#resync());
-    store.on("state", (state) => {
+    feed.on("change", (key, state) => this.#onChange(key, state));
+    feed.on("resync", () => void this.#resync());
+    feed.on("state", (state) => {
       // What the table holds may go stale while the store is away: new watchers must read.
       if (state !== "ready") for (const entry of this.#entries.values()) entry.loaded = undefined;
     });
     this.#heartbeat = setInterval(() => this.#sendHeartbeats(), options.heartbeatMs).unref();
-  }
-
-  /** The open streams. */
-  streams(): IterableIterator<WatchStream> {
-    return this.#streams.values();
-  }
-
-  /** What a stream is doing; undefined once it is closed. */
-  stats(stream: WatchStream): WatchStreamStats | undefined {
-    if (!(stream instanceof Stream) || stream.closed) return undefined;
-    const { live, blocked, responsesSent } = stream;
-    return { live, blocked, responsesSent, pendingKeys: stream.dirty.size };
-  }
-
-  /** Whether any stream of this process watches `key` (it then holds a store subscription). */
-  isWatched(key: string): boolean {
-    return this.#entries.has(key);
   }
 
   /** Reports every change fanned out to `observer` (metrics). */
@@ -170,14 +156,15 @@ export class WatchHub {
     this.#observer = observer;
   }
 
-  /** Open streams. */
-  get streamCount(): number {
-    return this.#streams.size;
-  }
-
-  /** Distinct keys watched by this process (= store subscriptions). */
-  get keyCount(): number {
-    return this.#entries.size;
+  /** What the hub holds now (counted on demand: metrics ask every scrape, not every change). */
+  stats(): WatchHubStats {
+    let blockedStreams = 0;
+    let pendingKeys = 0;
+    for (const stream of this.#streams) {
+      if (stream.blocked) blockedStreams++;
+      pendingKeys += stream.dirty.size;
+    }
+    return { streams: this.#streams.size, keys: this.#entries.size, blockedStreams, pendingKeys };
   }
 
   /**
@@ -188,8 +175,8 @@ export class WatchHub {
     const stream = new Stream(this, sink, keys, known);
     const refusal = this.#shutDown
       ? SHUTDOWN_MESSAGE
-      : this.#store.state !== "ready"
-        ? `the store (${this.#store.description}) is ${this.#store.state}; retry`
+      : this.#feed.state !== "ready"
+        ? `the store (${this.#feed.description}) is ${this.#feed.state}; retry`
         : undefined;
     if (refusal !== undefined) {
       stream.closed = true;
@@ -239,7 +226,7 @@ export class WatchHub {
       }
     }
     // A failed unsubscribe leaves a harmless extra subscription until the next reconnect.
-    if (unwatched.length > 0) this.#store.unsubscribe(unwatched).catch(() => {});
+    if (unwatched.length > 0) this.#feed.unsubscribe(unwatched).catch(() => {});
   }
 
   /** Ends every stream with UNAVAILABLE (clients reconnect elsewhere) and refuses new ones. */
@@ -266,8 +253,8 @@ export class WatchHub {
           .filter((entry) => this.#entries.get(entry.key) === entry);
         if (batch.length === 0) continue;
         const keys = batch.map((entry) => entry.key);
-        await this.#store.subscribe(keys);
-        const states = await this.#store.read(keys);
+        await this.#feed.subscribe(keys);
+        const states = await this.#records.read(keys);
         for (const [index, entry] of batch.entries()) this.#apply(entry, states[index] ?? ABSENT, "read");
       }
     })();
@@ -405,7 +392,7 @@ export class WatchHub {
       if (round !== this.#resyncRound || this.#shutDown) return;
       const batch = entries.slice(start, start + STORE_BATCH);
       try {
-        const states = await this.#store.read(batch.map((entry) => entry.key));
+        const states = await this.#records.read(batch.map((entry) => entry.key));
         for (const [index, entry] of batch.entries()) {
           this.#apply(entry, states[index] ?? ABSENT, "read");
           // Fresh again: new watchers of this key can be answered from the table.
@@ -416,7 +403,7 @@ export class WatchHub {
         if (!reported) this.#options.onResyncError?.(error);
         reported = true;
         // Down again: the next `resync` starts over. Otherwise retry this batch, backing off.
-        if (this.#store.state !== "ready") return;
+        if (this.#feed.state !== "ready") return;
         await new Promise((resolve) => setTimeout(resolve, Math.random() * retryMs));
         retryMs = Math.min(retryMs * 2, RESYNC_RETRY_MS.max);
       }

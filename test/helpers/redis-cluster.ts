@@ -4,12 +4,14 @@
  * master leaves the others serving (cluster-require-full-coverage no). Nothing is kept on
  * disk beyond a temporary directory for the nodes' cluster config files, removed on stop.
  */
+
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
+import type { RedisTarget } from "../../src/server/store/redis-store.js";
 import { withDeadline } from "./deadline.js";
 import { RedisProcess } from "./redis-process.js";
 
@@ -24,6 +26,11 @@ export class RedisCluster {
   /** HOST:PORT of every node, comma-separated, as --redis-cluster takes them. */
   get seeds(): string {
     return this.nodes.map((node) => `127.0.0.1:${node.port}`).join(",");
+  }
+
+  /** The cluster, as the server's configuration names a Redis. */
+  get target(): RedisTarget {
+    return { mode: "cluster", nodes: this.nodes.map((node) => ({ host: "127.0.0.1", port: node.port })) };
   }
 
   /** Starts three masters (and `replicas` per master), joins them and waits until every node says the cluster is ok. */

@@ -3,11 +3,13 @@
  * restart Redis. Never touches the shared Redis on 6379. Saves nothing; what a replica
  * writes while it syncs goes to a directory of its own, removed when it stops.
  */
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { RedisTarget } from "../../src/server/store/redis-store.js";
 import { withDeadline } from "./deadline.js";
 import { freePort } from "./free-port.js";
 
@@ -26,6 +28,11 @@ export class RedisProcess {
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** This server, as the server's configuration names a Redis. */
+  get target(): RedisTarget {
+    return { mode: "single", url: this.url };
   }
 
   /**
@@ -119,6 +126,8 @@ export class RedisProcess {
 /** A Redis to read and write in, isolated by key prefix. */
 export interface SharedRedis {
   readonly url: string;
+  /** The same, as the server's configuration names a Redis. */
+  readonly target: RedisTarget;
   /** A prefix no other test uses; its keys are deleted by close(). */
   prefix(): string;
   close(): Promise<void>;
@@ -136,6 +145,7 @@ export async function sharedRedis(): Promise<SharedRedis> {
   const prefixes: string[] = [];
   return {
     url,
+    target: { mode: "single", url },
     prefix() {
       const prefix = uniquePrefix();
       prefixes.push(prefix);

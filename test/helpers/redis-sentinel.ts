@@ -4,10 +4,12 @@
  * through a proxy that can be stalled, so a test can make the master acknowledge writes the
  * replica never gets, as asynchronous replication allows.
  */
+
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import type { RedisTarget } from "../../src/server/store/redis-store.js";
 import { withDeadline } from "./deadline.js";
 import { RedisProcess } from "./redis-process.js";
 import { type StallingProxy, stallingProxy } from "./stalling-proxy.js";
@@ -25,6 +27,15 @@ export class RedisSentinelGroup {
   /** The URL the server takes: redis+sentinel://HOST:PORT,.../NAME. */
   get url(): string {
     return `redis+sentinel://${this.sentinels.map((s) => `127.0.0.1:${s.port}`).join(",")}/${this.name}`;
+  }
+
+  /** The group's master, as the server's configuration names a Redis. */
+  get target(): RedisTarget {
+    return {
+      mode: "sentinel",
+      sentinels: this.sentinels.map((sentinel) => ({ host: "127.0.0.1", port: sentinel.port })),
+      name: this.name,
+    };
   }
 
   static async start(name = "syncgen"): Promise<RedisSentinelGroup> {

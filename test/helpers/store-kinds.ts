@@ -19,21 +19,21 @@ export const STORE_KINDS: StoreKind[] = [
     name: "redis",
     start: async () => {
       const redis = await sharedRedis();
-      return { settings: { redisUrl: redis.url, prefix: redis.prefix() }, close: () => redis.close() };
+      return { settings: { redis: redis.target, prefix: redis.prefix() }, close: () => redis.close() };
     },
   },
   {
     name: "Redis Sentinel",
     start: async () => {
       const group = await RedisSentinelGroup.start();
-      return { settings: { redisUrl: group.url, prefix: uniquePrefix() }, close: () => group.stop() };
+      return { settings: { redis: group.target, prefix: uniquePrefix() }, close: () => group.stop() };
     },
   },
   {
     name: "Redis Cluster",
     start: async () => {
       const cluster = await RedisCluster.start();
-      return { settings: { redisCluster: cluster.seeds, prefix: uniquePrefix() }, close: () => cluster.stop() };
+      return { settings: { redis: cluster.target, prefix: uniquePrefix() }, close: () => cluster.stop() };
     },
   },
 ];

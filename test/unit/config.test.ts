@@ -1,14 +1,11 @@
 import { describe, expect, test } from "vitest";
-import { ConfigError, redisTarget, resolveServerConfig } from "../../src/server/config.js";
+import { ConfigError, resolveServerConfig } from "../../src/server/config.js";
 
 describe("resolveServerConfig()", () => {
   test("uses the defaults when nothing is set", () => {
     expect(resolveServerConfig({}, {})).toEqual({
-      listen: "127.0.0.1:50051",
-      redisUrl: undefined,
-      sentinels: undefined,
-      sentinelName: undefined,
-      redisCluster: undefined,
+      listen: { host: "127.0.0.1", port: 50051 },
+      redis: undefined,
       prefix: "syncgen:",
       maxKeyBytes: 1024,
       maxWatchKeys: 10_000,
@@ -40,13 +37,13 @@ describe("resolveServerConfig()", () => {
       { listen: "0.0.0.0:7000" },
       { SYNCGEN_LISTEN: "127.0.0.1:6000", REDIS_URL: "redis://127.0.0.1:6380", SYNCGEN_PREFIX: "team-a:" },
     );
-    expect(config.listen).toBe("0.0.0.0:7000");
-    expect(config.redisUrl).toBe("redis://127.0.0.1:6380");
+    expect(config.listen).toEqual({ host: "0.0.0.0", port: 7000 });
+    expect(config.redis).toEqual({ mode: "single", url: "redis://127.0.0.1:6380" });
     expect(config.prefix).toBe("team-a:");
   });
 
   test("an empty REDIS_URL means the in-memory store", () => {
-    expect(resolveServerConfig({}, { REDIS_URL: "" }).redisUrl).toBeUndefined();
+    expect(resolveServerConfig({}, { REDIS_URL: "" }).redis).toBeUndefined();
   });
 
   test.each([
@@ -65,18 +62,18 @@ describe("resolveServerConfig()", () => {
   });
 });
 
-describe("redisTarget()", () => {
+describe("resolveServerConfig(): the Redis target", () => {
   test("one server, by URL", () => {
-    expect(redisTarget(resolveServerConfig({ redis: "rediss://10.0.0.5:6380" }))).toEqual({
+    expect(resolveServerConfig({ redis: "rediss://10.0.0.5:6380" }).redis).toEqual({
       mode: "single",
       url: "rediss://10.0.0.5:6380",
     });
-    expect(redisTarget(resolveServerConfig({}))).toBeUndefined();
+    expect(resolveServerConfig({}).redis).toBeUndefined();
   });
 
   test("Sentinel, by redis+sentinel:// URL or by --sentinels and --sentinel-name", () => {
     expect(
-      redisTarget(resolveServerConfig({ redis: "redis+sentinel://:s%40cret@10.0.0.1:26379,10.0.0.2:26380/main" })),
+      resolveServerConfig({ redis: "redis+sentinel://:s%40cret@10.0.0.1:26379,10.0.0.2:26380/main" }).redis,
     ).toEqual({
       mode: "sentinel",
       sentinels: [
@@ -86,13 +83,15 @@ describe("redisTarget()", () => {
       name: "main",
       password: "s@cret",
     });
-    expect(
-      redisTarget(resolveServerConfig({}, { SYNCGEN_SENTINELS: "[::1]:26379", SYNCGEN_SENTINEL_NAME: "main" })),
-    ).toEqual({ mode: "sentinel", sentinels: [{ host: "::1", port: 26379 }], name: "main" });
+    expect(resolveServerConfig({}, { SYNCGEN_SENTINELS: "[::1]:26379", SYNCGEN_SENTINEL_NAME: "main" }).redis).toEqual({
+      mode: "sentinel",
+      sentinels: [{ host: "::1", port: 26379 }],
+      name: "main",
+    });
   });
 
   test("Cluster, by --redis-cluster", () => {
-    expect(redisTarget(resolveServerConfig({ "redis-cluster": "127.0.0.1:7000,127.0.0.1:7001" }))).toEqual({
+    expect(resolveServerConfig({ "redis-cluster": "127.0.0.1:7000,127.0.0.1:7001" }).redis).toEqual({
       mode: "cluster",
       nodes: [
         { host: "127.0.0.1", port: 7000 },
@@ -103,8 +102,7 @@ describe("redisTarget()", () => {
 
   test("a flag naming one Redis wins over the environment naming another", () => {
     const config = resolveServerConfig({ "redis-cluster": "127.0.0.1:7000" }, { REDIS_URL: "redis://127.0.0.1:6379" });
-    expect(redisTarget(config)?.mode).toBe("cluster");
-    expect(config.redisUrl).toBeUndefined();
+    expect(config.redis?.mode).toBe("cluster");
   });
 
   test.each([

@@ -59,7 +59,7 @@ async function setup(): Promise<{ store: MemoryStore; hub: WatchHub }> {
   const store = new MemoryStore();
   stores.push(store);
   await store.connect();
-  const hub = new WatchHub(store, { heartbeatMs: 60_000 });
+  const hub = new WatchHub(store, store, { heartbeatMs: 60_000 });
   return { store, hub };
 }
 
@@ -110,7 +110,7 @@ describe("WatchHub", () => {
     stores.push(store);
     await store.connect();
     const before = await store.bump("k");
-    const hub = new WatchHub(store, { heartbeatMs: 60_000 });
+    const hub = new WatchHub(store, store, { heartbeatMs: 60_000 });
     const sink = new RecordingSink();
     hub.open(sink, ["k"], new Map([["k", before]]));
     const [[, generation] = ["", 0n]] = await sink.response(0);
@@ -151,7 +151,7 @@ describe("WatchHub", () => {
     const store = new CountingStore();
     stores.push(store);
     await store.connect();
-    const hub = new WatchHub(store, { heartbeatMs: 60_000 });
+    const hub = new WatchHub(store, store, { heartbeatMs: 60_000 });
     // 2,500 keys: three batches of subscribe-then-read; the stream goes during the first.
     const keys = Array.from({ length: 2500 }, (_, i) => `k${i}`);
     const stream = hub.open(new RecordingSink(), keys, new Map());
@@ -160,7 +160,7 @@ describe("WatchHub", () => {
     await withDeadline(store.firstRead, 2000, "the first batch's read");
     await fanOutRuns();
     expect(store.subscribed.size).toBe(0);
-    expect(hub.keyCount).toBe(0);
+    expect(hub.stats().keys).toBe(0);
     hub.shutdown();
   });
 
@@ -168,14 +168,14 @@ describe("WatchHub", () => {
     const { store, hub } = await setup();
     const sink = new RecordingSink();
     sink.writable = false;
-    const stream = hub.open(sink, ["a", "b"], new Map());
+    hub.open(sink, ["a", "b"], new Map());
     await sink.response(0); // the first response is written, and blocks
     for (let i = 0; i < 100; i++) await store.bump("a");
     const latestA = await store.bump("a");
     const latestB = await store.bump("b");
     await fanOutRuns();
     expect(sink.responses.length).toBe(1);
-    expect(hub.stats(stream)).toMatchObject({ blocked: true, pendingKeys: 2, responsesSent: 1 });
+    expect(hub.stats()).toMatchObject({ streams: 1, blockedStreams: 1, pendingKeys: 2 });
     sink.drain();
     expect(await sink.response(1)).toEqual([
       ["a", latestA],
@@ -192,17 +192,17 @@ describe("WatchHub", () => {
     sink.end = (error) => ended.push(`${error.code}: ${error.message}`);
     hub.open(sink, ["k"], new Map());
     expect(ended).toEqual(["14: the store (memory) is closed; retry"]);
-    expect(hub.keyCount).toBe(0);
+    expect(hub.stats().keys).toBe(0);
   });
 
   test("the last watcher of a key releases its subscription", async () => {
     const { hub } = await setup();
     const one = hub.open(new RecordingSink(), ["k", "j"], new Map());
     const two = hub.open(new RecordingSink(), ["k"], new Map());
-    expect(hub.keyCount).toBe(2);
+    expect(hub.stats().keys).toBe(2);
     one.close();
-    expect([hub.isWatched("k"), hub.isWatched("j")]).toEqual([true, false]);
+    expect(hub.stats().keys).toBe(1); // k, which `two` still watches
     two.close();
-    expect(hub.keyCount).toBe(0);
+    expect(hub.stats().keys).toBe(0);
   });
 });

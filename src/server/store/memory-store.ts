@@ -6,9 +6,11 @@ import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
 import { decodeRecord, encodeRecord, nextRevision, TOMBSTONE_MARGIN_MS, tombstoneTtlMs } from "./generation-scheme.js";
 import {
+  type ChangeFeed,
+  type ChangeFeedEvents,
+  type GenerationRecords,
   type GenerationStore,
   type KeyState,
-  type StoreEvents,
   type StoreState,
   StoreUnavailableError,
 } from "./generation-store.js";
@@ -31,9 +33,14 @@ function monotonicMicros(): bigint {
   return BigInt(Math.floor((performance.timeOrigin + performance.now()) * 1000));
 }
 
-/** A GenerationStore in this process's memory. */
-export class MemoryStore extends EventEmitter<StoreEvents> implements GenerationStore {
+/** A store in this process's memory: its own records and its own change feed. */
+export class MemoryStore
+  extends EventEmitter<ChangeFeedEvents>
+  implements GenerationRecords, ChangeFeed, GenerationStore
+{
   readonly description = "memory";
+  readonly records: GenerationRecords = this;
+  readonly feed: ChangeFeed = this;
   #state: StoreState = "connecting";
   readonly #records = new Map<string, MemoryRecord>();
   readonly #subscriptions = new Set<string>();
