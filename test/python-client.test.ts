@@ -5,24 +5,25 @@
  * on key names. Debian's protoc, grpc_python_plugin and python3-grpcio (.ci/run installs them).
  */
 import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createGenerationClient, GenerationSynchronizer, makeCacheKey } from "../src/client/index.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { LineAgent } from "./helpers/line-agent.js";
+import { PYTHON, pythonEnv } from "./helpers/python.js";
 import { sharedRedis } from "./helpers/redis-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
 const pythonClient = join(root, "clients/python");
-const PYTHON = "/usr/bin/python3";
 /** Python's environment: no bytecode caches written into the work tree. */
-const PYTHON_ENV = { ...process.env, PYTHONDONTWRITEBYTECODE: "1" };
+const PYTHON_ENV = pythonEnv();
 
 let redis: Awaited<ReturnType<typeof sharedRedis>>;
 let ts: TestServer;
@@ -47,7 +48,7 @@ describe("a Python client generated from proto/ alone", () => {
       join(root, "proto"),
       `--python_out=${generated}`,
       `--grpc_python_out=${generated}`,
-      "--plugin=protoc-gen-grpc_python=/usr/bin/grpc_python_plugin",
+      `--plugin=protoc-gen-grpc_python=${onPath("grpc_python_plugin")}`,
       "generation/v1/generation.proto",
     ]);
   });
@@ -151,3 +152,11 @@ describe("the Python client library (clients/python)", () => {
     }
   });
 });
+
+/** Where `command` is on PATH: protoc takes a plugin by its path. */
+function onPath(command: string): string {
+  for (const dir of (process.env.PATH ?? "").split(delimiter)) {
+    if (existsSync(join(dir, command))) return join(dir, command);
+  }
+  throw new Error(`${command} is not on PATH (Debian: protobuf-compiler-grpc)`);
+}

@@ -22,10 +22,10 @@ import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { CliProcess, runCli } from "./helpers/cli.js";
 import { expectCode } from "./helpers/expect-code.js";
 import { healthClient, reflectionClient, serviceNames } from "./helpers/grpc-peers.js";
+import { PYTHON, pythonEnv } from "./helpers/python.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
 
-const PYTHON = "/usr/bin/python3";
 const PYTHON_CLIENT = fileURLToPath(new URL("../clients/python", import.meta.url));
 
 let certs: Certificates;
@@ -277,7 +277,7 @@ print(bumped)
       ["-c", script, ts.address, certs.caCert, certs.clientKey, certs.clientCert, token],
       {
         cwd: PYTHON_CLIENT,
-        env: { ...process.env, PYTHONPATH: PYTHON_CLIENT, PYTHONDONTWRITEBYTECODE: "1" },
+        env: pythonEnv({ PYTHONPATH: PYTHON_CLIENT }),
         timeout: 20_000,
       },
     );

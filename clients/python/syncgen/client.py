@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import Iterator, Mapping, Optional, Sequence
 
 import grpc
 
-# The generated stubs import ``generation.v1``: make the directory that holds it importable.
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from generation.v1 import generation_pb2, generation_pb2_grpc  # noqa: E402
+# The generated stubs are the top-level package ``generation`` beside ``syncgen`` (they import
+# ``generation.v1`` by that name): clients/python must be on the import path, as it is when
+# run from there or with PYTHONPATH set. Importing this module changes no one's sys.path.
+from generation.v1 import generation_pb2, generation_pb2_grpc
 
 
 # Ping an idle connection every 30 s and drop it after 10 s without an answer, so a Watch on a
