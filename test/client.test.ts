@@ -15,7 +15,9 @@ import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
 import { sharedRedis } from "./helpers/redis-process.js";
+import { isolatedClient } from "./helpers/test-client.js";
 import { startTestServer } from "./helpers/test-server.js";
+import { WatchRecorder } from "./helpers/watch-recorder.js";
 
 const cleanups = cleanupsAfterEach();
 
@@ -86,50 +88,28 @@ describe("a resuming Watch", () => {
     const settings = { redis: redis.target, prefix: redis.prefix(), listen: { host: "127.0.0.1", port: port } };
     let server = await startTestServer(settings);
     cleanups.push(() => server.close());
-    const client = createGenerationClient(`127.0.0.1:${port}`, {
-      backoff: { initialMs: 20, maxMs: 200 },
-      channelOptions: { "grpc.initial_reconnect_backoff_ms": 50, "grpc.max_reconnect_backoff_ms": 200 },
-    });
-    cleanups.push(() => client.close());
+    const client = isolatedClient(cleanups, `127.0.0.1:${port}`);
     const other = server.newClient();
     const same = await other.bump("same");
-    const events: WatchEvent[] = [];
-    const stop = new AbortController();
-    let notify: (() => void) | undefined;
-    const until = (predicate: () => boolean, what: string) =>
-      withDeadline(
-        new Promise<void>((resolve) => {
-          notify = () => predicate() && resolve();
-          notify();
-        }),
-        10_000,
-        what,
-      );
-    const consumed = (async () => {
-      for await (const event of client.watch(["same", "changed"], { signal: stop.signal })) {
-        events.push(event);
-        notify?.();
-      }
-    })();
-    await until(() => events.some((e) => e.type === "live"), "live");
+    const watch = new WatchRecorder(client, ["same", "changed"], undefined, true);
+    cleanups.push(() => watch.close());
+    const lives = () => watch.events.filter((e): e is Extract<WatchEvent, { type: "live" }> => e.type === "live");
+    await watch.live(10_000);
     await server.close();
-    await until(() => events.some((e) => e.type === "down"), "down");
+    await watch.until((w) => w.downs.length > 0, "down", 10_000);
     // The change is made while the watched server is down, through another replica, so it is
     // surely among what the resumed Watch's first response reports.
     const elsewhere = await startTestServer({ ...settings, listen: { host: "127.0.0.1", port: 0 } });
     const changed = await elsewhere.client.bump("changed");
     await elsewhere.close();
     server = await startTestServer(settings);
-    await until(() => events.filter((e) => e.type === "live").length === 2, "live again");
-    const lives = events.filter((e): e is Extract<WatchEvent, { type: "live" }> => e.type === "live");
-    expect(lives[0]?.changes.map((c) => [c.key, c.generation])).toEqual([
+    await watch.until(() => lives().length === 2, "live again", 10_000);
+    expect(lives()[0]?.changes.map((c) => [c.key, c.generation])).toEqual([
       ["same", same],
       ["changed", 0n],
     ]);
     // After the reconnect, only the key that changed (between its first report and now).
-    expect(lives[1]?.changes.map((c) => [c.key, c.generation])).toEqual([["changed", changed]]);
-    stop.abort();
-    await consumed;
+    expect(lives()[1]?.changes.map((c) => [c.key, c.generation])).toEqual([["changed", changed]]);
   });
 
   test("ends when the client is closed", async () => {

@@ -7,56 +7,37 @@ import { readFile } from "node:fs/promises";
 import { Redis } from "ioredis";
 import { describe, expect, test } from "vitest";
 import { Code, type GenerationClient } from "../src/client/index.js";
-import type { HealthCheckResponse } from "../src/gen/grpc/health/v1/health_pb.js";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
-import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
-import { healthClient, statusName } from "./helpers/grpc-peers.js";
-import { bumpLoad, expectAllCurrent, expectNoRepeats, isolatedClient, resumingWatcher } from "./helpers/load.js";
+import { healthClient } from "./helpers/grpc-peers.js";
+import { bumpLoad, expectAllCurrent, expectNoRepeats, resumingWatcher } from "./helpers/load.js";
 import { pausedWatch } from "./helpers/paused-watch.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
+import { ServeProcess } from "./helpers/serve-process.js";
+import { isolatedClient } from "./helpers/test-client.js";
 
 const cleanups = cleanupsAfterEach();
 
-interface Replica extends CliProcess {
-  readonly address: string;
-  /** The value of one sample of its /metrics, e.g. `syncgen_watch_streams`. */
-  metric(name: string, labels?: string): Promise<number>;
-}
-
-/** A `syncgen serve` process (on `address`, or a free port) with metrics, ready to serve. */
-async function replica(
+/** A `syncgen serve` replica on `redis` (on `address`, or a free port), ready to serve, stopped after the test. */
+function replica(
   redis: RedisProcess,
   prefix: string,
   { address, flags = [] }: { address?: string; flags?: string[] } = {},
-): Promise<Replica> {
-  const serve = new CliProcess([
-    "serve",
-    ...["--listen", address ?? "127.0.0.1:0", "--redis", redis.url, "--prefix", prefix],
-    ...["--metrics-listen", "127.0.0.1:0"],
-    ...flags,
-  ]);
-  cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
-  const { address: listen, metricsAddress: metrics } = await serve.listening();
-  await serve.line((line) => line.includes('"event":"store_state"') && line.includes('"state":"ready"'));
-  const metric = async (name: string, labels = ""): Promise<number> => {
-    const text = await (await fetch(`http://${metrics}/metrics`)).text();
-    const sample = text.split("\n").find((line) => line.startsWith(name) && line.includes(labels));
-    if (sample === undefined) throw new Error(`no sample ${name} ${labels} in ${listen}'s metrics`);
-    return Number(sample.split(" ").at(-1));
-  };
-  return Object.assign(serve, { address: listen, metric });
+): Promise<ServeProcess> {
+  return ServeProcess.start(
+    [...(address ? ["--listen", address] : []), "--redis", redis.url, "--prefix", prefix, ...flags],
+    { cleanups },
+  );
 }
 
 /** Of two replicas, the one holding more of the Watch streams, then the other. */
-async function busierFirst(a: Replica, b: Replica): Promise<[Replica, number, Replica]> {
-  const [onA, onB] = [await a.metric("syncgen_watch_streams "), await b.metric("syncgen_watch_streams ")];
+async function busierFirst(a: ServeProcess, b: ServeProcess): Promise<[ServeProcess, number, ServeProcess]> {
+  const [onA, onB] = [await a.metric("syncgen_watch_streams"), await b.metric("syncgen_watch_streams")];
   return onA >= onB ? [a, onA, b] : [b, onB, a];
 }
 
-const client = (target: string) => isolatedClient(cleanups, target);
 const watcher = (c: GenerationClient, keys: string[]) => resumingWatcher(cleanups, c, keys);
 
 describe("faults on real processes", () => {
@@ -65,43 +46,25 @@ describe("faults on real processes", () => {
     cleanups.push(() => redis.stop());
     const server = await replica(redis, uniquePrefix());
     const keys = Array.from({ length: 8 }, (_, i) => `fault/redis/${i}`);
-    const c = client(server.address);
-    const recorders = Array.from({ length: 6 }, () => watcher(client(server.address), keys));
+    const c = isolatedClient(cleanups, server.address);
+    const recorders = Array.from({ length: 6 }, () => watcher(isolatedClient(cleanups, server.address), keys));
     await Promise.all(recorders.map((r) => r.live()));
 
     const health = healthClient(server.address);
     cleanups.push(() => health.close());
-    const statuses: { status: string; at: number }[] = [];
     const healthWatch = health.watch("generation.v1.GenerationService");
     cleanups.push(() => healthWatch.cancel());
-    healthWatch.on("error", () => {});
-    const healthIs = (status: string, ms: number) =>
-      withDeadline(
-        new Promise<number>((resolve) => {
-          const check = (): void => {
-            const last = statuses.at(-1);
-            if (last?.status === status) resolve(last.at);
-          };
-          healthWatch.on("data", (response: HealthCheckResponse) => {
-            statuses.push({ status: statusName(response), at: Date.now() });
-            check();
-          });
-          check();
-        }),
-        ms,
-        `health ${status}`,
-      );
-    await healthIs("SERVING", 5000);
+    await healthWatch.until("SERVING", 5000);
 
     const load = bumpLoad(c, keys, 4);
-    await expect.poll(() => [...load.generations.values()].every((g) => g.length > 5), { timeout: 5000 }).toBe(true);
+    await load.each(5);
     const killedAt = Date.now();
     await redis.kill();
-    await healthIs("NOT_SERVING", 5000);
+    await healthWatch.until("NOT_SERVING", 5000);
     await expect.poll(() => load.failures.length, { timeout: 5000 }).toBeGreaterThan(5);
     await redis.restart();
     const restartedAt = Date.now();
-    const servingAt = await healthIs("SERVING", 2000);
+    const servingAt = await healthWatch.until("SERVING", 2000);
     expect(servingAt - restartedAt).toBeLessThan(2000);
     await expect
       .poll(() => [...load.generations.values()].some((g) => g.some((h) => h.at > servingAt)), { timeout: 2000 })
@@ -132,12 +95,12 @@ describe("faults on real processes", () => {
     const keys = Array.from({ length: 5 }, (_, i) => `fault/kill/${i}`);
     // The clients balance round robin over both; the busier replica is killed.
     const target = `ipv4:${a.address},${b.address}`;
-    const users = Array.from({ length: 4 }, () => client(target));
+    const users = Array.from({ length: 4 }, () => isolatedClient(cleanups, target));
     const recorders = users.map((u) => watcher(u, keys));
     await Promise.all(recorders.map((r) => r.live()));
     const [victim, streamsOnVictim, survivor] = await busierFirst(a, b);
     expect(streamsOnVictim).toBeGreaterThanOrEqual(2);
-    const writer = client(survivor.address);
+    const writer = isolatedClient(cleanups, survivor.address);
     for (const key of keys) await writer.bump(key);
     await expectAllCurrent(writer, recorders, keys);
 
@@ -165,18 +128,18 @@ describe("faults on real processes", () => {
     ];
     const keys = Array.from({ length: 4 }, (_, i) => `fault/term/${i}`);
     const target = `ipv4:${a.address},${b.address}`;
-    const recorders = Array.from({ length: 4 }, () => watcher(client(target), keys));
+    const recorders = Array.from({ length: 4 }, () => watcher(isolatedClient(cleanups, target), keys));
     await Promise.all(recorders.map((r) => r.live()));
     const [victim, streamsOnVictim, survivor] = await busierFirst(a, b);
     expect(streamsOnVictim).toBeGreaterThanOrEqual(2);
     // A generous deadline: Redis is held below, and these Bumps must wait, not fail.
-    const load = bumpLoad(client(target), keys, 4, 10_000);
-    await expect.poll(() => [...load.generations.values()].every((g) => g.length > 3), { timeout: 5000 }).toBe(true);
+    const load = bumpLoad(isolatedClient(cleanups, target), keys, 4, 10_000);
+    await load.each(3);
 
     // Hold Redis for a moment so Bumps on the victim are certainly in flight when SIGTERM
     // lands (its metrics count them in).
-    const bumpsStarted = (): Promise<number> => victim.metric("grpc_server_started_total{", 'grpc_method="Bump"');
-    const direct = client(victim.address);
+    const bumpsStarted = (): Promise<number> => victim.metric("grpc_server_started_total", 'grpc_method="Bump"');
+    const direct = isolatedClient(cleanups, victim.address);
     redis.pause();
     cleanups.push(() => redis.resume());
     const startedBefore = await bumpsStarted();
@@ -185,8 +148,8 @@ describe("faults on real processes", () => {
     );
     await expect.poll(bumpsStarted, { timeout: 5000 }).toBeGreaterThanOrEqual(startedBefore + 10);
     const stoppedAt = Date.now();
-    const exited = victim.stop("SIGTERM", 5000);
-    await victim.line((line) => line.includes('"event":"stopping"'));
+    const exited = victim.stop("SIGTERM");
+    await victim.cli.line((line) => line.includes('"event":"stopping"'));
     redis.resume();
     const completed = await withDeadline(Promise.all(inFlight), 5000, "the Bumps in flight");
     expect(await exited).toBe(0);
@@ -209,7 +172,7 @@ describe("faults on real processes", () => {
       all.get(keys[i % keys.length] as string)?.push({ generation, at: stoppedAt });
     }
     expectNoRepeats(all);
-    await expectAllCurrent(client(survivor.address), recorders, keys);
+    await expectAllCurrent(isolatedClient(cleanups, survivor.address), recorders, keys);
   });
 
   test("max connection age moves Watch streams onto a replica that joined later", async () => {
@@ -220,13 +183,15 @@ describe("faults on real processes", () => {
     const a = await replica(redis, prefix, { flags: aged });
     const later = `127.0.0.1:${await freePort()}`;
     const keys = ["fault/age/0", "fault/age/1"];
-    const recorders = Array.from({ length: 4 }, () => watcher(client(`ipv4:${a.address},${later}`), keys));
+    const recorders = Array.from({ length: 4 }, () =>
+      watcher(isolatedClient(cleanups, `ipv4:${a.address},${later}`), keys),
+    );
     await Promise.all(recorders.map((r) => r.live()));
-    expect(await a.metric("syncgen_watch_streams ")).toBe(4);
+    expect(await a.metric("syncgen_watch_streams")).toBe(4);
 
     const b = await replica(redis, prefix, { address: later, flags: aged });
-    await expect.poll(() => b.metric("syncgen_watch_streams "), { timeout: 15_000 }).toBeGreaterThan(0);
-    const writer = client(a.address);
+    await expect.poll(() => b.metric("syncgen_watch_streams"), { timeout: 15_000 }).toBeGreaterThan(0);
+    const writer = isolatedClient(cleanups, a.address);
     for (const key of keys) await writer.bump(key);
     await expectAllCurrent(writer, recorders, keys);
     expect(recorders.every((r) => r.error === undefined)).toBe(true);
@@ -239,9 +204,9 @@ describe("faults on real processes", () => {
     const server = await replica(redis, prefix);
     // 1,000 keys of 1 KB: every change the watcher misses would be a 1 KB response if queued.
     const keys = Array.from({ length: 1000 }, (_, i) => `fault/stall/${i}/`.padEnd(1024, "."));
-    const paused = pausedWatch(client(server.address), keys);
+    const paused = pausedWatch(isolatedClient(cleanups, server.address), keys);
     await paused.live;
-    const rssBefore = await rssBytes(server.child.pid);
+    const rssBefore = await rssBytes(server.cli.child.pid);
 
     // 200,000 changes, as other replicas' Bumps arrive: straight into Redis pub/sub. The
     // generations are small, so the real Bumps below (clock-based) are newer still.
@@ -255,13 +220,13 @@ describe("faults on real processes", () => {
     }
     // Fence: the server's subscriber gets messages in order, so once a live watcher of the
     // last key has a Bump made after the publishing, the server has taken in every change.
-    const writer = client(server.address);
+    const writer = isolatedClient(cleanups, server.address);
     const fence = watcher(writer, [keys.at(-1) as string]);
     await fence.live();
     const latest = new Map<string, bigint>();
     for (const key of [...keys.slice(0, 9), keys.at(-1) as string]) latest.set(key, await writer.bump(key));
     await fence.sees(keys.at(-1) as string, latest.get(keys.at(-1) as string) as bigint);
-    const rssAfter = await rssBytes(server.child.pid);
+    const rssAfter = await rssBytes(server.cli.child.pid);
     // Queued, the missed changes would be ~200 MB; held as "latest per key" they are 1,000
     // entries. What grows is garbage the collector has not yet taken.
     if (process.env.SYNCGEN_TEST_VERBOSE) console.log({ rssBefore, rssAfter });

@@ -19,9 +19,9 @@ import {
   GetRequestSchema,
   WatchRequestSchema,
 } from "../src/gen/generation/v1/generation_pb.js";
-import { CliProcess } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { type SharedRedis, sharedRedis } from "./helpers/redis-process.js";
+import { ServeProcess } from "./helpers/serve-process.js";
 
 const SEED = Number(process.env.SYNCGEN_FUZZ_SEED ?? 20261126);
 const SERVICE = "/generation.v1.GenerationService";
@@ -282,7 +282,7 @@ describe.each([
   { name: "the Redis store", store: "redis", count: 2_000, seed: SEED + 1, auth: false },
   { name: "the memory store with tokens", store: "memory", count: 2_000, seed: SEED + 2, auth: true },
 ] as const)("fuzzing a syncgen serve process on $name", ({ store, count, seed, auth }) => {
-  let serve: CliProcess;
+  let serve: ServeProcess;
   let address: string;
   let redis: SharedRedis | undefined;
   let dir: string | undefined;
@@ -291,7 +291,7 @@ describe.each([
 
   beforeAll(async () => {
     redis = store === "redis" ? await sharedRedis() : undefined;
-    const args = ["serve", "--listen", "127.0.0.1:0", "--max-key-bytes", String(MAX_KEY_BYTES)];
+    const args = ["--max-key-bytes", String(MAX_KEY_BYTES)];
     if (redis) args.push("--redis", redis.url, "--prefix", redis.prefix());
     if (auth) {
       // Half the generated keys are under fuzz/, so both sides of the check are reached.
@@ -303,12 +303,11 @@ describe.each([
       );
       args.push("--auth-file", file);
     }
-    serve = new CliProcess(args, { REDIS_URL: "" });
-    ({ address } = await serve.listening());
-    await serve.line((line) => line.includes('"event":"store_state"') && line.includes('"state":"ready"'));
+    serve = await ServeProcess.start(args);
+    address = serve.address;
   });
   afterAll(async () => {
-    await serve?.stop("SIGTERM").catch(() => serve.stop("SIGKILL"));
+    await serve?.stop();
     await redis?.close();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
@@ -323,7 +322,7 @@ describe.each([
       expect(tally.get(`${method} OK`) ?? 0).toBeGreaterThan(0);
       if (auth) expect(tally.get(`${method} PERMISSION_DENIED`) ?? 0).toBeGreaterThan(0);
     }
-    expect(serve.child.exitCode).toBeNull();
+    expect(serve.cli.child.exitCode).toBeNull();
   });
 
   test("garbage gRPC frames get a status, and the server serves on", async () => {
@@ -343,7 +342,7 @@ describe.each([
     if (process.env.SYNCGEN_FUZZ_VERBOSE) console.log(answers);
     for (const answer of answers) expect(answer).toMatch(/^\d+$/);
     // A well-formed request over the same raw path is OK.
-    expect(await frame(`${SERVICE}/Get`, framed(message))).toBe("0");
-    expect(serve.child.exitCode).toBeNull();
+    expect(await frame(`${SERVICE}/Get`, framed(message))).toBe(String(grpc.status.OK));
+    expect(serve.cli.child.exitCode).toBeNull();
   });
 });

@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Code, type GenerationClient } from "../src/client/index.js";
-import { expectCode } from "./helpers/expect-code.js";
+import { cleanupsAfterEach } from "./helpers/cleanups.js";
+import { expectCode, expectWatchCode } from "./helpers/expect-code.js";
 import { pausedWatch } from "./helpers/paused-watch.js";
 import { STORE_KINDS } from "./helpers/store-kinds.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
@@ -27,14 +28,16 @@ function nowMicros(): bigint {
   return BigInt(Date.now()) * 1000n;
 }
 
+const cleanups = cleanupsAfterEach();
+
 describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
   let backing: Awaited<ReturnType<typeof kind.start>>;
   let ts: TestServer;
   let client: GenerationClient;
-  const watchers: WatchRecorder[] = [];
+
   const watch = (keys: string[], known?: Record<string, bigint>, on: GenerationClient = client): WatchRecorder => {
     const recorder = new WatchRecorder(on, keys, known);
-    watchers.push(recorder);
+    cleanups.push(() => recorder.close());
     return recorder;
   };
 
@@ -45,7 +48,6 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
   });
 
   afterAll(async () => {
-    await Promise.all(watchers.map((w) => w.close()));
     await ts?.close();
     await backing?.close();
   });
@@ -316,17 +318,13 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
     });
 
     test("Watch: no keys, too many keys, or a bad key is INVALID_ARGUMENT", async () => {
-      const none = watch([]);
-      await none.done;
-      expect(none.error?.code).toBe(Code.INVALID_ARGUMENT);
-      expect(none.error?.message).toMatch(/at least one key/);
-      const many = watch(Array.from({ length: 10_001 }, (_, i) => `many-${i}`));
-      await many.done;
-      expect(many.error?.code).toBe(Code.INVALID_ARGUMENT);
-      expect(many.error?.message).toMatch(/keys has more than 10000 entries; the limit is 10000 keys per Watch/);
-      const bad = watch(["fine", tooLong]);
-      await bad.done;
-      expect(bad.error?.message).toMatch(/keys\[1\] is 1025 bytes long/);
+      await expectWatchCode(watch([]), Code.INVALID_ARGUMENT, /at least one key/);
+      await expectWatchCode(
+        watch(Array.from({ length: 10_001 }, (_, i) => `many-${i}`)),
+        Code.INVALID_ARGUMENT,
+        /keys has more than 10000 entries; the limit is 10000 keys per Watch/,
+      );
+      await expectWatchCode(watch(["fine", tooLong]), Code.INVALID_ARGUMENT, /keys\[1\] is 1025 bytes long/);
     });
 
     test("the server keeps serving after bad input", async () => {

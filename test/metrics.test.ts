@@ -9,28 +9,17 @@ import { join } from "node:path";
 import { create, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { describe, expect, test } from "vitest";
-import { Code, createGenerationClient, type GenerationClient } from "../src/client/index.js";
+import { Code } from "../src/client/index.js";
 import { WatchRequestSchema } from "../src/gen/generation/v1/generation_pb.js";
-import type { ServerConfig } from "../src/server/config.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { withDeadline } from "./helpers/deadline.js";
+import { expectCode } from "./helpers/expect-code.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
+import { isolatedClient } from "./helpers/test-client.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
 
 const cleanups = cleanupsAfterEach();
-
-async function started(overrides: Partial<ServerConfig>, waitReady = true): Promise<TestServer> {
-  const ts = await startTestServer({ metricsListen: { host: "127.0.0.1", port: 0 }, ...overrides }, { waitReady });
-  cleanups.push(() => ts.close());
-  return ts;
-}
-
-function client(address: string, token?: string): GenerationClient {
-  const c = createGenerationClient(address, { deadlineMs: 3000, ...(token ? { token } : {}) });
-  cleanups.push(() => c.close());
-  return c;
-}
 
 /** One scrape: every sample, keyed by its name and labels as the exposition text spells them. */
 async function scrape(ts: TestServer): Promise<Map<string, number>> {
@@ -51,15 +40,15 @@ const method = (name: string, type = "unary"): string =>
 
 describe("metrics", () => {
   test("counts calls with go-grpc-prometheus's names, and the fan-out with syncgen's", async () => {
-    const ts = await started({});
-    const c = client(ts.address);
+    const ts = await startTestServer({}, { cleanups });
+    const c = isolatedClient(cleanups, ts.address);
     const watcher = new WatchRecorder(c, ["m/a", "m/b"]);
     cleanups.push(() => watcher.close());
     await watcher.live();
     const generation = await c.bump("m/a");
     await watcher.sees("m/a", generation);
     await c.get("m/a");
-    await c.get("").catch(() => {});
+    await expectCode(c.get(""), Code.INVALID_ARGUMENT);
     const m = await scrape(ts);
     expect(m.get(`grpc_server_started_total{${method("Get")}}`)).toBe(2);
     expect(m.get(`grpc_server_handled_total{${method("Get")},grpc_code="OK"}`)).toBe(1);
@@ -92,14 +81,10 @@ describe("metrics", () => {
     const authFile = join(dir, "tokens.json");
     const token = "metrics-token-0123456789";
     writeFileSync(authFile, JSON.stringify({ tokens: [{ name: "m", token, read: ["m/"], write: ["m/"] }] }));
-    const ts = await started({ authFile });
-    await client(ts.address)
-      .bump("m/a")
-      .catch(() => {});
-    await client(ts.address, token)
-      .bump("other/a")
-      .catch(() => {});
-    await client(ts.address, token).bump("m/a");
+    const ts = await startTestServer({ authFile }, { cleanups });
+    await expectCode(isolatedClient(cleanups, ts.address).bump("m/a"), Code.UNAUTHENTICATED);
+    await expectCode(isolatedClient(cleanups, ts.address, { token }).bump("other/a"), Code.PERMISSION_DENIED);
+    await isolatedClient(cleanups, ts.address, { token }).bump("m/a");
     const m = await scrape(ts);
     expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="Unauthenticated"}`)).toBe(1);
     expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="PermissionDenied"}`)).toBe(1);
@@ -110,16 +95,13 @@ describe("metrics", () => {
   test("syncgen_redis_up follows Redis: 0 while it is down, 1 once it is back", async () => {
     const redis = await RedisProcess.start();
     cleanups.push(() => redis.stop());
-    const ts = await started({ redis: redis.target, prefix: uniquePrefix() });
+    const ts = await startTestServer({ redis: redis.target, prefix: uniquePrefix() }, { cleanups });
     const up = `syncgen_redis_up{store="${ts.store.feed.description}"}`;
     expect((await scrape(ts)).get(up)).toBe(1);
     await redis.kill();
     await expect.poll(() => ts.store.feed.state !== "ready", { timeout: 5000 }).toBe(true);
     expect((await scrape(ts)).get(up)).toBe(0);
-    const failed = await client(ts.address)
-      .bump("m/a")
-      .catch((e: { code: number }) => e.code);
-    expect(failed).toBe(Code.UNAVAILABLE);
+    await expectCode(isolatedClient(cleanups, ts.address).bump("m/a"), Code.UNAVAILABLE);
     await redis.restart();
     await expect.poll(() => ts.store.feed.state === "ready", { timeout: 10_000 }).toBe(true);
     expect((await scrape(ts)).get(up)).toBe(1);
@@ -127,7 +109,7 @@ describe("metrics", () => {
   });
 
   test("a call that runs past its deadline is counted DeadlineExceeded, not Canceled", async () => {
-    const ts = await started({});
+    const ts = await startTestServer({}, { cleanups });
     const raw = new grpc.Client(ts.address, grpc.credentials.createInsecure());
     cleanups.push(() => raw.close());
     const request = Buffer.from(toBinary(WatchRequestSchema, create(WatchRequestSchema, { keys: ["m/deadline"] })));
@@ -159,7 +141,7 @@ describe("metrics", () => {
   });
 
   test("anything but GET /metrics is 404", async () => {
-    const ts = await started({});
+    const ts = await startTestServer({}, { cleanups });
     const response = await fetch(`http://${ts.metricsAddress}/`);
     expect(response.status).toBe(404);
     await response.body?.cancel();

@@ -12,11 +12,13 @@ import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { createGenerationClient, GenerationSynchronizer, makeCacheKey } from "../src/client/index.js";
-import { withDeadline } from "./helpers/deadline.js";
+import { GenerationSynchronizer, makeCacheKey } from "../src/client/index.js";
+import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { LineAgent } from "./helpers/line-agent.js";
 import { PYTHON, pythonEnv } from "./helpers/python.js";
 import { sharedRedis } from "./helpers/redis-process.js";
+import { nextExpiry } from "./helpers/synchronizer.js";
+import { isolatedClient } from "./helpers/test-client.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 const run = promisify(execFile);
@@ -27,6 +29,8 @@ const PYTHON_ENV = pythonEnv();
 
 let redis: Awaited<ReturnType<typeof sharedRedis>>;
 let ts: TestServer;
+
+const cleanups = cleanupsAfterEach();
 
 beforeAll(async () => {
   redis = await sharedRedis();
@@ -89,67 +93,45 @@ describe("the Python client library (clients/python)", () => {
   });
 
   test("TypeScript and Python synchronizers on one key see each other's updates", async () => {
-    const agent = new LineAgent(
-      PYTHON,
-      ["tests/interop_agent.py", ts.address, "example.com"],
-      pythonClient,
-      PYTHON_ENV,
-    );
-    const client = createGenerationClient(ts.address);
+    const agent = interopAgent();
+    const client = isolatedClient(cleanups, ts.address);
     const key = `interop-${Date.now()}`;
     const sync = await GenerationSynchronizer.create(client, key, { cacheKey: { prefix: "example.com" }, watch: true });
-    try {
-      const created = await agent.ask(`create ${key}`);
-      expect(created.cache_key).toBe(sync.cacheKey);
-      expect(created.sync_gen).toBe(String(sync.syncGen));
-      expect(await agent.ask("is_expired")).toEqual({ is_expired: false });
+    cleanups.push(() => sync.close());
+    const created = await agent.ask(`create ${key}`);
+    expect(created.cache_key).toBe(sync.cacheKey);
+    expect(created.sync_gen).toBe(String(sync.syncGen));
+    expect(await agent.ask("is_expired")).toEqual({ is_expired: false });
 
-      // Python writes: the TypeScript watcher is told, with Python's generation.
-      let stop: (() => void) | undefined;
-      const told = withDeadline(new Promise<bigint>((resolve) => (stop = sync.onExpired(resolve))), 5000, "onExpired");
-      const marked = await agent.ask("mark_updated");
-      expect(String(await told)).toBe(marked.sync_gen);
-      stop?.();
-      expect(await sync.isExpired()).toBe(true);
-      await sync.refresh();
-      expect(await agent.ask("is_expired")).toEqual({ is_expired: false });
+    // Python writes: the TypeScript watcher is told, with Python's generation.
+    const told = nextExpiry(sync);
+    const marked = await agent.ask("mark_updated");
+    expect(String(await told)).toBe(marked.sync_gen);
+    expect(await sync.isExpired()).toBe(true);
+    await sync.refresh();
+    expect(await agent.ask("is_expired")).toEqual({ is_expired: false });
 
-      // TypeScript writes: Python notices.
-      await sync.markUpdated();
-      expect(await agent.ask("is_expired")).toEqual({ is_expired: true });
-      expect(await agent.ask("refresh")).toEqual({ sync_gen: String(sync.syncGen) });
-    } finally {
-      sync.close();
-      client.close();
-      await agent.close();
-    }
+    // TypeScript writes: Python notices.
+    await sync.markUpdated();
+    expect(await agent.ask("is_expired")).toEqual({ is_expired: true });
+    expect(await agent.ask("refresh")).toEqual({ sync_gen: String(sync.syncGen) });
   });
 
   test("makeCacheKey and make_cache_key agree, whatever the key", async () => {
-    const agent = new LineAgent(
-      PYTHON,
-      ["tests/interop_agent.py", ts.address, "example.com"],
-      pythonClient,
-      PYTHON_ENV,
-    );
-    try {
-      const alphabet = ["a", "Z", "0", ":", "%", " ", "\t", "\0", "\x7f", "é", "€", "🎉", "\u0085", "/", "\\"];
-      let seed = 42;
-      const random = (n: number): number => {
-        seed = (seed * 1103515245 + 12345) % 2 ** 31;
-        return seed % n;
-      };
-      const keys: (string | string[])[] = [];
-      for (let i = 0; i < 300; i++) {
-        const part = (): string =>
-          Array.from({ length: random(300) }, () => alphabet[random(alphabet.length)]).join("");
-        keys.push(i % 3 === 0 ? [part(), part()] : i % 3 === 1 ? [part()] : part());
-      }
-      const answer = await agent.ask(`make_cache_key ${JSON.stringify(keys)}`);
-      expect(answer.keys).toEqual(keys.map((k) => makeCacheKey(k, { prefix: "example.com" })));
-    } finally {
-      await agent.close();
+    const agent = interopAgent();
+    const alphabet = ["a", "Z", "0", ":", "%", " ", "\t", "\0", "\x7f", "é", "€", "🎉", "\u0085", "/", "\\"];
+    let seed = 42;
+    const random = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const keys: (string | string[])[] = [];
+    for (let i = 0; i < 300; i++) {
+      const part = (): string => Array.from({ length: random(300) }, () => alphabet[random(alphabet.length)]).join("");
+      keys.push(i % 3 === 0 ? [part(), part()] : i % 3 === 1 ? [part()] : part());
     }
+    const answer = await agent.ask(`make_cache_key ${JSON.stringify(keys)}`);
+    expect(answer.keys).toEqual(keys.map((k) => makeCacheKey(k, { prefix: "example.com" })));
   });
 });
 
@@ -159,4 +141,11 @@ function onPath(command: string): string {
     if (existsSync(join(dir, command))) return join(dir, command);
   }
   throw new Error(`${command} is not on PATH (Debian: protobuf-compiler-grpc)`);
+}
+
+/** The Python interop agent (clients/python/tests/interop_agent.py) on the test server, closed after the test. */
+function interopAgent(): LineAgent {
+  const agent = new LineAgent(PYTHON, ["tests/interop_agent.py", ts.address, "example.com"], pythonClient, PYTHON_ENV);
+  cleanups.push(() => agent.close());
+  return agent;
 }

@@ -3,42 +3,45 @@
  * per key per process; and Redis faults: down, hung, restarted empty under live watches.
  */
 import { Redis } from "ioredis";
-import { afterEach, beforeEach, describe, expect, test } from "vitest";
-import { Code, type GenerationServiceError } from "../src/client/index.js";
+import { beforeEach, describe, expect, test } from "vitest";
+import { Code, type GenerationClient, type GenerationServiceError } from "../src/client/index.js";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { WRITE_SCRIPT } from "../src/server/store/redis-scripts.js";
+import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { waitForEvent } from "./helpers/deadline.js";
-import { expectCode } from "./helpers/expect-code.js";
+import { expectCode, expectWatchCode } from "./helpers/expect-code.js";
 import { healthClient } from "./helpers/grpc-peers.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
+
+const cleanups = cleanupsAfterEach();
+
+/** A Watch through `client`, recorded and closed after the test. */
+function watcher(client: GenerationClient, keys: string[]): WatchRecorder {
+  const recorder = new WatchRecorder(client, keys);
+  cleanups.push(() => recorder.close());
+  return recorder;
+}
 
 describe("two replicas sharing one Redis", () => {
   let redis: RedisProcess;
   let a: TestServer;
   let b: TestServer;
   let prefix: string;
-  const recorders: WatchRecorder[] = [];
 
   beforeEach(async () => {
     redis = await RedisProcess.start();
+    cleanups.push(() => redis.stop());
     prefix = uniquePrefix();
     [a, b] = await Promise.all([
-      startTestServer({ redis: redis.target, prefix }),
-      startTestServer({ redis: redis.target, prefix }),
+      startTestServer({ redis: redis.target, prefix }, { cleanups }),
+      startTestServer({ redis: redis.target, prefix }, { cleanups }),
     ]);
   });
 
-  afterEach(async () => {
-    await Promise.all(recorders.splice(0).map((r) => r.close()));
-    await Promise.all([a?.close(), b?.close()]);
-    await redis?.stop();
-  });
-
   test("a watcher on replica A sees Bump and Clear made on replica B", async () => {
-    const w = new WatchRecorder(a.client, ["shared"]);
-    recorders.push(w);
+    const w = watcher(a.client, ["shared"]);
     await w.sees("shared", 0n);
     const bumped = await b.client.bump("shared");
     await w.sees("shared", bumped);
@@ -57,24 +60,21 @@ describe("two replicas sharing one Redis", () => {
   });
 
   test("a server with another prefix on the same Redis shares nothing with them", async () => {
-    const other = await startTestServer({ redis: redis.target, prefix: uniquePrefix() });
-    try {
-      const w = new WatchRecorder(other.client, ["isolated"]);
-      recorders.push(w);
-      await w.sees("isolated", 0n);
-      await a.client.bump("isolated");
-      expect(await other.client.get("isolated", { peek: true })).toBe(0n);
-      const own = await other.client.bump("isolated");
-      await w.sees("isolated", own);
-      expect(w.responses.flatMap((r) => r.changes).map((c) => c.generation)).toEqual([0n, own]);
-    } finally {
-      await other.close();
-    }
+    const other = await startTestServer({ redis: redis.target, prefix: uniquePrefix() }, { cleanups });
+    const w = watcher(other.client, ["isolated"]);
+    await w.sees("isolated", 0n);
+    await a.client.bump("isolated");
+    expect(await other.client.get("isolated", { peek: true })).toBe(0n);
+    const own = await other.client.bump("isolated");
+    await w.sees("isolated", own);
+    expect(w.responses.flatMap((r) => r.changes).map((c) => c.generation)).toEqual([0n, own]);
   });
 
   test("each replica holds one Redis subscription per key, however many watchers it has", async () => {
-    for (let i = 0; i < 3; i++) recorders.push(new WatchRecorder(a.client, ["popular"]));
-    for (let i = 0; i < 2; i++) recorders.push(new WatchRecorder(b.client, ["popular", "other"]));
+    const recorders = [
+      ...Array.from({ length: 3 }, () => watcher(a.client, ["popular"])),
+      ...Array.from({ length: 2 }, () => watcher(b.client, ["popular", "other"])),
+    ];
     await Promise.all(recorders.map((r) => r.live()));
     const probe = new Redis(redis.url);
     try {
@@ -90,18 +90,15 @@ describe("two replicas sharing one Redis", () => {
   test("the CLI's bump, get and watch work against two replicas", async () => {
     const { CliProcess, runCli } = await import("./helpers/cli.js");
     const watch = new CliProcess(["watch", "--server", a.address, "cli-key"]);
-    try {
-      await watch.line((l) => l === "cli-key\t0");
-      const bumped = (await runCli(["bump", "--server", b.address, "cli-key"])).stdout.trim();
-      expect(bumped).toMatch(/^\d+$/);
-      await watch.line((l) => l === `cli-key\t${bumped}`);
-      expect((await runCli(["get", "--server", a.address, "cli-key"])).stdout.trim()).toBe(bumped);
-      await runCli(["clear", "--server", b.address, "cli-key"]);
-      await watch.line((l) => l === "cli-key\t0");
-      expect((await runCli(["get", "--peek", "--server", a.address, "cli-key"])).stdout.trim()).toBe("0");
-    } finally {
-      await watch.stop();
-    }
+    cleanups.push(() => watch.stop());
+    await watch.line((l) => l === "cli-key\t0");
+    const bumped = (await runCli(["bump", "--server", b.address, "cli-key"])).stdout.trim();
+    expect(bumped).toMatch(/^\d+$/);
+    await watch.line((l) => l === `cli-key\t${bumped}`);
+    expect((await runCli(["get", "--server", a.address, "cli-key"])).stdout.trim()).toBe(bumped);
+    await runCli(["clear", "--server", b.address, "cli-key"]);
+    await watch.line((l) => l === "cli-key\t0");
+    expect((await runCli(["get", "--peek", "--server", a.address, "cli-key"])).stdout.trim()).toBe("0");
   });
 });
 
@@ -109,21 +106,13 @@ describe("Redis faults", () => {
   let redis: RedisProcess;
   let ts: TestServer;
   let prefix: string;
-  const recorders: WatchRecorder[] = [];
 
   beforeEach(async () => {
     redis = await RedisProcess.start();
+    cleanups.push(() => redis.stop());
     prefix = uniquePrefix();
-    ts = await startTestServer({ redis: redis.target, prefix, redisTimeoutMs: 300 });
+    ts = await startTestServer({ redis: redis.target, prefix, redisTimeoutMs: 300 }, { cleanups });
   });
-
-  afterEach(async () => {
-    await Promise.all(recorders.splice(0).map((r) => r.close()));
-    await ts?.close();
-    await redis?.stop();
-  });
-
-  const expectUnavailable = (call: Promise<unknown>) => expectCode(call, Code.UNAVAILABLE);
 
   test("Redis down: every RPC fails fast with UNAVAILABLE, and recovers by itself", async () => {
     const down = waitForEvent(ts.store.feed, "state", (s) => s === "unavailable", 5000);
@@ -131,14 +120,15 @@ describe("Redis faults", () => {
     await down;
     const started = Date.now();
     // retry: false shows the server's own answer (the client would retry Get and Clear).
-    await expectUnavailable(ts.client.get("k", { retry: false }));
-    await expectUnavailable(ts.client.get("k", { peek: true, retry: false }));
-    await expectUnavailable(ts.client.bump("k"));
-    await expectUnavailable(ts.client.clear("k", { retry: false }));
-    const w = new WatchRecorder(ts.client, ["k"]);
-    await w.done;
-    expect(w.error?.code).toBe(Code.UNAVAILABLE);
-    expect(w.error?.message).toMatch(/the store \(redis 127\.0\.0\.1:\d+\) is unavailable; retry/);
+    await expectCode(ts.client.get("k", { retry: false }), Code.UNAVAILABLE);
+    await expectCode(ts.client.get("k", { peek: true, retry: false }), Code.UNAVAILABLE);
+    await expectCode(ts.client.bump("k"), Code.UNAVAILABLE);
+    await expectCode(ts.client.clear("k", { retry: false }), Code.UNAVAILABLE);
+    await expectWatchCode(
+      watcher(ts.client, ["k"]),
+      Code.UNAVAILABLE,
+      /the store \(redis 127\.0\.0\.1:\d+\) is unavailable; retry/,
+    );
     expect(Date.now() - started).toBeLessThan(1000);
 
     const up = waitForEvent(ts.store.feed, "state", (s) => s === "ready", 10_000);
@@ -151,7 +141,7 @@ describe("Redis faults", () => {
     redis.pause();
     try {
       const started = Date.now();
-      await expectUnavailable(ts.client.bump("k", { deadlineMs: 2000 }));
+      await expectCode(ts.client.bump("k", { deadlineMs: 2000 }), Code.UNAVAILABLE);
       expect(Date.now() - started).toBeLessThan(2000);
     } finally {
       redis.resume();
@@ -159,15 +149,11 @@ describe("Redis faults", () => {
   });
 
   test("Redis hung with a long Redis timeout: UNAVAILABLE still comes before the caller's deadline", async () => {
-    const patient = await startTestServer({ redis: redis.target, prefix, redisTimeoutMs: 10_000 });
+    const patient = await startTestServer({ redis: redis.target, prefix, redisTimeoutMs: 10_000 }, { cleanups });
     redis.pause();
-    try {
-      // The server answers a tenth of the call's time before its deadline: room for a busy host.
-      await expectUnavailable(patient.client.bump("k", { deadlineMs: 3000 }));
-    } finally {
-      redis.resume();
-      await patient.close();
-    }
+    cleanups.push(() => redis.resume());
+    // The server answers a tenth of the call's time before its deadline: room for a busy host.
+    await expectCode(patient.client.bump("k", { deadlineMs: 3000 }), Code.UNAVAILABLE);
   });
 
   test("Redis hung: the store and health say unavailable, and recover when it answers again", async () => {
@@ -185,8 +171,9 @@ describe("Redis faults", () => {
 
   test("Redis hung: health says NOT_SERVING by the first UNAVAILABLE, and calls queued behind it fail with it", async () => {
     // A long command timeout: the four calls must all be in flight before the first times out.
-    const patient = await startTestServer({ redis: redis.target, prefix, redisTimeoutMs: 5000 });
+    const patient = await startTestServer({ redis: redis.target, prefix, redisTimeoutMs: 5000 }, { cleanups });
     const health = healthClient(patient.address);
+    cleanups.push(() => health.close());
     const events: string[] = [];
     patient.store.feed.on("state", (state) => events.push(`store ${state}`));
     const outcome = (name: string, call: Promise<unknown>): Promise<GenerationServiceError | undefined> =>
@@ -223,8 +210,6 @@ describe("Redis faults", () => {
       }
     } finally {
       redis.resume();
-      health.close();
-      await patient.close();
     }
   });
 
@@ -232,47 +217,39 @@ describe("Redis faults", () => {
     ["", {}],
     [", and an idle write connection is not taken for hung either", { redisWaitReplicas: 1, redisWaitMs: 100 }],
   ])("a process too busy to read Redis's reply in time does not take Redis for hung%s", async (_, settings) => {
-    const busy = await startTestServer({ redis: redis.target, prefix, redisTimeoutMs: 300, ...settings });
-    try {
-      const states: string[] = [];
-      busy.store.feed.on("state", (state) => states.push(state));
-      await busy.client.get("k");
-      // The store's command goes out and Redis answers at once, but this process (the
-      // server's too) is then blocked past the 300 ms command timeout: the timeout fires
-      // before the reply is read.
-      const read = busy.store.records.read(["k"]).then(
-        () => "ok",
-        (error: Error) => error.message,
-      );
-      await new Promise((resolve) => setImmediate(resolve));
-      const until = performance.now() + 600;
-      while (performance.now() < until) {
-        // Busy: no timers, no I/O.
-      }
-      expect(await read).toMatch(/^(ok|Redis did not serve the request: Command timed out)$/);
-      expect(await busy.client.get("k")).toBeGreaterThan(0n);
-      expect(states).toEqual([]);
-    } finally {
-      await busy.close();
+    const busy = await startTestServer({ redis: redis.target, prefix, redisTimeoutMs: 300, ...settings }, { cleanups });
+    const states: string[] = [];
+    busy.store.feed.on("state", (state) => states.push(state));
+    await busy.client.get("k");
+    // The store's command goes out and Redis answers at once, but this process (the
+    // server's too) is then blocked past the 300 ms command timeout: the timeout fires
+    // before the reply is read.
+    const read = busy.store.records.read(["k"]).then(
+      () => "ok",
+      (error: Error) => error.message,
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    const until = performance.now() + 600;
+    while (performance.now() < until) {
+      // Busy: no timers, no I/O.
     }
+    expect(await read).toMatch(/^(ok|Redis did not serve the request: Command timed out)$/);
+    expect(await busy.client.get("k")).toBeGreaterThan(0n);
+    expect(states).toEqual([]);
   });
 
   test("a Watch opened while Redis is down fails, even on a key another stream watches", async () => {
-    const first = new WatchRecorder(ts.client, ["k"]);
-    recorders.push(first);
+    const first = watcher(ts.client, ["k"]);
     await first.live();
     const down = waitForEvent(ts.store.feed, "state", (s) => s === "unavailable", 5000);
     await redis.kill();
     await down;
-    const second = new WatchRecorder(ts.client, ["k"]);
-    await second.done;
-    expect(second.error?.code).toBe(Code.UNAVAILABLE);
+    await expectWatchCode(watcher(ts.client, ["k"]), Code.UNAVAILABLE);
     expect(first.ended).toBe(false);
   });
 
   test("garbage published on a change channel or stored in a record crashes nothing", async () => {
-    const w = new WatchRecorder(ts.client, ["k"]);
-    recorders.push(w);
+    const w = watcher(ts.client, ["k"]);
     const generation = await ts.client.bump("k");
     await w.sees("k", generation);
     const admin = new Redis(redis.url);
@@ -312,15 +289,14 @@ describe("Redis faults", () => {
   });
 
   test("Redis restarted empty under a live Watch: the watcher ends on the latest value, nothing repeats", async () => {
-    const w = new WatchRecorder(ts.client, ["k", "untouched"]);
-    recorders.push(w);
+    const w = watcher(ts.client, ["k", "untouched"]);
     const before = await ts.client.bump("k");
     await w.sees("k", before);
 
     const down = waitForEvent(ts.store.feed, "state", (s) => s === "unavailable", 5000);
     await redis.kill();
     await down;
-    await expectUnavailable(ts.client.bump("k"));
+    await expectCode(ts.client.bump("k"), Code.UNAVAILABLE);
 
     const resynced = waitForEvent(ts.store.feed, "resync", () => true, 10_000);
     await redis.restart();
@@ -335,8 +311,7 @@ describe("Redis faults", () => {
   });
 
   test("a change published while the subscriber was cut off still reaches the watchers", async () => {
-    const w = new WatchRecorder(ts.client, ["k"]);
-    recorders.push(w);
+    const w = watcher(ts.client, ["k"]);
     await w.sees("k", 0n);
     const admin = new Redis(redis.url);
     try {

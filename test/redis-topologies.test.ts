@@ -10,25 +10,23 @@ import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { waitForEvent } from "./helpers/deadline.js";
 import { expectCode } from "./helpers/expect-code.js";
-import { bumpLoad, expectAllCurrent, expectNoRepeats, isolatedClient, resumingWatcher } from "./helpers/load.js";
+import { bumpLoad, expectAllCurrent, expectNoRepeats, resumingWatcher } from "./helpers/load.js";
 import { RedisCluster } from "./helpers/redis-cluster.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { RedisSentinelGroup } from "./helpers/redis-sentinel.js";
-import { startTestServer, type TestServer } from "./helpers/test-server.js";
+import { isolatedClient } from "./helpers/test-client.js";
+import { startTestServer } from "./helpers/test-server.js";
 
 const cleanups = cleanupsAfterEach();
-
-async function server(settings: Parameters<typeof startTestServer>[0]): Promise<TestServer> {
-  const ts = await startTestServer({ redisTimeoutMs: 1000, ...settings });
-  cleanups.push(() => ts.close());
-  return ts;
-}
 
 describe("Redis Sentinel", () => {
   test("the master killed right after Bumps its replica never got: service resumes, nothing repeats, watchers end current", async () => {
     const group = await RedisSentinelGroup.start();
     cleanups.push(() => group.stop());
-    const ts = await server({ redis: group.target, prefix: uniquePrefix() });
+    const ts = await startTestServer(
+      { redisTimeoutMs: 1000, redis: group.target, prefix: uniquePrefix() },
+      { cleanups },
+    );
     const c = isolatedClient(cleanups, ts.address);
     const loaded = Array.from({ length: 4 }, (_, i) => `sentinel/load/${i}`);
     const lostKeys = Array.from({ length: 4 }, (_, i) => `sentinel/lost/${i}`);
@@ -82,13 +80,10 @@ describe("--redis-wait-replicas", () => {
   test("with no replica, concurrent writes fail with the replicas message (none times out) while reads go on", async () => {
     const redis = await RedisProcess.start();
     cleanups.push(() => redis.stop());
-    const ts = await server({
-      redis: redis.target,
-      prefix: uniquePrefix(),
-      redisWaitReplicas: 1,
-      redisWaitMs: 1000,
-      redisTimeoutMs: 3000,
-    });
+    const ts = await startTestServer(
+      { redis: redis.target, prefix: uniquePrefix(), redisWaitReplicas: 1, redisWaitMs: 1000, redisTimeoutMs: 3000 },
+      { cleanups },
+    );
     const c = isolatedClient(cleanups, ts.address);
     let settled = 0;
     const writes = Array.from({ length: 12 }, (_, i) =>
@@ -116,7 +111,13 @@ describe("Redis Sentinel with --redis-wait-replicas", () => {
   test("a Bump the replica has not acknowledged fails instead, so the failover loses nothing acknowledged", async () => {
     const group = await RedisSentinelGroup.start();
     cleanups.push(() => group.stop());
-    const ts = await server({ redis: group.target, prefix: uniquePrefix(), redisWaitReplicas: 1, redisWaitMs: 300 });
+    const ts = await startTestServer(
+      {
+        redisTimeoutMs: 1000,
+        ...{ redis: group.target, prefix: uniquePrefix(), redisWaitReplicas: 1, redisWaitMs: 300 },
+      },
+      { cleanups },
+    );
     const c = isolatedClient(cleanups, ts.address);
     const acknowledged = await c.bump("wait/k");
     group.stallReplication();
@@ -142,7 +143,7 @@ describe("Redis Cluster", () => {
     const cluster = await RedisCluster.start();
     cleanups.push(() => cluster.stop());
     const prefix = uniquePrefix();
-    const ts = await server({ redis: cluster.target, prefix });
+    const ts = await startTestServer({ redisTimeoutMs: 1000, redis: cluster.target, prefix }, { cleanups });
     const names = new RedisKeys(prefix);
     const keys = Array.from({ length: 24 }, (_, i) => `cluster/${i}`);
     // The keys live on every master.
@@ -188,7 +189,7 @@ describe("Redis Cluster", () => {
     const cluster = await RedisCluster.start({ replicas: 1 });
     cleanups.push(() => cluster.stop());
     const prefix = uniquePrefix();
-    const ts = await server({ redis: cluster.target, prefix });
+    const ts = await startTestServer({ redisTimeoutMs: 1000, redis: cluster.target, prefix }, { cleanups });
     const names = new RedisKeys(prefix);
     const keys = Array.from({ length: 24 }, (_, i) => `cluster-failover/${i}`);
     const c = isolatedClient(cleanups, ts.address);

@@ -13,16 +13,18 @@ import { promisify } from "node:util";
 import { credentials } from "@grpc/grpc-js";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Code, createGenerationClient, type GenerationClient } from "../src/client/index.js";
-import { ConfigError, defaultServerConfig, type ServerConfig } from "../src/server/config.js";
+import { Code } from "../src/client/index.js";
+import { ConfigError, defaultServerConfig } from "../src/server/config.js";
 import type { Logger } from "../src/server/logger.js";
 import { SyncgenServer } from "../src/server/server.js";
 import { type Certificates, makeCertificates } from "./helpers/certificates.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
-import { CliProcess, runCli } from "./helpers/cli.js";
-import { expectCode } from "./helpers/expect-code.js";
+import { runCli } from "./helpers/cli.js";
+import { expectCode, expectWatchCode } from "./helpers/expect-code.js";
 import { healthClient, reflectionClient, serviceNames } from "./helpers/grpc-peers.js";
 import { PYTHON, pythonEnv } from "./helpers/python.js";
+import { ServeProcess } from "./helpers/serve-process.js";
+import { isolatedClient } from "./helpers/test-client.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
 
@@ -36,45 +38,41 @@ afterAll(() => certs.remove());
 
 const cleanups = cleanupsAfterEach();
 
-async function started(overrides: Partial<ServerConfig>): Promise<TestServer> {
-  const ts = await startTestServer(overrides);
-  cleanups.push(() => ts.close());
-  return ts;
-}
-
-function client(address: string, options: Parameters<typeof createGenerationClient>[1] = {}): GenerationClient {
-  const c = createGenerationClient(address, { deadlineMs: 3000, backoff: { initialMs: 20, maxMs: 100 }, ...options });
-  cleanups.push(() => c.close());
-  return c;
-}
-
 /** A server on mutual TLS whose one token, `name`, may read and write keys under `prefix`. */
 async function mutualTlsWithToken(name: string, token: string, prefix: string): Promise<TestServer> {
   const authFile = join(certs.dir, `${name}-tokens.json`);
   writeFileSync(authFile, JSON.stringify({ tokens: [{ name, token, read: [prefix], write: [prefix] }] }));
-  return started({ authFile, tlsCert: certs.serverCert, tlsKey: certs.serverKey, tlsClientCa: certs.caCert });
+  return startTestServer(
+    { authFile, tlsCert: certs.serverCert, tlsKey: certs.serverKey, tlsClientCa: certs.caCert },
+    { cleanups },
+  );
 }
 
 describe("TLS", () => {
   test("serves TLS: a client trusting the CA gets in; a plaintext client does not", async () => {
-    const ts = await started({ tlsCert: certs.serverCert, tlsKey: certs.serverKey });
-    const secure = client(ts.address, { credentials: credentials.createSsl(certs.read(certs.caCert)) });
+    const ts = await startTestServer({ tlsCert: certs.serverCert, tlsKey: certs.serverKey }, { cleanups });
+    const secure = isolatedClient(cleanups, ts.address, {
+      credentials: credentials.createSsl(certs.read(certs.caCert)),
+    });
     const generation = await secure.bump("tls/key");
     expect(await secure.get("tls/key")).toBe(generation);
-    const plain = client(ts.address, { deadlineMs: 1000 });
+    const plain = isolatedClient(cleanups, ts.address, { deadlineMs: 1000 });
     await expectCode(plain.get("tls/key", { retry: false }), Code.UNAVAILABLE);
   });
 
   test("mutual TLS refuses a client without a certificate, or with one from another CA", async () => {
-    const ts = await started({ tlsCert: certs.serverCert, tlsKey: certs.serverKey, tlsClientCa: certs.caCert });
+    const ts = await startTestServer(
+      { tlsCert: certs.serverCert, tlsKey: certs.serverKey, tlsClientCa: certs.caCert },
+      { cleanups },
+    );
     const ca = certs.read(certs.caCert);
-    const withCert = client(ts.address, {
+    const withCert = isolatedClient(cleanups, ts.address, {
       tls: { ca, cert: certs.read(certs.clientCert), key: certs.read(certs.clientKey).toString() },
     });
     expect(await withCert.bump("mtls/key")).toBeGreaterThan(0n);
-    const noCert = client(ts.address, { credentials: credentials.createSsl(ca), deadlineMs: 1000 });
+    const noCert = isolatedClient(cleanups, ts.address, { credentials: credentials.createSsl(ca), deadlineMs: 1000 });
     await expectCode(noCert.get("mtls/key", { retry: false }), Code.UNAVAILABLE);
-    const stranger = client(ts.address, {
+    const stranger = isolatedClient(cleanups, ts.address, {
       credentials: credentials.createSsl(ca, certs.read(certs.strangerKey), certs.read(certs.strangerCert)),
       deadlineMs: 1000,
     });
@@ -113,22 +111,24 @@ describe("bearer tokens (--auth-file)", () => {
   });
 
   test("no token, or an unknown one: UNAUTHENTICATED on every RPC", async () => {
-    const ts = await started({ authFile });
-    for (const c of [client(ts.address), client(ts.address, { token: "not-a-token-of-this-server" })]) {
+    const ts = await startTestServer({ authFile }, { cleanups });
+    for (const c of [
+      isolatedClient(cleanups, ts.address),
+      isolatedClient(cleanups, ts.address, { token: "not-a-token-of-this-server" }),
+    ]) {
       for (const call of [c.get("team-a/k"), c.bump("team-a/k"), c.clear("team-a/k")]) {
         await expectCode(call, Code.UNAUTHENTICATED, /token/);
       }
       const watch = new WatchRecorder(c, ["team-a/k"]);
-      await watch.done;
-      expect(watch.error?.code).toBe(Code.UNAUTHENTICATED);
+      await expectWatchCode(watch, Code.UNAUTHENTICATED);
       expect(watch.responses).toEqual([]);
     }
   });
 
   test("read and write prefixes: PERMISSION_DENIED outside them, naming the token and the key", async () => {
-    const ts = await started({ authFile });
-    const reader = client(ts.address, { token: READER });
-    const writer = client(ts.address, { token: WRITER });
+    const ts = await startTestServer({ authFile }, { cleanups });
+    const reader = isolatedClient(cleanups, ts.address, { token: READER });
+    const writer = isolatedClient(cleanups, ts.address, { token: WRITER });
     const generation = await writer.bump("team-a/k");
     expect(await reader.get("team-a/k")).toBe(generation);
     await expectCode(
@@ -143,35 +143,36 @@ describe("bearer tokens (--auth-file)", () => {
     );
     await expectCode(writer.clear("team-b/k"), Code.PERMISSION_DENIED);
     // Nothing was created or changed where the token may not write.
-    const everything = client(ts.address, { token: HASHED });
+    const everything = isolatedClient(cleanups, ts.address, { token: HASHED });
     expect(await everything.get("team-b/k", { peek: true })).toBe(0n);
   });
 
   test("a Watch naming one key outside the token's prefixes is refused whole: nothing is sent", async () => {
-    const ts = await started({ authFile });
-    const writer = client(ts.address, { token: WRITER });
+    const ts = await startTestServer({ authFile }, { cleanups });
+    const writer = isolatedClient(cleanups, ts.address, { token: WRITER });
     await writer.bump("team-a/k");
-    const watch = new WatchRecorder(client(ts.address, { token: READER }), ["team-a/k", "team-b/secret"]);
-    await watch.done;
-    expect(watch.error?.code).toBe(Code.PERMISSION_DENIED);
-    expect(watch.error?.message).toMatch(/"team-b\/secret"/);
+    const watch = new WatchRecorder(isolatedClient(cleanups, ts.address, { token: READER }), [
+      "team-a/k",
+      "team-b/secret",
+    ]);
+    await expectWatchCode(watch, Code.PERMISSION_DENIED, /"team-b\/secret"/);
     expect(watch.responses).toEqual([]);
     expect(await ts.metric("syncgen_watch_streams")).toBe(0);
     // Within its prefixes the same token watches.
-    const allowed = new WatchRecorder(client(ts.address, { token: READER }), ["team-a/k"]);
+    const allowed = new WatchRecorder(isolatedClient(cleanups, ts.address, { token: READER }), ["team-a/k"]);
     cleanups.push(() => allowed.close());
     await allowed.live();
   });
 
   test("a token given by its SHA-256 works, and the empty prefix covers every key", async () => {
-    const ts = await started({ authFile });
-    const everything = client(ts.address, { token: HASHED });
+    const ts = await startTestServer({ authFile }, { cleanups });
+    const everything = isolatedClient(cleanups, ts.address, { token: HASHED });
     const generation = await everything.bump("any/key/at/all");
     expect(await everything.get("any/key/at/all")).toBe(generation);
   });
 
   test("health and reflection stay open without a token", async () => {
-    const ts = await started({ authFile });
+    const ts = await startTestServer({ authFile }, { cleanups });
     const health = healthClient(ts.address);
     cleanups.push(() => health.close());
     expect(await health.check("generation.v1.GenerationService")).toBe("SERVING");
@@ -184,11 +185,11 @@ describe("bearer tokens (--auth-file)", () => {
   test("tokens never reach the log, even at debug", async () => {
     const { lines, logger } = capturedLog("debug");
     const { address } = await startTestServer({ authFile }, { logger, cleanups });
-    const writer = client(address, { token: WRITER });
+    const writer = isolatedClient(cleanups, address, { token: WRITER });
     await writer.bump("team-a/k");
     await expectCode(writer.bump("team-b/k"), Code.PERMISSION_DENIED);
-    await expectCode(client(address, { token: `${READER}x` }).get("team-a/k"), Code.UNAUTHENTICATED);
-    await expectCode(client(address, { token: READER }).bump("team-a/k"), Code.PERMISSION_DENIED);
+    await expectCode(isolatedClient(cleanups, address, { token: `${READER}x` }).get("team-a/k"), Code.UNAUTHENTICATED);
+    await expectCode(isolatedClient(cleanups, address, { token: READER }).bump("team-a/k"), Code.PERMISSION_DENIED);
     expect(lines.some((line) => line.includes('"call_refused"'))).toBe(true);
     expect(lines.some((line) => line.includes('"principal":"reader"'))).toBe(true);
     for (const secret of [READER, WRITER, HASHED]) {
@@ -201,23 +202,19 @@ describe("bearer tokens (--auth-file)", () => {
     const [oldToken, newToken] = ["old-token-0123456789", "new-token-0123456789"];
     const tokens = (token: string) => JSON.stringify({ tokens: [{ name: "app", token, read: [""], write: [""] }] });
     writeFileSync(rotating, tokens(oldToken));
-    const serve = new CliProcess(["serve", "--listen", "127.0.0.1:0", "--auth-file", rotating], {
-      REDIS_URL: "",
-    });
-    cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
-    const { address } = await serve.listening();
-    expect(await client(address, { token: oldToken }).bump("rotated")).toBeGreaterThan(0n);
+    const { cli: serve, address } = await ServeProcess.start(["--auth-file", rotating], { cleanups });
+    expect(await isolatedClient(cleanups, address, { token: oldToken }).bump("rotated")).toBeGreaterThan(0n);
 
     writeFileSync(rotating, tokens(newToken));
     serve.child.kill("SIGHUP");
     await serve.line((line) => line.includes('"event":"auth_reloaded"'));
-    await expectCode(client(address, { token: oldToken }).bump("rotated"), Code.UNAUTHENTICATED);
-    expect(await client(address, { token: newToken }).bump("rotated")).toBeGreaterThan(0n);
+    await expectCode(isolatedClient(cleanups, address, { token: oldToken }).bump("rotated"), Code.UNAUTHENTICATED);
+    expect(await isolatedClient(cleanups, address, { token: newToken }).bump("rotated")).toBeGreaterThan(0n);
 
     writeFileSync(rotating, "{ not json");
     serve.child.kill("SIGHUP");
     await serve.line((line) => line.includes('"event":"auth_reload_failed"'));
-    expect(await client(address, { token: newToken }).bump("rotated")).toBeGreaterThan(0n);
+    expect(await isolatedClient(cleanups, address, { token: newToken }).bump("rotated")).toBeGreaterThan(0n);
     expect(serve.child.exitCode).toBeNull();
   });
 
@@ -282,7 +279,7 @@ print(bumped)
       },
     );
     const bumped = BigInt(stdout.trim());
-    const ts2 = client(ts.address, {
+    const ts2 = isolatedClient(cleanups, ts.address, {
       credentials: credentials.createSsl(
         certs.read(certs.caCert),
         certs.read(certs.clientKey),

@@ -7,27 +7,23 @@ import { create } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { describe, expect, test } from "vitest";
 import { Code } from "../src/client/index.js";
-import type { HealthCheckResponse } from "../src/gen/grpc/health/v1/health_pb.js";
 import { ServerReflectionRequestSchema } from "../src/gen/grpc/reflection/v1/reflection_pb.js";
 import { ConfigError, defaultServerConfig } from "../src/server/config.js";
 import { silentLogger } from "../src/server/logger.js";
 import { SyncgenServer } from "../src/server/server.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
-import { CliProcess } from "./helpers/cli.js";
+import { CliProcess, runCli } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
+import { expectWatchCode } from "./helpers/expect-code.js";
 import { freePort } from "./helpers/free-port.js";
-import { healthClient, reflectionClient, serviceNames, statusName } from "./helpers/grpc-peers.js";
+import { healthClient, reflectionClient, serviceNames } from "./helpers/grpc-peers.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
-import { startTestServer, type TestServer } from "./helpers/test-server.js";
+import { ServeProcess } from "./helpers/serve-process.js";
+import { isolatedClient } from "./helpers/test-client.js";
+import { startTestServer } from "./helpers/test-server.js";
 import { WatchRecorder } from "./helpers/watch-recorder.js";
 
 const cleanups = cleanupsAfterEach();
-
-async function started(promise: Promise<TestServer>): Promise<TestServer> {
-  const ts = await promise;
-  cleanups.push(() => ts.close());
-  return ts;
-}
 
 function rawClient(address: string): grpc.Client {
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
@@ -54,34 +50,22 @@ describe("grpc.health.v1", () => {
     const redis = await RedisProcess.start();
     cleanups.push(() => redis.stop());
     await redis.kill();
-    const ts = await started(startTestServer({ redis: redis.target, prefix: uniquePrefix() }, { waitReady: false }));
+    const ts = await startTestServer({ redis: redis.target, prefix: uniquePrefix() }, { waitReady: false, cleanups });
     const health = healthClient(ts.address);
     cleanups.push(() => health.close());
-    const statuses: string[] = [];
     const watch = health.watch("generation.v1.GenerationService");
     cleanups.push(() => watch.cancel());
-    watch.on("error", () => {});
-    const serving = new Promise<void>((resolve) =>
-      watch.on("data", (response: HealthCheckResponse) => {
-        statuses.push(statusName(response));
-        if (statusName(response) === "SERVING") resolve();
-      }),
-    );
-    await withDeadline(
-      new Promise<void>((resolve) => watch.once("data", () => resolve())),
-      5000,
-      "the first health status",
-    );
-    expect(statuses[0]).toBe("NOT_SERVING");
+    await watch.until("NOT_SERVING", 5000);
+    expect(watch.statuses[0]?.status).toBe("NOT_SERVING");
     await redis.restart();
-    await withDeadline(serving, 10_000, "SERVING");
+    await watch.until("SERVING", 10_000);
     expect(await health.check("")).toBe("SERVING");
   });
 });
 
 describe("server reflection", () => {
   test("lists GenerationService and serves its file descriptor", async () => {
-    const ts = await started(startTestServer());
+    const ts = await startTestServer({}, { cleanups });
     const reflection = reflectionClient(ts.address);
     cleanups.push(() => reflection.close());
     const services = await reflection.ask({ messageRequest: { case: "listServices", value: "" } });
@@ -110,7 +94,7 @@ describe("server reflection streams", () => {
   }
 
   test("answer every request, then end with OK when the client half-closes (as grpcurl waits for)", async () => {
-    const ts = await started(startTestServer());
+    const ts = await startTestServer({}, { cleanups });
     const reflection = reflectionClient(ts.address);
     cleanups.push(() => reflection.close());
     const call = reflection.open();
@@ -126,7 +110,7 @@ describe("server reflection streams", () => {
   });
 
   test("end with INVALID_ARGUMENT at a request that does not decode", async () => {
-    const ts = await started(startTestServer());
+    const ts = await startTestServer({}, { cleanups });
     const raw = rawClient(ts.address);
     const call = raw.makeBidiStreamRequest(
       "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
@@ -142,7 +126,7 @@ describe("server reflection streams", () => {
 
 describe("undecodable requests", () => {
   test("invalid UTF-8 or broken protobuf is INVALID_ARGUMENT, and the server serves on", async () => {
-    const ts = await started(startTestServer());
+    const ts = await startTestServer({}, { cleanups });
     const raw = rawClient(ts.address);
     // Field 1 (key), length 2, bytes that are not UTF-8.
     const badUtf8 = await rawUnary(raw, "/generation.v1.GenerationService/Bump", Buffer.from([0x0a, 0x02, 0xff, 0xfe]));
@@ -168,9 +152,7 @@ describe("graceful shutdown", () => {
     const bumps = Promise.all(Array.from({ length: 20 }, () => ts.client.bump("k")));
     await expect.poll(() => ts.callsInFlight("Bump"), { timeout: 5000 }).toBe(20);
     const shutdown = ts.server.shutdown("test");
-    await w.done;
-    expect(w.error?.code).toBe(Code.UNAVAILABLE);
-    expect(w.error?.message).toMatch(/shutting down/);
+    await expectWatchCode(w, Code.UNAVAILABLE, /shutting down/);
     redis.resume();
     const generations = await withDeadline(bumps, 5000, "the bumps in flight");
     expect(new Set(generations).size).toBe(20);
@@ -230,27 +212,22 @@ describe("startup and shutdown edges", () => {
 describe("syncgen serve", () => {
   test("says it uses the in-memory store, serves, and exits 0 on SIGTERM ending watches with UNAVAILABLE", async () => {
     // An empty REDIS_URL (CI sets one) means the in-memory store.
-    const serve = new CliProcess(["serve", "--listen", "127.0.0.1:0", "--shutdown-timeout-ms", "3000"], {
-      REDIS_URL: "",
-    });
-    cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
-    const { address } = await serve.listening();
-    const first = JSON.parse(await serve.line((l) => l.startsWith("{"))) as Record<string, unknown>;
+    const served = await ServeProcess.start([], { env: { REDIS_URL: "" }, cleanups });
+    const first = JSON.parse(await served.cli.line((l) => l.startsWith("{"))) as Record<string, unknown>;
     expect(first.event).toBe("start");
     expect(first.msg).toMatch(/in-memory store/);
     expect(first.msg).toMatch(/OPEN: no --auth-file/);
     expect(first.auth).toBe("open");
-    const ts = { client: (await import("../src/client/index.js")).createGenerationClient(address) };
-    cleanups.push(() => ts.client.close());
-    const w = new WatchRecorder(ts.client, ["k"]);
+    const client = isolatedClient(cleanups, served.address);
+    const w = new WatchRecorder(client, ["k"]);
     await w.live();
-    expect(await ts.client.bump("k")).toBeGreaterThan(0n);
-    const exitCode = await serve.stop("SIGTERM", 5000);
-    expect(exitCode).toBe(0);
-    await w.done;
-    expect(w.error?.code).toBe(Code.UNAVAILABLE);
+    expect(await client.bump("k")).toBeGreaterThan(0n);
+    expect(await served.stop("SIGTERM")).toBe(0);
+    await expectWatchCode(w, Code.UNAVAILABLE);
     // Connections are logged only at debug level: a probe every few seconds would fill the log.
-    const events = serve.lines.filter((l) => l.startsWith("{")).map((l) => (JSON.parse(l) as { event: string }).event);
+    const events = served.cli.lines
+      .filter((l) => l.startsWith("{"))
+      .map((l) => (JSON.parse(l) as { event: string }).event);
     expect(events).toEqual(["start", "store_state", "stopping", "store_state", "stop"]);
   });
 
@@ -263,13 +240,10 @@ describe("syncgen serve", () => {
   });
 
   test("takes multi-word flags, e.g. --max-key-bytes and --metrics-listen", async () => {
-    const serve = new CliProcess(
-      ["serve", "--listen", "127.0.0.1:0", "--max-key-bytes", "8", "--metrics-listen", "127.0.0.1:0"],
-      { REDIS_URL: "" },
+    const { address, metricsAddress } = await ServeProcess.start(
+      ["--max-key-bytes", "8", "--metrics-listen", "127.0.0.1:0"],
+      { cleanups },
     );
-    cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
-    const { address, metricsAddress } = await serve.listening();
-    const { runCli } = await import("./helpers/cli.js");
     const tooLong = await runCli(["get", "--server", address, "nine-bytes"]);
     expect(tooLong.code).toBe(2);
     expect(tooLong.stderr).toMatch(/key is 10 bytes long; the limit is 8 bytes/);
@@ -287,7 +261,6 @@ describe("syncgen serve", () => {
       REDIS_URL: "",
     });
     cleanups.push(() => serve.stop("SIGKILL").catch(() => {}));
-    const { runCli } = await import("./helpers/cli.js");
     // Nothing is logged at warn level on a clean start; the server answers on the env's port.
     await expect
       .poll(async () => (await runCli(["get", "--server", `127.0.0.1:${port}`, "env-key"])).code, { timeout: 10_000 })

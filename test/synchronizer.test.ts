@@ -3,16 +3,14 @@
  * test_synchronizer.py) ported, in poll mode and in watch mode, against a real server on a
  * real Redis; then what watch mode adds.
  */
-import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
-import {
-  createGenerationClient,
-  type GenerationClient,
-  GenerationSynchronizer,
-  type SynchronizerOptions,
-} from "../src/client/index.js";
-import { withDeadline } from "./helpers/deadline.js";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { Code, type GenerationClient, GenerationSynchronizer, type SynchronizerOptions } from "../src/client/index.js";
+import { cleanupsAfterEach } from "./helpers/cleanups.js";
+import { expectCode } from "./helpers/expect-code.js";
 import { freePort } from "./helpers/free-port.js";
 import { RedisProcess, sharedRedis, uniquePrefix } from "./helpers/redis-process.js";
+import { nextExpiry } from "./helpers/synchronizer.js";
+import { isolatedClient } from "./helpers/test-client.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 
 /** Collects what a synchronizer logs. */
@@ -21,18 +19,6 @@ class MemoryLogger {
   warn(message: string): void {
     this.lines.push(message);
   }
-}
-
-/** Resolves on the synchronizer's next onExpired, with a deadline. */
-function nextExpiry(sync: GenerationSynchronizer, ms = 5000): Promise<bigint> {
-  let stop: (() => void) | undefined;
-  return withDeadline(
-    new Promise<bigint>((resolve) => {
-      stop = sync.onExpired(resolve);
-    }),
-    ms,
-    `onExpired of ${sync.cacheKey}`,
-  ).finally(() => stop?.());
 }
 
 /** Resolves once the synchronizer's shared stream is live for its key (watch mode). */
@@ -44,13 +30,10 @@ let redis: Awaited<ReturnType<typeof sharedRedis>>;
 let prefix: string;
 let replicaA: TestServer;
 let replicaB: TestServer;
-const synchronizers: GenerationSynchronizer[] = [];
-const clients: GenerationClient[] = [];
+const cleanups = cleanupsAfterEach();
 
 function client(of: TestServer = replicaA): GenerationClient {
-  const c = createGenerationClient(of.address, { backoff: { initialMs: 20, maxMs: 200 } });
-  clients.push(c);
-  return c;
+  return isolatedClient(cleanups, of.address);
 }
 
 async function synchronizer(
@@ -59,7 +42,7 @@ async function synchronizer(
   options: SynchronizerOptions = {},
 ): Promise<GenerationSynchronizer> {
   const sync = await GenerationSynchronizer.create(on, key, { cacheKey: { prefix: "example.com" }, ...options });
-  synchronizers.push(sync);
+  cleanups.push(() => sync.close());
   return sync;
 }
 
@@ -75,12 +58,7 @@ beforeAll(async () => {
   ]);
 });
 
-afterEach(() => {
-  for (const sync of synchronizers.splice(0)) sync.close();
-});
-
 afterAll(async () => {
-  for (const c of clients.splice(0)) c.close();
   await Promise.all([replicaA?.close(), replicaB?.close()]);
   await redis?.close();
 });
@@ -127,8 +105,7 @@ describe.each([
 
   test("is expired while the service is down, logging one line however often it checks", async () => {
     const logger = new MemoryLogger();
-    const dead = createGenerationClient(`127.0.0.1:${await freePort()}`);
-    clients.push(dead);
+    const dead = isolatedClient(cleanups, `127.0.0.1:${await freePort()}`);
     const started = Date.now();
     const sync = await synchronizer(dead, name("down"), { watch, logger, checkDeadlineMs: 200 });
     expect(sync.syncGen).toBeNull();
@@ -190,8 +167,7 @@ describe.each([
   });
 
   test("without normalisation, a list key is a TypeError before any call", async () => {
-    const dead = createGenerationClient(`127.0.0.1:${await freePort()}`);
-    clients.push(dead);
+    const dead = isolatedClient(cleanups, `127.0.0.1:${await freePort()}`);
     await expect(GenerationSynchronizer.create(dead, ["a", "b"], { normalizeCacheKey: false, watch })).rejects.toThrow(
       TypeError,
     );
@@ -266,45 +242,35 @@ describe("GenerationSynchronizer across a server restart", () => {
     const port = await freePort();
     const settings = { redis: redis.target, prefix, listen: { host: "127.0.0.1", port: port } };
     let server = await startTestServer(settings);
-    const c = createGenerationClient(`127.0.0.1:${port}`, {
-      backoff: { initialMs: 20, maxMs: 200 },
-      channelOptions: { "grpc.initial_reconnect_backoff_ms": 50, "grpc.max_reconnect_backoff_ms": 200 },
-    });
-    clients.push(c);
-    try {
-      const sync = await synchronizer(c, name("restart"), { watch: true });
-      await whenLive(sync);
-      await server.close();
-      await expect.poll(() => sync.live).toBe(false);
-      const bumped = await client(replicaB).bump(sync.cacheKey);
-      const expiry = nextExpiry(sync, 10_000);
-      server = await startTestServer(settings);
-      expect(await expiry).toBe(bumped);
-      await whenLive(sync);
-      expect(await sync.isExpired()).toBe(true);
-    } finally {
-      await server.close();
-    }
+    // The server in place when the test ends, whichever that is.
+    cleanups.push(() => server.close());
+    const c = isolatedClient(cleanups, `127.0.0.1:${port}`);
+    const sync = await synchronizer(c, name("restart"), { watch: true });
+    await whenLive(sync);
+    await server.close();
+    await expect.poll(() => sync.live).toBe(false);
+    const bumped = await client(replicaB).bump(sync.cacheKey);
+    const expiry = nextExpiry(sync, 10_000);
+    server = await startTestServer(settings);
+    expect(await expiry).toBe(bumped);
+    await whenLive(sync);
+    expect(await sync.isExpired()).toBe(true);
   });
 });
 
 describe("GenerationClient retries", () => {
   test("Get and Clear retry through a Redis outage; Bump does not", async () => {
     const own = await RedisProcess.start();
-    const ts = await startTestServer({ redis: own.target, prefix: uniquePrefix() });
-    try {
-      const c = ts.newClient({ backoff: { initialMs: 20, maxMs: 100 } });
-      await own.kill();
-      await expect.poll(() => ts.store.feed.state).toBe("unavailable");
-      await expect(c.bump("k")).rejects.toMatchObject({ code: 14 });
-      const get = c.get("k", { deadlineMs: 10_000 });
-      const clear = c.clear("k", { deadlineMs: 10_000 });
-      await own.restart();
-      expect(await get).toBeGreaterThan(0n);
-      await clear;
-    } finally {
-      await ts.close();
-      await own.stop();
-    }
+    cleanups.push(() => own.stop());
+    const ts = await startTestServer({ redis: own.target, prefix: uniquePrefix() }, { cleanups });
+    const c = ts.newClient({ backoff: { initialMs: 20, maxMs: 100 } });
+    await own.kill();
+    await expect.poll(() => ts.store.feed.state).toBe("unavailable");
+    await expectCode(c.bump("k"), Code.UNAVAILABLE);
+    const get = c.get("k", { deadlineMs: 10_000 });
+    const clear = c.clear("k", { deadlineMs: 10_000 });
+    await own.restart();
+    expect(await get).toBeGreaterThan(0n);
+    await clear;
   });
 });

@@ -2,7 +2,7 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { withDeadline } from "./deadline.js";
+import { Condition, withDeadline } from "./deadline.js";
 
 export const CLI = fileURLToPath(new URL("../../bin/syncgen.js", import.meta.url));
 
@@ -37,7 +37,8 @@ export class CliProcess {
   readonly child: ChildProcess;
   readonly lines: string[] = [];
   readonly stderrLines: string[] = [];
-  #waiters = new Set<() => void>();
+  /** Notified of every line and of the exit. */
+  readonly #output = new Condition();
 
   constructor(args: string[], env: NodeJS.ProcessEnv = {}, launch: CliLaunch = {}) {
     this.child = spawn(process.execPath, [...(launch.nodeArgs ?? []), launch.script ?? CLI, ...args], {
@@ -46,29 +47,22 @@ export class CliProcess {
     });
     this.#collect(this.child.stdout, this.lines);
     this.#collect(this.child.stderr, this.stderrLines);
-    this.child.on("exit", () => this.#notify());
+    this.child.on("exit", () => this.#output.notify());
   }
 
-  /** Resolves with the first stdout line that `match` accepts; rejects at the deadline. */
+  /** Resolves with the first stdout line that `match` accepts; rejects at the deadline, or if syncgen exits first. */
   line(match: (line: string) => boolean, ms = 10_000, stream: "stdout" | "stderr" = "stdout"): Promise<string> {
     const lines = stream === "stdout" ? this.lines : this.stderrLines;
-    return withDeadline(
-      new Promise<string>((resolve, reject) => {
-        const check = (): void => {
-          const found = lines.find(match);
-          if (found !== undefined) {
-            this.#waiters.delete(check);
-            resolve(found);
-          } else if (this.child.exitCode !== null) {
-            this.#waiters.delete(check);
-            reject(new Error(`syncgen exited (${this.child.exitCode}) first; stderr: ${this.stderrLines.join("\n")}`));
-          }
-        };
-        this.#waiters.add(check);
-        check();
-      }),
+    return this.#output.until(
+      () => {
+        const found = lines.find(match);
+        if (found === undefined && this.child.exitCode !== null) {
+          throw new Error(`syncgen exited (${this.child.exitCode}) first; stderr: ${this.stderrLines.join("\n")}`);
+        }
+        return found;
+      },
       ms,
-      `a matching line from syncgen ${stream}; got: ${lines.slice(-5).join(" | ")}`,
+      () => `a matching line from syncgen ${stream}; got: ${lines.slice(-5).join(" | ")}`,
     );
   }
 
@@ -106,11 +100,7 @@ export class CliProcess {
       const parts = (rest + chunk.toString()).split("\n");
       rest = parts.pop() ?? "";
       into.push(...parts);
-      this.#notify();
+      this.#output.notify();
     });
-  }
-
-  #notify(): void {
-    for (const waiter of [...this.#waiters]) waiter();
   }
 }

@@ -1,6 +1,7 @@
-/** The one way tests await a call that must fail: with which gRPC code, and what message. */
+/** The one way tests await a call or a Watch that must fail: with which gRPC code, and what message. */
 import { expect } from "vitest";
 import { Code, GenerationServiceError } from "../../src/client/index.js";
+import { withDeadline } from "./deadline.js";
 
 /**
  * Awaits `call`, which must reject with a GenerationServiceError of `code` (and, when given,
@@ -15,7 +16,25 @@ export async function expectCode(
     () => undefined,
     (e: unknown) => e,
   );
-  expect(error, "the call to fail").toBeInstanceOf(GenerationServiceError);
+  return expectFailure(error, code, message, "the call to fail");
+}
+
+/**
+ * Awaits the end of a Watch (a WatchRecorder, or anything with `done` and `error`) that must
+ * end with `code` (and a message matching `message`); resolves with that error.
+ */
+export async function expectWatchCode(
+  watch: { readonly done: Promise<void>; readonly error: GenerationServiceError | undefined },
+  code: Code,
+  message?: RegExp,
+  ms = 10_000,
+): Promise<GenerationServiceError> {
+  await withDeadline(watch.done, ms, "the watch to end");
+  return expectFailure(watch.error, code, message, "the watch to end with an error");
+}
+
+function expectFailure(error: unknown, code: Code, message: RegExp | undefined, what: string): GenerationServiceError {
+  expect(error, what).toBeInstanceOf(GenerationServiceError);
   const failure = error as GenerationServiceError;
   // Code names, not numbers, so a failure reads "UNAVAILABLE" rather than 14.
   expect(Code[failure.code], failure.message).toBe(Code[code]);

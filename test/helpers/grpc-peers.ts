@@ -17,7 +17,7 @@ import {
   type ServerReflectionResponse,
 } from "../../src/gen/grpc/reflection/v1/reflection_pb.js";
 import { grpcServiceDefinition } from "../../src/rpc/service-definition.js";
-import { withDeadline } from "./deadline.js";
+import { Condition, withDeadline } from "./deadline.js";
 
 const health = grpcServiceDefinition(Health);
 const reflection = grpcServiceDefinition(ServerReflection);
@@ -26,9 +26,17 @@ const reflection = grpcServiceDefinition(ServerReflection);
 export interface HealthPeer {
   /** Health.Check: the status's name (e.g. "SERVING"), or the call's error. */
   check(service: string): Promise<string>;
-  /** Health.Watch: a stream of responses; cancel it when done. */
-  watch(service: string): grpc.ClientReadableStream<HealthCheckResponse>;
+  /** Health.Watch, recorded; cancel it when done. */
+  watch(service: string): HealthWatch;
   close(): void;
+}
+
+/** A Health.Watch stream and the statuses it has sent, in order. */
+export interface HealthWatch {
+  readonly statuses: { readonly status: string; readonly at: number }[];
+  /** Resolves with when (Date.now()) the latest status became `status`; rejects at the deadline. */
+  until(status: string, ms: number): Promise<number>;
+  cancel(): void;
 }
 
 /** The name of a health status, e.g. "NOT_SERVING". */
@@ -58,13 +66,34 @@ export function healthClient(
         10_000,
         "a health check",
       ),
-    watch: (service) =>
-      client.makeServerStreamRequest(
+    watch: (service) => {
+      const call = client.makeServerStreamRequest(
         health.watch.path,
         health.watch.requestSerialize,
         health.watch.responseDeserialize,
         create(HealthCheckRequestSchema, { service }),
-      ),
+      );
+      const statuses: { status: string; at: number }[] = [];
+      const changed = new Condition();
+      call.on("data", (response: HealthCheckResponse) => {
+        statuses.push({ status: statusName(response), at: Date.now() });
+        changed.notify();
+      });
+      call.on("error", () => {}); // cancelled when done
+      return {
+        statuses,
+        until: (status, ms) =>
+          changed.until(
+            () => {
+              const last = statuses.at(-1);
+              return last?.status === status ? last.at : undefined;
+            },
+            ms,
+            () => `health ${status}; statuses: ${statuses.map((s) => s.status).join(", ")}`,
+          ),
+        cancel: () => call.cancel(),
+      };
+    },
     close: () => client.close(),
   };
 }

@@ -2,19 +2,19 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { createInterface } from "node:readline";
-import { withDeadline } from "./deadline.js";
+import { Condition, withDeadline } from "./deadline.js";
 
 export class LineAgent {
   readonly #child: ChildProcess;
   readonly #answers: string[] = [];
-  #waiter: (() => void) | undefined;
+  readonly #answered = new Condition();
   #stderr = "";
 
   constructor(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) {
     this.#child = spawn(command, args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
     createInterface({ input: this.#child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
       this.#answers.push(line);
-      this.#waiter?.();
+      this.#answered.notify();
     });
     this.#child.stderr?.on("data", (chunk: Buffer) => {
       this.#stderr += chunk.toString();
@@ -23,21 +23,21 @@ export class LineAgent {
 
   /** Sends one command and resolves with its JSON answer. */
   async ask(command: string, ms = 10_000): Promise<Record<string, unknown>> {
-    this.#child.stdin?.write(`${command}\n`);
-    const line = await withDeadline(
-      new Promise<string>((resolve) => {
-        const check = (): void => {
-          const next = this.#answers.shift();
-          if (next !== undefined) {
-            this.#waiter = undefined;
-            resolve(next);
-          }
-        };
-        this.#waiter = check;
-        check();
-      }),
+    this.send(command);
+    return this.next(ms, `an answer to "${command.slice(0, 40)}"`);
+  }
+
+  /** Sends one line. */
+  send(line: string): void {
+    this.#child.stdin?.write(`${line}\n`);
+  }
+
+  /** Resolves with the next JSON line the agent writes (unprompted, or to what was sent). */
+  async next(ms = 10_000, what = "a line from the agent"): Promise<Record<string, unknown>> {
+    const line = await this.#answered.until(
+      () => this.#answers.shift(),
       ms,
-      `an answer to "${command.slice(0, 40)}" (stderr: ${this.#stderr})`,
+      () => `${what} (stderr: ${this.#stderr})`,
     );
     return JSON.parse(line) as Record<string, unknown>;
   }

@@ -1,42 +1,8 @@
-/**
- * What the fault tests share: clients on connections of their own, resuming watchers, a Bump
- * load that records every generation handed out, and the two checks that say nothing was
- * lost (no repeats; every watcher current).
- */
-import type { ChannelOptions } from "@grpc/grpc-js";
 import { expect } from "vitest";
-import {
-  type Code,
-  createGenerationClient,
-  type GenerationClient,
-  GenerationServiceError,
-} from "../../src/client/index.js";
+import { type Code, type GenerationClient, GenerationServiceError } from "../../src/client/index.js";
 import type { Cleanups } from "./cleanups.js";
 import { withDeadline } from "./deadline.js";
 import { WatchRecorder } from "./watch-recorder.js";
-
-/**
- * A client with short backoffs on a connection of its own, as a separate process would have
- * (grpc-js shares connections between the clients of a process unless told not to).
- */
-export function isolatedClient(
-  cleanups: Cleanups,
-  target: string,
-  channelOptions: ChannelOptions = {},
-): GenerationClient {
-  const c = createGenerationClient(target, {
-    deadlineMs: 3000,
-    backoff: { initialMs: 20, maxMs: 250 },
-    channelOptions: {
-      "grpc.use_local_subchannel_pool": 1,
-      "grpc.initial_reconnect_backoff_ms": 50,
-      "grpc.max_reconnect_backoff_ms": 250,
-      ...channelOptions,
-    },
-  });
-  cleanups.push(() => c.close());
-  return c;
-}
 
 /** A Watch that resumes by itself. */
 export function resumingWatcher(cleanups: Cleanups, c: GenerationClient, keys: string[]): WatchRecorder {

@@ -3,17 +3,17 @@
  * up (grpc-js reads on demand, HTTP/2 flow control does the rest) — a slow consumer.
  */
 import type { GenerationClient } from "../../src/client/index.js";
-import { withDeadline } from "./deadline.js";
+import { Condition } from "./deadline.js";
 
 export function pausedWatch(client: GenerationClient, keys: string[]) {
   const abort = new AbortController();
   const iterator = client.watch(keys, { signal: abort.signal, resume: false })[Symbol.asyncIterator]();
   const seen = new Map<string, bigint>();
-  const waiters = new Set<() => void>();
+  const read = new Condition();
   let reading: Promise<void> | undefined;
   const record = (changes: { key: string; generation: bigint }[]): void => {
     for (const change of changes) seen.set(change.key, change.generation);
-    for (const waiter of [...waiters]) waiter();
+    read.notify();
   };
   const live = iterator.next().then((first) => {
     if (first.done || first.value.type !== "live") throw new Error("expected the watch's live event first");
@@ -33,17 +33,8 @@ export function pausedWatch(client: GenerationClient, keys: string[]) {
       })();
     },
     /** Resolves once `key` has been read at `generation`. */
-    sees(key: string, generation: bigint): Promise<void> {
-      let check: (() => void) | undefined;
-      return withDeadline(
-        new Promise<void>((resolve) => {
-          check = () => seen.get(key) === generation && resolve();
-          waiters.add(check);
-          check();
-        }),
-        10_000,
-        `${key.slice(0, 40)} at ${generation}`,
-      ).finally(() => check && waiters.delete(check));
+    async sees(key: string, generation: bigint): Promise<void> {
+      await read.until(() => seen.get(key) === generation || undefined, 10_000, `${key.slice(0, 40)} at ${generation}`);
     },
     /** Cancels the stream and waits for the reader to stop. */
     async close(): Promise<void> {

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
 import type { RedisTarget } from "../../src/server/store/redis-store.js";
-import { withDeadline } from "./deadline.js";
+import { pollUntil } from "./deadline.js";
 import { RedisProcess } from "./redis-process.js";
 
 const run = promisify(execFile);
@@ -69,21 +69,15 @@ export class RedisCluster {
 
   /** Resolves once every replica's link to its master is up. */
   async #replicasInSync(ms = 20_000): Promise<void> {
-    await withDeadline(
-      (async () => {
-        for (;;) {
-          const infos = await Promise.all(
-            this.nodes.map(
-              async (node) => (await run("redis-cli", ["-p", String(node.port), "info", "replication"])).stdout,
-            ),
-          );
-          if (infos.every((info) => info.includes("role:master") || info.includes("master_link_status:up"))) return;
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-      })(),
-      ms,
-      "the replicas to sync",
-    );
+    const inSync = async (): Promise<boolean> => {
+      const infos = await Promise.all(
+        this.nodes.map(
+          async (node) => (await run("redis-cli", ["-p", String(node.port), "info", "replication"])).stdout,
+        ),
+      );
+      return infos.every((info) => info.includes("role:master") || info.includes("master_link_status:up"));
+    };
+    await pollUntil(inSync, "the replicas to sync", ms);
   }
 
   /** Resolves once every node reports cluster_state:ok and agrees on the slots. */
@@ -95,13 +89,7 @@ export class RedisCluster {
       }
       return true;
     };
-    await withDeadline(
-      (async () => {
-        while (!(await ok())) await new Promise((resolve) => setTimeout(resolve, 100));
-      })(),
-      ms,
-      "the cluster to be ok",
-    );
+    await pollUntil(ok, "the cluster to be ok", ms);
   }
 
   /** The master node serving `slot`, and its id, as `via` (by default the first node) sees it. */

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import type { RedisTarget } from "../../src/server/store/redis-store.js";
-import { withDeadline } from "./deadline.js";
+import { pollUntil } from "./deadline.js";
 import { RedisProcess } from "./redis-process.js";
 import { type StallingProxy, stallingProxy } from "./stalling-proxy.js";
 
@@ -133,15 +133,6 @@ export class RedisSentinelGroup {
   }
 
   async #waitFor(condition: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-    await withDeadline(
-      (async () => {
-        for (;;) {
-          if (await condition().catch(() => false)) return;
-          await new Promise((resolve) => setTimeout(resolve, 100));
-        }
-      })(),
-      ms,
-      what,
-    );
+    await pollUntil(() => condition().catch(() => false), what, ms);
   }
 }

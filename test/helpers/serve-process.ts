@@ -1,11 +1,13 @@
 /**
- * A `syncgen serve` process as an operator runs it, with a capped heap, for attacks on real
- * processes: tests read its memory after a garbage collection (serve-with-gc.mjs) and its
- * Prometheus metrics.
+ * `syncgen serve` as an operator runs it, a process of its own: on a free port with metrics,
+ * its start line read for the addresses it bound, ready once its store is. With a capped
+ * heap (for attacks), tests read its memory after a garbage collection (serve-with-gc.mjs).
+ * The one way tests and benchmarks start a server process.
  */
 import { fileURLToPath } from "node:url";
+import type { Cleanups } from "./cleanups.js";
 import { CliProcess } from "./cli.js";
-import { withDeadline } from "./deadline.js";
+import { metricValue } from "./metrics.js";
 
 const SERVE_WITH_GC = fileURLToPath(new URL("./serve-with-gc.mjs", import.meta.url));
 
@@ -20,46 +22,59 @@ export interface MemoryReading {
   rss: number;
 }
 
-/** A running `syncgen serve` with a capped heap and metrics. */
+/** How ServeProcess.start runs `syncgen serve`. */
+export interface ServeOptions {
+  /** Environment besides this process's; REDIS_URL is unset (in-memory store) unless given here. */
+  env?: NodeJS.ProcessEnv;
+  /** Where to register its stop, so the test's teardown ends it. */
+  cleanups?: Cleanups;
+  /** Run with a capped heap and a GC hook, so memory() can be read. */
+  cappedHeap?: boolean;
+  /** Wait until its store is ready (default true); false resolves once it listens. */
+  storeReady?: boolean;
+}
+
+/** A running `syncgen serve` with metrics. */
 export class ServeProcess {
   private constructor(
     readonly cli: CliProcess,
     /** HOST:PORT of its gRPC port. */
     readonly address: string,
-    /** HOST:PORT of its metrics endpoint. */
-    readonly metricsAddress: string,
+    /** HOST:PORT of its metrics endpoint (undefined when started with `--metrics-listen ""`). */
+    readonly metricsAddress: string | undefined,
   ) {}
 
   /**
-   * Starts `syncgen serve` (in-memory store) with `flags` added, and waits for its start
-   * line. Stop it in the test's cleanup.
+   * Starts `syncgen serve` on 127.0.0.1:0 with metrics on 127.0.0.1:0 and `flags` added (a
+   * later --listen wins), and waits for its start line (and its store, unless told not to).
    */
-  static async start(flags: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
+  static async start(flags: string[] = [], options: ServeOptions = {}): Promise<ServeProcess> {
     const cli = new CliProcess(
       [
         "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--shutdown-timeout-ms",
-        "3000",
+        ...["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0", "--shutdown-timeout-ms", "3000"],
         ...flags,
       ],
-      { REDIS_URL: "", ...env },
-      { nodeArgs: ["--expose-gc", `--max-old-space-size=${CAPPED_HEAP_MB}`], script: SERVE_WITH_GC },
+      { REDIS_URL: "", ...options.env },
+      options.cappedHeap
+        ? { nodeArgs: ["--expose-gc", `--max-old-space-size=${CAPPED_HEAP_MB}`], script: SERVE_WITH_GC }
+        : {},
     );
+    const stop = (): Promise<unknown> => cli.stop("SIGKILL").catch(() => {});
+    options.cleanups?.push(stop);
     try {
       const { address, metricsAddress } = await cli.listening();
-      if (metricsAddress === undefined) throw new Error("syncgen serve reported no metrics address");
+      if (options.storeReady ?? true) {
+        await cli.line((line) => line.includes('"event":"store_state"') && line.includes('"state":"ready"'), 20_000);
+      }
       return new ServeProcess(cli, address, metricsAddress);
     } catch (error) {
-      await cli.stop("SIGKILL").catch(() => {});
+      await stop();
       throw error;
     }
   }
 
-  /** The process's memory right after a full garbage collection. */
+  /** The process's memory right after a full garbage collection (start it with `cappedHeap`). */
   async memory(): Promise<MemoryReading> {
     const seen = this.cli.stderrLines.length;
     this.cli.child.kill("SIGUSR2");
@@ -71,21 +86,10 @@ export class ServeProcess {
     return (JSON.parse(line) as { memory: MemoryReading }).memory;
   }
 
-  /** The value of one metric (the sum over its label sets), from GET /metrics. */
-  async metric(name: string): Promise<number> {
-    const response = await withDeadline(fetch(`http://${this.metricsAddress}/metrics`), 20_000, "a metrics scrape");
-    const text = await response.text();
-    let sum = 0;
-    let found = false;
-    for (const line of text.split("\n")) {
-      const match = /^([a-z_:]+)(?:\{[^}]*\})? (\S+)$/.exec(line);
-      if (match?.[1] === name) {
-        sum += Number(match[2]);
-        found = true;
-      }
-    }
-    if (!found) throw new Error(`no metric ${name} in the scrape`);
-    return sum;
+  /** The sum of a metric's samples whose labels contain `labels`, from GET /metrics. */
+  async metric(name: string, labels?: string): Promise<number> {
+    if (this.metricsAddress === undefined) throw new Error("this syncgen serve runs without metrics");
+    return metricValue(this.metricsAddress, name, labels);
   }
 
   /** Whether the process is still running (a heap exhausted by an attack would have ended it). */
@@ -93,8 +97,8 @@ export class ServeProcess {
     return this.cli.child.exitCode === null && this.cli.child.signalCode === null;
   }
 
-  /** Stops it (SIGTERM, then SIGKILL if it lingers). */
-  async stop(): Promise<void> {
-    await this.cli.stop("SIGTERM", 10_000).catch(() => this.cli.stop("SIGKILL"));
+  /** Stops it with `signal` and resolves with the exit code (SIGKILL if it lingers). */
+  async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+    return this.cli.stop(signal, 10_000).catch(() => this.cli.stop("SIGKILL"));
   }
 }

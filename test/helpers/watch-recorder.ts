@@ -4,8 +4,11 @@
  */
 import type { GenerationClient, GenerationServiceError, KeyGeneration, WatchEvent } from "../../src/client/index.js";
 import { GenerationServiceError as ErrorType } from "../../src/client/index.js";
+import { Condition } from "./deadline.js";
 
 export class WatchRecorder {
+  /** Every event the client's watch() yielded, in order. */
+  readonly events: WatchEvent[] = [];
   /** Every response, in order: the first, then changes, and heartbeats as empty ones. */
   readonly responses: { changes: KeyGeneration[] }[] = [];
   /** Times the stream broke and was resumed (only with `resume`). */
@@ -14,7 +17,8 @@ export class WatchRecorder {
   error: GenerationServiceError | undefined;
   ended = false;
   readonly #abort = new AbortController();
-  #waiters = new Set<() => void>();
+  /** Notified of every event and of the end. */
+  readonly #changed = new Condition();
   readonly done: Promise<void>;
 
   /** `resume` (default false here, to see the server's statuses) reconnects after UNAVAILABLE. */
@@ -23,6 +27,7 @@ export class WatchRecorder {
       try {
         const options = { signal: this.#abort.signal, resume, ...(known ? { known } : {}) };
         for await (const event of client.watch(keys, options)) {
+          this.events.push(event);
           if (event.type === "down") {
             this.downs.push(event);
           } else {
@@ -30,44 +35,30 @@ export class WatchRecorder {
             this.responses.push({ changes });
             for (const change of changes) this.latest.set(change.key, change.generation);
           }
-          this.#notify();
+          this.#changed.notify();
         }
       } catch (error) {
         this.error = error instanceof ErrorType ? error : ErrorType.from(error);
       } finally {
         this.ended = true;
-        this.#notify();
+        this.#changed.notify();
       }
     })();
   }
 
-  /** Resolves once `predicate` holds (checked after every response); rejects at the deadline. */
+  /** Resolves once `predicate` holds (checked after every response); rejects if the watch ends first, or at the deadline. */
   until(predicate: (recorder: this) => boolean, what: string, ms = 5000): Promise<void> {
-    if (predicate(this)) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const check = (): void => {
-        if (predicate(this)) {
-          cleanup();
-          resolve();
-        } else if (this.ended) {
-          cleanup();
-          reject(new Error(`watch ended (${this.error?.message ?? "no error"}) before ${what}`));
-        }
-      };
-      const timer = setTimeout(() => {
-        cleanup();
-        reject(
-          new Error(
-            `timed out after ${ms} ms waiting for ${what}; latest: ${JSON.stringify([...this.latest].map(([k, v]) => [k, String(v)]))}`,
-          ),
-        );
-      }, ms);
-      const cleanup = (): void => {
-        clearTimeout(timer);
-        this.#waiters.delete(check);
-      };
-      this.#waiters.add(check);
-    });
+    return this.#changed
+      .until(
+        () => {
+          if (predicate(this)) return true;
+          if (this.ended) throw new Error(`watch ended (${this.error?.message ?? "no error"}) before ${what}`);
+          return undefined;
+        },
+        ms,
+        () => `${what}; latest: ${JSON.stringify([...this.latest].map(([k, v]) => [k, String(v)]))}`,
+      )
+      .then(() => {});
   }
 
   /** Waits for the first response (the watch is live). */
@@ -84,9 +75,5 @@ export class WatchRecorder {
   async close(): Promise<void> {
     this.#abort.abort();
     await this.done;
-  }
-
-  #notify(): void {
-    for (const waiter of [...this.#waiters]) waiter();
   }
 }

@@ -1,22 +1,20 @@
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { createLogger, LogOutput } from "../../src/server/logger.js";
+import { cleanupsAfterEach } from "../helpers/cleanups.js";
 
-const opened: { fd: number; dir: string }[] = [];
-afterEach(() => {
-  for (const { fd, dir } of opened.splice(0)) {
-    closeSync(fd);
-    rmSync(dir, { recursive: true });
-  }
-});
+const cleanups = cleanupsAfterEach();
 
 function tempFile(): { fd: number; path: string } {
   const dir = mkdtempSync(join(tmpdir(), "syncgen-log-"));
   const path = join(dir, "log");
   const fd = openSync(path, "w");
-  opened.push({ fd, dir });
+  cleanups.push(() => {
+    closeSync(fd);
+    rmSync(dir, { recursive: true });
+  });
   return { fd, path };
 }
 

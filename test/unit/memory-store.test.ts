@@ -1,15 +1,13 @@
 /** The memory store's side of the generation scheme, on a clock we control. */
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { MemoryStore } from "../../src/server/store/memory-store.js";
+import { cleanupsAfterEach } from "../helpers/cleanups.js";
 
-const stores: MemoryStore[] = [];
-afterEach(async () => {
-  for (const store of stores.splice(0)) await store.close();
-});
+const cleanups = cleanupsAfterEach();
 
 async function storeAt(clock: { now: bigint }): Promise<MemoryStore> {
   const store = new MemoryStore({ clock: () => clock.now });
-  stores.push(store);
+  cleanups.push(() => store.close());
   await store.connect();
   return store;
 }

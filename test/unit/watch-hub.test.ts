@@ -4,22 +4,23 @@
  * connections), and after a resync a read is authoritative even when it goes back.
  */
 
-import { afterEach, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import type { WatchResponse } from "../../src/gen/generation/v1/generation_pb.js";
 import type { GenerationServiceError } from "../../src/server/errors.js";
 import type { KeyState } from "../../src/server/store/generation-store.js";
 import { MemoryStore } from "../../src/server/store/memory-store.js";
 import { WatchHub, type WatchSink } from "../../src/server/watch-hub.js";
-import { withDeadline } from "../helpers/deadline.js";
+import { cleanupsAfterEach } from "../helpers/cleanups.js";
+import { Condition, withDeadline } from "../helpers/deadline.js";
 
 class RecordingSink implements WatchSink {
   readonly responses: [string, bigint][][] = [];
   writable = true;
   #drain: (() => void) | undefined;
-  #waiters = new Set<() => void>();
+  readonly #sent = new Condition();
   send(response: WatchResponse): boolean {
     this.responses.push(response.changes.map((c) => [c.key, c.generation]));
-    for (const waiter of this.#waiters) waiter();
+    this.#sent.notify();
     return this.writable;
   }
   onDrain(listener: () => void): void {
@@ -32,32 +33,15 @@ class RecordingSink implements WatchSink {
   }
   /** Waits for the n-th response. */
   response(n: number): Promise<[string, bigint][]> {
-    return withDeadline(
-      new Promise((resolve) => {
-        const check = (): void => {
-          const found = this.responses[n];
-          if (found) {
-            this.#waiters.delete(check);
-            resolve(found);
-          }
-        };
-        this.#waiters.add(check);
-        check();
-      }),
-      2000,
-      `response ${n}`,
-    );
+    return this.#sent.until(() => this.responses[n], 2000, `response ${n}`);
   }
 }
 
-const stores: MemoryStore[] = [];
-afterEach(async () => {
-  for (const store of stores.splice(0)) await store.close();
-});
+const cleanups = cleanupsAfterEach();
 
 async function setup(): Promise<{ store: MemoryStore; hub: WatchHub }> {
   const store = new MemoryStore();
-  stores.push(store);
+  cleanups.push(() => store.close());
   await store.connect();
   const hub = new WatchHub(store, store, { heartbeatMs: 60_000 });
   return { store, hub };
@@ -107,7 +91,7 @@ describe("WatchHub", () => {
       }
     }
     const store = new RacingStore();
-    stores.push(store);
+    cleanups.push(() => store.close());
     await store.connect();
     const before = await store.bump("k");
     const hub = new WatchHub(store, store, { heartbeatMs: 60_000 });
@@ -149,7 +133,7 @@ describe("WatchHub", () => {
       }
     }
     const store = new CountingStore();
-    stores.push(store);
+    cleanups.push(() => store.close());
     await store.connect();
     const hub = new WatchHub(store, store, { heartbeatMs: 60_000 });
     // 2,500 keys: three batches of subscribe-then-read; the stream goes during the first.
