@@ -5,6 +5,8 @@
  */
 import { performance } from "node:perf_hooks";
 import { createGenerationClient, GenerationSynchronizer } from "../src/client/index.js";
+import { pollUntil } from "../test/helpers/deadline.js";
+import { nextExpiry } from "../test/helpers/synchronizer.js";
 import type { ServerProcess } from "./processes.js";
 import type { BenchRow } from "./report.js";
 import { median, percentile } from "./report.js";
@@ -33,9 +35,7 @@ export async function clientBench(
   const key = `bench-client-${Date.now()}`;
   const poll = await GenerationSynchronizer.create(a, key);
   const watched = await GenerationSynchronizer.create(a, key, { watch: true });
-  const deadline = Date.now() + 10_000;
-  while (!watched.live && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-  if (!watched.live) throw new Error("the watch-mode synchronizer never went live");
+  await pollUntil(() => watched.live, "the watch-mode synchronizer to go live", 10_000, 10);
 
   const pollRates: number[] = [];
   const watchRates: number[] = [];
@@ -47,12 +47,7 @@ export async function clientBench(
   // Bump on B, onExpired on A.
   const latencies: number[] = [];
   for (let i = 0; i < 300; i++) {
-    const expired = new Promise<void>((resolve) => {
-      const stop = watched.onExpired(() => {
-        stop();
-        resolve();
-      });
-    });
+    const expired = nextExpiry(watched, 10_000);
     const start = performance.now();
     await b.bump(key);
     await expired;

@@ -3,46 +3,36 @@
  * process so no figure includes another's CPU. Server CPU and memory are read from /proc
  * (the same counters process.cpuUsage() and process.memoryUsage().rss report inside).
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { once } from "node:events";
 import { readFile } from "node:fs/promises";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { freePort } from "../test/helpers/free-port.js";
+import { CliProcess } from "../test/helpers/cli.js";
+import { LineAgent } from "../test/helpers/line-agent.js";
+import { ServeProcess } from "../test/helpers/serve-process.js";
 
-const CLI = fileURLToPath(new URL("../bin/syncgen.js", import.meta.url));
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 
 /** A process under test with a gRPC address. */
 export class ServerProcess {
   private constructor(
-    readonly child: ChildProcess,
+    readonly cli: CliProcess,
     readonly address: string,
   ) {}
 
   get pid(): number {
-    return this.child.pid ?? 0;
+    return this.cli.child.pid ?? 0;
   }
 
-  /** Starts `syncgen serve` with `args` on a free port; resolves once its store is ready. */
+  /** Starts `syncgen serve` with `args` (no metrics: they cost CPU per call); resolves once its store is ready. */
   static async syncgen(args: string[]): Promise<ServerProcess> {
-    const address = `127.0.0.1:${await freePort()}`;
-    const child = spawn(process.execPath, [CLI, "serve", "--listen", address, "--log-level", "info", ...args], {
-      stdio: ["ignore", "pipe", "inherit"],
-      env: { ...process.env, REDIS_URL: "" },
-    });
-    await waitForOutput(child, '"state":"ready"', "syncgen serve");
-    return new ServerProcess(child, address);
+    const served = await ServeProcess.start(["--metrics-listen", "", "--log-level", "info", ...args]);
+    return new ServerProcess(served.cli, served.address);
   }
 
   /** Starts the bare grpc-js echo server (peers/echo-server.ts). */
   static async echo(): Promise<ServerProcess> {
-    const child = spawn(process.execPath, ["--import", "tsx", `${BENCH}peers/echo-server.ts`], {
-      stdio: ["ignore", "pipe", "inherit"],
-    });
-    const line = await waitForOutput(child, "ready ", "the echo server");
-    const port = /ready (\d+)/.exec(line)?.[1];
-    return new ServerProcess(child, `127.0.0.1:${port}`);
+    const cli = new CliProcess([], {}, { nodeArgs: ["--import", "tsx"], script: `${BENCH}peers/echo-server.ts` });
+    const line = await cli.line((candidate) => candidate.startsWith("ready "), 20_000);
+    return new ServerProcess(cli, `127.0.0.1:${/ready (\d+)/.exec(line)?.[1]}`);
   }
 
   /** CPU seconds (user + system) the process has used. */
@@ -60,71 +50,21 @@ export class ServerProcess {
   }
 
   async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = once(this.child, "exit");
-    this.child.kill("SIGTERM");
-    const timer = setTimeout(() => this.child.kill("SIGKILL"), 15_000);
-    await exited;
-    clearTimeout(timer);
+    await this.cli.stop("SIGTERM", 15_000).catch(() => this.cli.stop("SIGKILL"));
   }
-}
-
-/** Resolves with the first stdout chunk containing `marker`, keeps draining stdout after. */
-function waitForOutput(child: ChildProcess, marker: string, what: string): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let output = "";
-    const timer = setTimeout(() => reject(new Error(`${what} did not start: ${output}`)), 20_000);
-    const onData = (chunk: Buffer): void => {
-      output += chunk.toString();
-      if (output.includes(marker)) {
-        clearTimeout(timer);
-        child.stdout?.off("data", onData);
-        child.stdout?.resume();
-        resolve(output);
-      }
-    };
-    child.stdout?.on("data", onData);
-    child.once("exit", (code) => reject(new Error(`${what} exited with ${code}: ${output}`)));
-  });
 }
 
 /** A long-lived load/unary-load.ts process: one run per call, in order. */
 export class UnaryLoad {
-  readonly #child: ChildProcess;
-  readonly #answers: string[] = [];
-  #waiter: (() => void) | undefined;
-
-  constructor() {
-    this.#child = spawn(process.execPath, ["--import", "tsx", `${BENCH}load/unary-load.ts`], {
-      stdio: ["pipe", "pipe", "inherit"],
-    });
-    createInterface({ input: this.#child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
-      this.#answers.push(line);
-      this.#waiter?.();
-    });
-  }
+  readonly #agent = new LineAgent(process.execPath, ["--import", "tsx", `${BENCH}load/unary-load.ts`], process.cwd());
 
   /** Runs one load and resolves with its JSON result. */
-  run<T>(spec: object): Promise<T> {
-    this.#child.stdin?.write(`${JSON.stringify(spec)}\n`);
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error("the unary load did not answer in time")), 120_000);
-      const check = (): void => {
-        const line = this.#answers.shift();
-        if (line === undefined) return;
-        clearTimeout(timer);
-        this.#waiter = undefined;
-        resolve(JSON.parse(line) as T);
-      };
-      this.#waiter = check;
-      check();
-    });
+  async run<T>(spec: object): Promise<T> {
+    // The load process answers with T's JSON form.
+    return (await this.#agent.ask(JSON.stringify(spec), 120_000)) as T;
   }
 
-  async close(): Promise<void> {
-    if (this.#child.exitCode !== null) return;
-    const exited = once(this.#child, "exit");
-    this.#child.stdin?.end();
-    await exited;
+  close(): Promise<void> {
+    return this.#agent.close();
   }
 }

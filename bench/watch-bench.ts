@@ -5,7 +5,7 @@
  */
 import { performance } from "node:perf_hooks";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { Client, credentials } from "@grpc/grpc-js";
+import { Client, credentials, status } from "@grpc/grpc-js";
 import { Redis } from "ioredis";
 import { createGenerationClient } from "../src/client/index.js";
 import { GenerationService, WatchRequestSchema, type WatchResponse } from "../src/gen/generation/v1/generation_pb.js";
@@ -137,7 +137,7 @@ function openUntilLive(target: string, keys: string[], known: Record<string, big
       resolve({ ms, requestBytes: toBinary(WatchRequestSchema, request).length, responseBytes });
     });
     call.on("error", (error: Error & { code?: number }) => {
-      if (error.code !== 1) reject(error);
+      if (error.code !== status.CANCELLED) reject(error);
     });
   });
 }
