@@ -16,8 +16,7 @@ import {
   type SettingValues,
   text,
 } from "./settings.js";
-import type { RedisServerTarget } from "./store/redis-server-feed.js";
-import type { RedisTarget } from "./store/redis-store.js";
+import type { RedisServerTarget, RedisTarget } from "./store/redis-target.js";
 
 export { ConfigError } from "./settings.js";
 
@@ -26,7 +25,7 @@ export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** redis:// or rediss:// (one server), or redis+sentinel://[[user]:password@]HOST:PORT,.../NAME (a Sentinel group's master). */
-export function parseRedisUrl(text: string): RedisServerTarget | { error: string } {
+function parseRedisUrl(text: string): RedisServerTarget | { error: string } {
   if (text.startsWith("redis+sentinel://")) {
     // The text is not repeated: it may hold a password.
     return (

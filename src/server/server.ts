@@ -32,7 +32,7 @@ import type { Logger, LogOutput } from "./logger.js";
 import { type MetricsEndpoint, ServerMetrics } from "./metrics.js";
 import { ReflectionService } from "./reflection-service.js";
 import { RequestSizeLimits } from "./request-limits.js";
-import type { GenerationStore } from "./store/generation-store.js";
+import type { GenerationRecords, GenerationStore, StoreState } from "./store/generation-store.js";
 import { MemoryStore } from "./store/memory-store.js";
 import { RedisStore } from "./store/redis-store.js";
 import { SHUTDOWN_MESSAGE, WatchHub } from "./watch-hub.js";
@@ -58,6 +58,8 @@ export class SyncgenServer {
   readonly #config: ServerConfig;
   readonly #logger: Logger;
   readonly #store: GenerationStore;
+  /** Whether the store is this server's own, to close; a store passed in is the caller's. */
+  readonly #ownsStore: boolean;
   readonly #hub: WatchHub;
   readonly #health = new HealthService([GenerationService.typeName]);
   readonly #metrics: ServerMetrics | undefined;
@@ -65,12 +67,14 @@ export class SyncgenServer {
   #accessControl: AccessControl | undefined;
   #listener: ConnectionListener | undefined;
   #metricsEndpoint: MetricsEndpoint | undefined;
-  #stopping: Promise<void> | undefined;
+  /** Set as shutdown begins: from then on a reconnecting store must not make health SERVING again. */
+  #draining = false;
+  #stopped: Promise<void> | undefined;
 
   /**
    * Starts a server as configured; resolves once it listens (the store may still be
    * connecting). Throws ConfigError when a file the configuration names (TLS, auth) is missing
-   * or malformed, or an address cannot be listened on.
+   * or malformed, or an address cannot be listened on; nothing is left running then.
    */
   static async start(config: ServerConfig, options: ServerOptions): Promise<SyncgenServer> {
     checkServerConfig(config);
@@ -79,7 +83,12 @@ export class SyncgenServer {
       config.authFile === undefined ? undefined : AccessControl.fromFile(config.authFile),
     ]);
     const server = new SyncgenServer(config, options, accessControl);
-    await server.#listen(transport);
+    try {
+      await server.#listen(transport);
+    } catch (error) {
+      await server.#stop(true);
+      throw error;
+    }
     server.#store
       .connect()
       .catch((error: unknown) =>
@@ -93,6 +102,7 @@ export class SyncgenServer {
     this.#config = config;
     this.#logger = options.logger;
     this.#accessControl = accessControl;
+    this.#ownsStore = options.store === undefined;
     this.#store = options.store ?? createStore(config);
     const { records, feed } = this.#store;
     this.#hub = new WatchHub(feed, records, {
@@ -104,62 +114,18 @@ export class SyncgenServer {
       this.#metrics = new ServerMetrics(feed, this.#hub, options.logOutput);
       this.#hub.observe(this.#metrics);
     }
-    feed.on("state", (state, reason) => {
-      this.#logger.info({ event: "store_state", store: feed.description, state, reason }, `store ${state}: ${reason}`);
-      // Once stopping, a reconnect must not advertise a replica that is on its way out.
-      this.#health.setServing(this.#stopping === undefined && state === "ready");
-    });
+    feed.on("state", this.#onStoreState);
     const sizeLimits = new RequestSizeLimits(config.maxPendingRequestBytes || 4 * maxWatchRequestBytes(config));
     this.#grpc = new Server({ ...transportOptions(config), interceptors: this.#interceptors(sizeLimits) });
-    this.#serve(sizeLimits, records);
+    this.#registerServices(sizeLimits, records);
   }
 
-  /** Where it listens, with the port actually bound. */
-  get address(): HostPort {
-    return this.#listener?.address ?? this.#config.listen;
-  }
-
-  /** Where it serves Prometheus metrics, when --metrics-listen is set. */
-  get metricsAddress(): HostPort | undefined {
-    return this.#metricsEndpoint?.address;
-  }
-
-  /**
-   * Reads the auth file again (SIGHUP): calls that start afterwards are checked against the
-   * new tokens. A file that does not parse changes nothing and rejects with ConfigError.
-   */
-  async reloadAuthFile(): Promise<void> {
-    const path = this.#config.authFile;
-    if (path === undefined || this.#accessControl === undefined) {
-      this.#logger.warn({ event: "auth_reload_failed" }, "no --auth-file to reload: this server runs open");
-      throw new ConfigError("no --auth-file to reload: this server runs open");
-    }
-    try {
-      this.#accessControl = await AccessControl.fromFile(path);
-    } catch (error) {
-      this.#logger.error({ event: "auth_reload_failed", err: error }, "auth file not reloaded; the old tokens stay");
-      throw error;
-    }
-    const tokens = this.#accessControl.size;
-    this.#logger.info({ event: "auth_reloaded", tokens }, `${tokens} tokens from ${path}`);
-  }
-
-  /**
-   * Shuts down gracefully: drains, then stops at the configured deadline at the latest.
-   * Resolves when closed; safe to call more than once.
-   */
-  shutdown(reason: string): Promise<void> {
-    this.#stopping ??= (async () => {
-      this.#logger.info({ event: "stopping", reason }, `stopping: ${reason}`);
-      const outcome = await this.#drain();
-      await this.#stop(outcome === "deadline");
-      this.#logger.info(
-        { event: "stop", outcome },
-        outcome === "drained" ? "stopped" : "stopped at the shutdown deadline",
-      );
-    })();
-    return this.#stopping;
-  }
+  /** Logs the store's state and makes health follow it. */
+  readonly #onStoreState = (state: StoreState, reason: string): void => {
+    const store = this.#store.feed.description;
+    this.#logger.info({ event: "store_state", store, state, reason }, `store ${state}: ${reason}`);
+    this.#health.setServing(!this.#draining && state === "ready");
+  };
 
   /**
    * Size limits first: only the first interceptor is handed grpc-js's own call. Metrics next:
@@ -192,8 +158,8 @@ export class SyncgenServer {
     return interceptors;
   }
 
-  /** Registers GenerationService, health and reflection (v1 and v1alpha) on the grpc-js server. */
-  #serve(limits: RequestSizeLimits, records: GenerationStore["records"]): void {
+  /** GenerationService, health and reflection (v1 and v1alpha), on the grpc-js server. */
+  #registerServices(limits: RequestSizeLimits, records: GenerationRecords): void {
     const options: ServeOptions = {
       limits,
       onError: (method, error) => {
@@ -228,21 +194,26 @@ export class SyncgenServer {
 
   /** Listens on the metrics address, then the gRPC one (if either is taken, nothing is left listening), and says so. */
   async #listen(transport: Transport): Promise<void> {
-    const config = this.#config;
-    if (this.#metrics && config.metricsListen) {
-      this.#metricsEndpoint = await this.#metrics.listen(config.metricsListen).catch((error: Error) => {
-        throw new ConfigError(`--metrics-listen ${formatHostPort(config.metricsListen as HostPort)}: ${error.message}`);
+    const { listen, metricsListen } = this.#config;
+    if (this.#metrics && metricsListen) {
+      this.#metricsEndpoint = await this.#metrics.listen(metricsListen).catch((error: Error) => {
+        throw new ConfigError(`--metrics-listen ${formatHostPort(metricsListen)}: ${error.message}`);
       });
     }
     this.#listener = await listenForConnections(this.#grpc, transport.credentials, {
-      hostPort: config.listen,
-      keepaliveTimeoutMs: config.keepaliveTimeoutMs,
+      hostPort: listen,
+      keepaliveTimeoutMs: this.#config.keepaliveTimeoutMs,
       logger: this.#logger,
       observer: this.#metrics,
-    }).catch(async (error: Error) => {
-      await this.#metricsEndpoint?.close();
-      throw new ConfigError(`--listen ${formatHostPort(config.listen)}: ${error.message}`);
+    }).catch((error: Error) => {
+      throw new ConfigError(`--listen ${formatHostPort(listen)}: ${error.message}`);
     });
+    this.#logStart(transport);
+  }
+
+  /** The first log line: where, from which store, how secured, and whether anyone may do anything. */
+  #logStart(transport: Transport): void {
+    const config = this.#config;
     const address = formatHostPort(this.address);
     const store = this.#store.feed.description;
     const auth = this.#accessControl;
@@ -268,12 +239,61 @@ export class SyncgenServer {
     );
   }
 
+  /** Where it listens, with the port actually bound. */
+  get address(): HostPort {
+    if (this.#listener === undefined) throw new Error("SyncgenServer: not listening");
+    return this.#listener.address;
+  }
+
+  /** Where it serves Prometheus metrics, when --metrics-listen is set. */
+  get metricsAddress(): HostPort | undefined {
+    return this.#metricsEndpoint?.address;
+  }
+
+  /**
+   * Reads the auth file again (SIGHUP): calls that start afterwards are checked against the
+   * new tokens. A file that does not parse changes nothing and rejects with ConfigError.
+   */
+  async reloadAuthFile(): Promise<void> {
+    const path = this.#config.authFile;
+    if (path === undefined || this.#accessControl === undefined) {
+      this.#logger.warn({ event: "auth_reload_failed" }, "no --auth-file to reload: this server runs open");
+      throw new ConfigError("no --auth-file to reload: this server runs open");
+    }
+    try {
+      this.#accessControl = await AccessControl.fromFile(path);
+    } catch (error) {
+      this.#logger.error({ event: "auth_reload_failed", err: error }, "auth file not reloaded; the old tokens stay");
+      throw error;
+    }
+    const tokens = this.#accessControl.size;
+    this.#logger.info({ event: "auth_reloaded", tokens }, `${tokens} tokens from ${path}`);
+  }
+
+  /**
+   * Shuts down gracefully: drains, then stops at the configured deadline at the latest.
+   * Resolves when closed; safe to call more than once.
+   */
+  shutdown(reason: string): Promise<void> {
+    this.#stopped ??= (async () => {
+      this.#logger.info({ event: "stopping", reason }, `stopping: ${reason}`);
+      const outcome = await this.#drain();
+      await this.#stop(outcome === "deadline");
+      this.#logger.info(
+        { event: "stop", outcome },
+        outcome === "drained" ? "stopped" : "stopped at the shutdown deadline",
+      );
+    })();
+    return this.#stopped;
+  }
+
   /**
    * Health NOT_SERVING, no new connections, every stream ended with UNAVAILABLE (streams never
    * end by themselves; clients reconnect to another replica), then unary calls in flight
    * (even those not yet dispatched) finish, until the shutdown deadline at the latest.
    */
   async #drain(): Promise<"drained" | "deadline"> {
+    this.#draining = true;
     this.#listener?.stopAccepting();
     this.#health.setServing(false);
     this.#hub.shutdown();
@@ -289,24 +309,32 @@ export class SyncgenServer {
     return outcome;
   }
 
-  /** Cuts off what is left, closes every connection, the store and the metrics endpoint. */
+  /**
+   * Cuts off what is left (`force`), closes every connection and the metrics endpoint, lets
+   * go of the store, and closes it if it is this server's own.
+   */
   async #stop(force: boolean): Promise<void> {
     if (force) this.#grpc.forceShutdown();
     // Connections that never spoke HTTP/2 (or never finished TLS) are not grpc-js's to close.
     this.#listener?.closeAll();
-    await Promise.all([this.#store.close(), this.#metricsEndpoint?.close()]);
+    this.#hub.shutdown();
+    await Promise.all([this.#ownsStore ? this.#store.close() : undefined, this.#metricsEndpoint?.close()]);
+    // After the close, so that it is logged.
+    this.#store.feed.off("state", this.#onStoreState);
   }
 }
 
 /** Creates (but does not connect) the store the configuration names: Redis when it names one, memory otherwise. */
 export function createStore(config: ServerConfig): GenerationStore {
   if (config.redis === undefined) return new MemoryStore();
+  const common = { prefix: config.prefix, commandTimeoutMs: config.redisTimeoutMs };
+  if (config.redis.mode === "cluster") return new RedisStore({ ...common, target: config.redis });
   return new RedisStore({
+    ...common,
     target: config.redis,
-    prefix: config.prefix,
-    commandTimeoutMs: config.redisTimeoutMs,
-    waitForReplicas:
-      config.redisWaitReplicas > 0 ? { count: config.redisWaitReplicas, timeoutMs: config.redisWaitMs } : undefined,
+    ...(config.redisWaitReplicas > 0
+      ? { waitForReplicas: { count: config.redisWaitReplicas, timeoutMs: config.redisWaitMs } }
+      : {}),
   });
 }
 

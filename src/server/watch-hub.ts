@@ -25,7 +25,13 @@ import {
 } from "../gen/generation/v1/generation_pb.js";
 import { Code, GenerationServiceError, toServiceError } from "./errors.js";
 import type { ResponseSink } from "./handler.js";
-import { ABSENT, type ChangeFeed, type GenerationRecords, type KeyState } from "./store/generation-store.js";
+import {
+  ABSENT,
+  type ChangeFeed,
+  type GenerationRecords,
+  type KeyState,
+  type StoreState,
+} from "./store/generation-store.js";
 
 /** Where a Watch stream's responses go, and how the hub ends it. */
 export interface WatchSink extends ResponseSink<WatchResponse> {
@@ -100,7 +106,6 @@ class Stream implements WatchStream {
   live = false;
   blocked = false;
   closed = false;
-  responsesSent = 0;
 
   constructor(
     readonly hub: WatchHub,
@@ -142,12 +147,9 @@ export class WatchHub {
     this.#feed = feed;
     this.#records = records;
     this.#options = options;
-    feed.on("change", (key, state) => this.#onChange(key, state));
-    feed.on("resync", () => void this.#resync());
-    feed.on("state", (state) => {
-      // What the table holds may go stale while the store is away: new watchers must read.
-      if (state !== "ready") for (const entry of this.#entries.values()) entry.loaded = undefined;
-    });
+    feed.on("change", this.#onChange);
+    feed.on("resync", this.#onResync);
+    feed.on("state", this.#onState);
     this.#heartbeat = setInterval(() => this.#sendHeartbeats(), options.heartbeatMs).unref();
   }
 
@@ -229,10 +231,13 @@ export class WatchHub {
     if (unwatched.length > 0) this.#feed.unsubscribe(unwatched).catch(() => {});
   }
 
-  /** Ends every stream with UNAVAILABLE (clients reconnect elsewhere) and refuses new ones. */
+  /** Ends every stream with UNAVAILABLE (clients reconnect elsewhere), refuses new ones, and lets go of the feed. */
   shutdown(): void {
     this.#shutDown = true;
     clearInterval(this.#heartbeat);
+    this.#feed.off("change", this.#onChange);
+    this.#feed.off("resync", this.#onResync);
+    this.#feed.off("state", this.#onState);
     const error = new GenerationServiceError(SHUTDOWN_MESSAGE, Code.UNAVAILABLE);
     for (const stream of [...this.#streams]) {
       stream.sink.end(error);
@@ -282,10 +287,17 @@ export class WatchHub {
     }
   }
 
-  #onChange(key: string, state: KeyState): void {
+  readonly #onChange = (key: string, state: KeyState): void => {
     const entry = this.#entries.get(key);
     if (entry !== undefined) this.#apply(entry, state, "notification");
-  }
+  };
+
+  readonly #onResync = (): void => void this.#resync();
+
+  /** What the table holds may go stale while the store is away: new watchers must read. */
+  readonly #onState = (state: StoreState): void => {
+    if (state !== "ready") for (const entry of this.#entries.values()) entry.loaded = undefined;
+  };
 
   #goLive(stream: Stream): void {
     if (stream.closed) return;
@@ -361,7 +373,6 @@ export class WatchHub {
   }
 
   #send(stream: Stream, response: WatchResponse): void {
-    stream.responsesSent++;
     if (stream.sink.send(response) || stream.blocked) return;
     stream.blocked = true;
     stream.sink.onDrain(() => {

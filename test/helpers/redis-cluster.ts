@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
-import type { RedisTarget } from "../../src/server/store/redis-store.js";
+import type { RedisTarget } from "../../src/server/store/redis-target.js";
 import { pollUntil } from "./deadline.js";
 import { RedisProcess } from "./redis-process.js";
 

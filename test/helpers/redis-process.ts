@@ -9,7 +9,7 @@ import { once } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { RedisTarget } from "../../src/server/store/redis-store.js";
+import type { RedisTarget } from "../../src/server/store/redis-target.js";
 import { withDeadline } from "./deadline.js";
 import { freePort } from "./free-port.js";
 

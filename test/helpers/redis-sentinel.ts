@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
-import type { RedisTarget } from "../../src/server/store/redis-store.js";
+import type { RedisTarget } from "../../src/server/store/redis-target.js";
 import { pollUntil } from "./deadline.js";
 import { RedisProcess } from "./redis-process.js";
 import { type StallingProxy, stallingProxy } from "./stalling-proxy.js";

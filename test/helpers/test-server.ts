@@ -90,6 +90,8 @@ export async function startTestServer(
     async close() {
       for (const c of clients) c.close();
       await server.shutdown("test finished");
+      // A store passed in is the test's to close; one made here is closed with the server.
+      if (options.store === undefined) await store.close();
     },
   };
   options.cleanups?.push(() => ts.close());

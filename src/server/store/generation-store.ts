@@ -33,13 +33,18 @@ export const ABSENT: KeyState = Object.freeze({ generation: 0n, revision: 0n });
  */
 export type StoreState = "connecting" | "ready" | "unavailable" | "closed";
 
-/** The transitions StoreState documents; a store that attempts another has a bug. */
-export const STORE_TRANSITIONS: Readonly<Record<StoreState, readonly StoreState[]>> = {
+/** The transitions StoreState documents. */
+const TRANSITIONS: Readonly<Record<StoreState, readonly StoreState[]>> = {
   connecting: ["ready", "unavailable", "closed"],
   ready: ["unavailable", "closed"],
   unavailable: ["ready", "closed"],
   closed: [],
 };
+
+/** Throws unless `from -> to` is a transition StoreState documents: a store attempting another has a bug. */
+export function checkTransition(from: StoreState, to: StoreState, store: string): void {
+  if (!TRANSITIONS[from].includes(to)) throw new Error(`store ${store}: no transition from ${from} to ${to}`);
+}
 
 /** The records: what the RPC handlers need. Every call fails with StoreUnavailableError unless the store is `ready`. */
 export interface GenerationRecords {
@@ -100,9 +105,10 @@ export class StoreUnavailableError extends Error {
   }
 }
 
-/** Resolves once `feed` is ready; rejects if it is closed first. */
+/** Resolves once `feed` is ready; rejects if it is closed (already, or first). */
 export function untilReady(feed: ChangeFeed): Promise<void> {
   if (feed.state === "ready") return Promise.resolve();
+  if (feed.state === "closed") return Promise.reject(new StoreUnavailableError("the store is closed"));
   return new Promise<void>((resolve, reject) => {
     const onState = (state: StoreState): void => {
       if (state !== "ready" && state !== "closed") return;

@@ -8,6 +8,7 @@ import { decodeRecord, encodeRecord, nextRevision, TOMBSTONE_MARGIN_MS, tombston
 import {
   type ChangeFeed,
   type ChangeFeedEvents,
+  checkTransition,
   type GenerationRecords,
   type GenerationStore,
   type KeyState,
@@ -60,10 +61,7 @@ export class MemoryStore
 
   async connect(): Promise<void> {
     this.#ensureOpen();
-    if (this.#state === "connecting") {
-      this.#state = "ready";
-      this.emit("state", "ready", "memory store created");
-    }
+    if (this.#state === "connecting") this.#setState("ready", "memory store created");
   }
 
   async get(key: string): Promise<bigint> {
@@ -101,8 +99,7 @@ export class MemoryStore
   async close(): Promise<void> {
     if (this.#state === "closed") return;
     clearInterval(this.#sweeper);
-    this.#state = "closed";
-    this.emit("state", "closed", "store closed");
+    this.#setState("closed", "what it held in memory is dropped");
   }
 
   #load(key: string): KeyState {
@@ -133,6 +130,12 @@ export class MemoryStore
     for (const [key, record] of this.#records) {
       if (record.expiresAt <= now) this.#records.delete(key);
     }
+  }
+
+  #setState(state: StoreState, reason: string): void {
+    checkTransition(this.#state, state, this.description);
+    this.#state = state;
+    this.emit("state", state, reason);
   }
 
   #ensureOpen(): void {

@@ -14,7 +14,7 @@
 import calculateSlot from "cluster-key-slot";
 import { Cluster, type RedisOptions } from "ioredis";
 import type { HostPort } from "../host-port.js";
-import { RedisFeed, unavailable } from "./redis-feed.js";
+import { messageOf, RedisFeed } from "./redis-feed.js";
 import type { RedisKeys } from "./redis-keys.js";
 
 /** Bounds of the pause before renewing the subscriptions again after a failure. */
@@ -65,12 +65,9 @@ export class RedisClusterFeed extends RedisFeed {
     return this.commands;
   }
 
-  async call<T>(command: Promise<T>): Promise<T> {
-    try {
-      return await command;
-    } catch (error) {
-      throw unavailable(error);
-    }
+  /** Not hung: a node's calls time out one by one while ioredis finds its failed-over replacement. */
+  protected async commandTimedOut(reason: string): Promise<void> {
+    this.lastError = reason;
   }
 
   async mget(keys: readonly string[]): Promise<(string | null)[]> {
@@ -109,7 +106,10 @@ export class RedisClusterFeed extends RedisFeed {
     );
     if (!this.current(epoch)) return;
     if (failure !== undefined) this.#retryLater(failure);
-    this.setReady(reason);
+    // Say so in the log: the store serves, but some keys' notifications wait for the retry.
+    this.setReady(
+      failure === undefined ? reason : `${reason}; renewing subscriptions failed, retrying: ${messageOf(failure)}`,
+    );
   }
 
   /**
@@ -142,7 +142,7 @@ export class RedisClusterFeed extends RedisFeed {
   }
 
   #retryLater(error: unknown): void {
-    this.lastError = `resubscribe failed: ${error instanceof Error ? error.message : String(error)}`;
+    this.renewalFailed(error);
     if (this.#renewRetry !== undefined) return;
     const delay = Math.random() * this.#renewRetryMs;
     this.#renewRetryMs = Math.min(this.#renewRetryMs * 2, RENEW_RETRY_MS.max);

@@ -1,7 +1,7 @@
 /**
  * What every Redis change feed shares, whatever the topology. A feed owns the store's
  * connections (the records send their commands through it), so its state is the store's one
- * state: `ready` only while every connection is, and set in one place (setState) along the
+ * state: `ready` only while every connection is, and set in one place (#setState) along the
  * transitions generation-store.ts writes down. Each topology's feed, in the manner of
  * ioredis's connectors, says how it subscribes and how it recovers:
  * redis-server-feed.ts (one server, or the master a Sentinel group names) and
@@ -16,7 +16,7 @@ import { decodeRecord } from "./generation-scheme.js";
 import {
   type ChangeFeed,
   type ChangeFeedEvents,
-  STORE_TRANSITIONS,
+  checkTransition,
   type StoreState,
   StoreUnavailableError,
   untilReady,
@@ -46,31 +46,47 @@ export function connectionOptions(commandTimeoutMs: number): RedisOptions {
   };
 }
 
-/** Every Redis failure (connection lost, timeout, READONLY, LOADING, OOM...) means "not now". */
-export function unavailable(error: unknown): StoreUnavailableError {
-  const message = error instanceof Error ? error.message : String(error);
-  return new StoreUnavailableError(`Redis did not serve the request: ${message}`, { cause: error });
+/** An error's message, whatever was thrown. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
-/** The change feed of a Redis store, and the connections the store's records use. */
-export abstract class RedisFeed extends EventEmitter<ChangeFeedEvents> implements ChangeFeed {
-  abstract readonly description: string;
+/**
+ * What the records (redis-records.ts) need of a feed: its connections, and the way commands
+ * are sent over them. Internal to the Redis store: the store hands its feed out as a
+ * ChangeFeed only.
+ */
+export interface RedisCommandPath {
   /** For commands. */
-  abstract readonly commands: Connection;
+  readonly commands: Connection;
   /**
    * For writes (the records define their write script on it): `commands` itself, or a
    * connection of its own when writes wait for replicas (WAIT blocks its connection, and
    * reads must not queue behind it).
    */
-  abstract readonly writes: Connection;
+  readonly writes: Connection;
   /** The command the write script publishes a change with. */
+  readonly publish: "PUBLISH" | "SPUBLISH";
+  /** Throws StoreUnavailableError unless the store is ready. */
+  ensureReady(): void;
+  /** Awaits a command sent on one of the connections; every failure becomes StoreUnavailableError. */
+  call<T>(command: Promise<T>): Promise<T>;
+  /** GETs of many keys, grouped as the topology allows (one MGET on one server). */
+  mget(keys: readonly string[]): Promise<(string | null)[]>;
+}
+
+/** The change feed of a Redis store, and the connections the store's records use. */
+export abstract class RedisFeed extends EventEmitter<ChangeFeedEvents> implements ChangeFeed, RedisCommandPath {
+  abstract readonly description: string;
+  abstract readonly commands: Connection;
+  abstract readonly writes: Connection;
   abstract readonly publish: "PUBLISH" | "SPUBLISH";
 
   /** The key of each channel subscribed (or to be subscribed again after a reconnect). */
   protected readonly channels = new Map<string, string>();
   /** Why the store is not ready, for the message of calls refused meanwhile. */
   protected lastError = "";
-  protected readonly keys: RedisKeys;
+  readonly #keys: RedisKeys;
   #state: StoreState = "connecting";
   #epoch = 0;
   readonly #connections: (readonly [name: string, connection: Connection])[] = [];
@@ -78,7 +94,7 @@ export abstract class RedisFeed extends EventEmitter<ChangeFeedEvents> implement
 
   constructor(keys: RedisKeys) {
     super();
-    this.keys = keys;
+    this.#keys = keys;
     this.#pinger = setInterval(() => {
       if (this.#state === "ready") this.call(this.commands.ping()).catch(() => {});
     }, PING_INTERVAL_MS).unref();
@@ -88,10 +104,12 @@ export abstract class RedisFeed extends EventEmitter<ChangeFeedEvents> implement
     return this.#state;
   }
 
-  /** Awaits a command sent on one of the connections; every failure becomes StoreUnavailableError. */
-  abstract call<T>(command: Promise<T>): Promise<T>;
-  /** GETs of many keys, grouped as the topology allows (one MGET on one server). */
   abstract mget(keys: readonly string[]): Promise<(string | null)[]>;
+  /**
+   * A command timed out: a sign of a hung connection, or of a slow Redis or a busy process.
+   * The topology decides; `reason` says which command, for the message of later refusals.
+   */
+  protected abstract commandTimedOut(reason: string): Promise<void>;
   /** Subscribes channels; resolves once the subscriptions are in place. */
   protected abstract subscribeChannels(channels: readonly string[]): Promise<void>;
   /** Unsubscribes channels (while disconnected, what the next renewal must leave out). */
@@ -99,9 +117,21 @@ export abstract class RedisFeed extends EventEmitter<ChangeFeedEvents> implement
   /** Every connection is ready (again): renew the subscriptions, then setReady(). */
   protected abstract restore(epoch: number, reason: string): Promise<void>;
 
-  /** Connects every connection; resolves once ready (retrying through failures), rejects if closed first. */
+  /** Every Redis failure (connection lost, timeout, READONLY, LOADING, OOM...) means "not now". */
+  async call<T>(command: Promise<T>): Promise<T> {
+    try {
+      return await command;
+    } catch (error) {
+      const message = messageOf(error);
+      if (message.includes("timed out")) await this.commandTimedOut(`commands connection: ${message}`);
+      throw new StoreUnavailableError(`Redis did not serve the request: ${message}`, { cause: error });
+    }
+  }
+
+  /** Connects every connection; resolves once ready (retrying through failures), rejects if closed (before or meanwhile). */
   connect(): Promise<void> {
     const ready = untilReady(this);
+    if (this.#state === "closed") return ready;
     // A failed first attempt is not final: ioredis keeps retrying and `ready` follows.
     for (const [, connection] of this.#connections) connection.connect().catch(() => {});
     return ready;
@@ -109,13 +139,13 @@ export abstract class RedisFeed extends EventEmitter<ChangeFeedEvents> implement
 
   async subscribe(keys: readonly string[]): Promise<void> {
     this.ensureReady();
-    const channels = keys.map((key) => this.keys.channel(key));
+    const channels = keys.map((key) => this.#keys.channel(key));
     for (const [index, channel] of channels.entries()) this.channels.set(channel, keys[index] as string);
     await this.call(this.subscribeChannels(channels));
   }
 
   async unsubscribe(keys: readonly string[]): Promise<void> {
-    const channels = keys.map((key) => this.keys.channel(key));
+    const channels = keys.map((key) => this.#keys.channel(key));
     for (const channel of channels) this.channels.delete(channel);
     await this.unsubscribeChannels(channels).catch(() => {});
   }
@@ -123,7 +153,7 @@ export abstract class RedisFeed extends EventEmitter<ChangeFeedEvents> implement
   async close(): Promise<void> {
     if (this.#state === "closed") return;
     clearInterval(this.#pinger);
-    this.setState("closed", "store closed");
+    this.#setState("closed", "its Redis connections were closed");
     for (const [, connection] of this.#connections) connection.disconnect();
   }
 
@@ -162,7 +192,7 @@ export abstract class RedisFeed extends EventEmitter<ChangeFeedEvents> implement
     this.#epoch++;
     // While connecting, a closed connection means the attempt failed: say so once.
     if (this.#state === "ready" || this.#state === "connecting") {
-      this.setState("unavailable", `${reason}${this.lastError ? `: ${this.lastError}` : ""}`);
+      this.#setState("unavailable", `${reason}${this.lastError ? `: ${this.lastError}` : ""}`);
     }
   }
 
@@ -175,7 +205,7 @@ export abstract class RedisFeed extends EventEmitter<ChangeFeedEvents> implement
   protected setReady(reason: string): void {
     const reconnected = this.#state !== "connecting";
     this.lastError = "";
-    this.setState("ready", reason);
+    this.#setState("ready", reason);
     if (reconnected) this.emit("resync");
   }
 
@@ -188,11 +218,14 @@ export abstract class RedisFeed extends EventEmitter<ChangeFeedEvents> implement
     this.emit("change", key, decodeRecord(message));
   }
 
-  protected setState(state: StoreState, reason: string): void {
+  /** Renewing the subscriptions failed: say so in the message of later refusals. */
+  protected renewalFailed(error: unknown): void {
+    this.lastError = `resubscribe failed: ${messageOf(error)}`;
+  }
+
+  #setState(state: StoreState, reason: string): void {
     if (this.#state === state) return;
-    if (!STORE_TRANSITIONS[this.#state].includes(state)) {
-      throw new Error(`${this.constructor.name}: no transition from ${this.#state} to ${state}`);
-    }
+    checkTransition(this.#state, state, this.description);
     this.#state = state;
     this.emit("state", state, reason);
   }

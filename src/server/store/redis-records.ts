@@ -7,7 +7,7 @@
  */
 import { decodeRecord, TOMBSTONE_MARGIN_MS } from "./generation-scheme.js";
 import { type GenerationRecords, type KeyState, StoreUnavailableError } from "./generation-store.js";
-import type { Connection, RedisFeed } from "./redis-feed.js";
+import type { Connection, RedisCommandPath } from "./redis-feed.js";
 import type { RedisKeys } from "./redis-keys.js";
 import { WRITE_SCRIPT } from "./redis-scripts.js";
 
@@ -38,7 +38,7 @@ const TOMBSTONE_MARGIN_ARG = String(TOMBSTONE_MARGIN_MS);
 
 /** GenerationRecords on Redis, through a feed's connections. */
 export class RedisRecords implements GenerationRecords {
-  readonly #feed: RedisFeed;
+  readonly #feed: RedisCommandPath;
   readonly #keys: RedisKeys;
   readonly #writes: WithWriteScript;
   readonly #waitForReplicas: WaitForReplicas | undefined;
@@ -46,7 +46,7 @@ export class RedisRecords implements GenerationRecords {
   #waitInFlight: Promise<number> | undefined;
   #waitNext: Promise<number> | undefined;
 
-  constructor(feed: RedisFeed, keys: RedisKeys, waitForReplicas: WaitForReplicas | undefined) {
+  constructor(feed: RedisCommandPath, keys: RedisKeys, waitForReplicas: WaitForReplicas | undefined) {
     this.#feed = feed;
     this.#keys = keys;
     this.#waitForReplicas = waitForReplicas;

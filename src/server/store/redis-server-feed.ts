@@ -9,14 +9,9 @@
  * connections open, so nothing else notices) is dropped as soon as a command times out.
  */
 import { Redis, type RedisOptions } from "ioredis";
-import type { HostPort } from "../host-port.js";
-import { RedisFeed, unavailable } from "./redis-feed.js";
+import { RedisFeed } from "./redis-feed.js";
 import type { RedisKeys } from "./redis-keys.js";
-
-/** One Redis server, by redis:// or rediss:// URL, or the master of the Sentinel group `name`. */
-export type RedisServerTarget =
-  | { mode: "single"; url: string }
-  | { mode: "sentinel"; sentinels: HostPort[]; name: string; username?: string; password?: string };
+import type { RedisServerTarget } from "./redis-target.js";
 
 /** The feed of one server (or Sentinel's master): a command and a subscriber connection. */
 export class RedisServerFeed extends RedisFeed {
@@ -67,16 +62,6 @@ export class RedisServerFeed extends RedisFeed {
     this.#subscriber.on("message", (channel: string, message: string) => this.onMessage(channel, message));
   }
 
-  async call<T>(command: Promise<T>): Promise<T> {
-    try {
-      return await command;
-    } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      if (message.includes("timed out")) await this.#checkHung(`commands connection: ${message}`);
-      throw unavailable(error);
-    }
-  }
-
   mget(keys: readonly string[]): Promise<(string | null)[]> {
     return this.commands.mget(...keys);
   }
@@ -96,7 +81,7 @@ export class RedisServerFeed extends RedisFeed {
       await this.subscribeChannels([...this.channels.keys()]);
     } catch (error) {
       if (!this.current(epoch)) return;
-      this.lastError = `resubscribe failed: ${error instanceof Error ? error.message : String(error)}`;
+      this.renewalFailed(error);
       // Its reconnect renews them (and this runs again).
       this.#subscriber.disconnect(true);
       return;
@@ -112,7 +97,7 @@ export class RedisServerFeed extends RedisFeed {
    * timer that fired late because this process was busy, is not hung: replies already
    * received are read first (one turn of the event loop) and count as signs of life.
    */
-  async #checkHung(reason: string): Promise<void> {
+  protected async commandTimedOut(reason: string): Promise<void> {
     await new Promise((resolve) => setImmediate(resolve));
     this.lastError = reason;
     let dropped = false;

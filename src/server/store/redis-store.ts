@@ -5,27 +5,16 @@
  * commands through them. Changes travel over pub/sub, one channel per key, and this process
  * holds one subscription per key however many watchers it has.
  */
-
-import type { HostPort } from "../host-port.js";
-import { formatHostPort } from "../host-port.js";
-import type { GenerationStore } from "./generation-store.js";
+import type { ChangeFeed, GenerationStore } from "./generation-store.js";
 import { RedisClusterFeed } from "./redis-cluster-feed.js";
 import { connectionOptions, type RedisFeed } from "./redis-feed.js";
 import { RedisKeys } from "./redis-keys.js";
 import { RedisRecords, type WaitForReplicas } from "./redis-records.js";
-import { RedisServerFeed, type RedisServerTarget } from "./redis-server-feed.js";
-
-/** Which Redis to use, and how. */
-export type RedisTarget =
-  /** One server (redis:// or rediss:// URL), or the master of a Sentinel group. */
-  | RedisServerTarget
-  /** A Cluster, found through any of `nodes`. */
-  | { mode: "cluster"; nodes: HostPort[] };
+import { RedisServerFeed } from "./redis-server-feed.js";
+import { describeTarget, type RedisClusterTarget, type RedisServerTarget } from "./redis-target.js";
 
 /** Options of the Redis store. */
-export interface RedisStoreOptions {
-  /** Which Redis, and how to reach it. */
-  target: RedisTarget;
+export type RedisStoreOptions = {
   /** Prepended to every Redis key and channel, so deployments can share one Redis. */
   prefix: string;
   /**
@@ -33,14 +22,20 @@ export interface RedisStoreOptions {
    * treated as broken (a hung Redis keeps its TCP connections open, so nothing else notices).
    */
   commandTimeoutMs: number;
-  /** Writes wait for this many replicas (one server or Sentinel only). */
-  waitForReplicas?: WaitForReplicas | undefined;
-}
+} & (
+  | {
+      target: RedisServerTarget;
+      /** Writes wait for this many replicas (WAIT goes to the master; a Cluster has none to send it to). */
+      waitForReplicas?: WaitForReplicas;
+    }
+  | { target: RedisClusterTarget }
+);
 
 /** A GenerationStore on Redis: one server, Sentinel, or Cluster. */
 export class RedisStore implements GenerationStore {
   readonly records: RedisRecords;
-  readonly feed: RedisFeed;
+  readonly feed: ChangeFeed;
+  readonly #feed: RedisFeed;
 
   constructor(options: RedisStoreOptions) {
     const keys = new RedisKeys(options.prefix);
@@ -49,30 +44,20 @@ export class RedisStore implements GenerationStore {
       keys,
       redisOptions: connectionOptions(options.commandTimeoutMs),
     };
-    this.feed =
+    const waitForReplicas = "waitForReplicas" in options ? options.waitForReplicas : undefined;
+    this.#feed =
       options.target.mode === "cluster"
         ? new RedisClusterFeed(options.target.nodes, common)
-        : new RedisServerFeed(options.target, { ...common, separateWrites: options.waitForReplicas !== undefined });
-    this.records = new RedisRecords(this.feed, keys, options.waitForReplicas);
+        : new RedisServerFeed(options.target, { ...common, separateWrites: waitForReplicas !== undefined });
+    this.feed = this.#feed;
+    this.records = new RedisRecords(this.#feed, keys, waitForReplicas);
   }
 
   connect(): Promise<void> {
-    return this.feed.connect();
+    return this.#feed.connect();
   }
 
   close(): Promise<void> {
-    return this.feed.close();
-  }
-}
-
-/** A short description for logs (never a password). */
-export function describeTarget(target: RedisTarget): string {
-  switch (target.mode) {
-    case "single":
-      return `redis ${new URL(target.url).host}`;
-    case "sentinel":
-      return `redis sentinel "${target.name}" via ${target.sentinels.map(formatHostPort).join(",")}`;
-    case "cluster":
-      return `redis cluster via ${target.nodes.map(formatHostPort).join(",")}`;
+    return this.#feed.close();
   }
 }
