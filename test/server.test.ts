@@ -40,7 +40,7 @@ function rawUnary(client: grpc.Client, path: string, bytes: Buffer): Promise<grp
       (b: Buffer) => b,
       bytes,
       { deadline: Date.now() + 5000 },
-      (error) => resolve(error ?? { code: Code.OK, details: "", metadata: new grpc.Metadata() }),
+      (error) => resolve(error ?? { code: grpc.status.OK, details: "", metadata: new grpc.Metadata() }),
     );
   });
 }

@@ -3,7 +3,7 @@
  * the gRPC status code it travels with. The server throws it to answer a call; the client
  * rejects with it when a call fails.
  */
-import { status as Code } from "@grpc/grpc-js";
+import { Code } from "./code.js";
 
 export { Code };
 

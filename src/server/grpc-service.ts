@@ -15,6 +15,7 @@ import type {
   ServerUnaryCall,
   ServerWritableStream,
   sendUnaryData,
+  status,
   UntypedHandleCall,
 } from "@grpc/grpc-js";
 import { grpcServiceDefinition } from "../rpc/service-definition.js";
@@ -254,8 +255,9 @@ function withinDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
 }
 
 /** The grpc-js form of a status. */
-export function toStatus(error: GenerationServiceError): { code: Code; details: string } {
-  return { code: error.code, details: error.message };
+export function toStatus(error: GenerationServiceError): { code: status; details: string } {
+  // syncgen's Code has gRPC's numbers (src/rpc/code.ts).
+  return { code: error.code as number as status, details: error.message };
 }
 
 /** Ends a server stream with an error status (grpc-js sends the status of an emitted error). */
