@@ -15,11 +15,13 @@ import {
   type SettingValues,
   text,
 } from "../server/settings.js";
+import { exitOnConfigError } from "./config-errors.js";
 
 /** How every client command reaches the server. */
 const CONNECTION_SETTINGS = {
   server: {
     flag: "server",
+    placeholder: "target",
     env: "SYNCGEN_SERVER",
     description: "the syncgen server: HOST:PORT, or a grpc target such as ipv4:HOST:PORT,HOST:PORT",
     default: "127.0.0.1:50051",
@@ -27,6 +29,7 @@ const CONNECTION_SETTINGS = {
   },
   token: {
     flag: "token",
+    placeholder: "token",
     env: "SYNCGEN_TOKEN",
     description: "bearer token (prefer the environment variable)",
     default: "",
@@ -34,6 +37,7 @@ const CONNECTION_SETTINGS = {
   },
   tlsCa: {
     flag: "tls-ca",
+    placeholder: "file",
     env: "SYNCGEN_CLIENT_TLS_CA",
     description: "connect with TLS, trusting this PEM CA",
     default: "",
@@ -41,6 +45,7 @@ const CONNECTION_SETTINGS = {
   },
   tlsCert: {
     flag: "tls-cert",
+    placeholder: "file",
     env: "SYNCGEN_CLIENT_TLS_CERT",
     description: "client certificate (PEM) for mutual TLS",
     default: "",
@@ -48,6 +53,7 @@ const CONNECTION_SETTINGS = {
   },
   tlsKey: {
     flag: "tls-key",
+    placeholder: "file",
     env: "SYNCGEN_CLIENT_TLS_KEY",
     description: "private key (PEM) of --tls-cert",
     default: "",
@@ -78,7 +84,10 @@ const program = new Command("syncgen")
 function addSettings(command: Command, table: SettingsTable): (parsed: Record<string, unknown>) => SettingTexts {
   const options = Object.values(table).map((setting) => {
     const shown = setting.default === "" ? "" : ` (default: ${setting.default})`;
-    const option = new Option(`--${setting.flag} <value>`, `${setting.description}; env ${setting.env}${shown}`);
+    const option = new Option(
+      `--${setting.flag} <${setting.placeholder}>`,
+      `${setting.description}; env ${setting.env}${shown}`,
+    );
     command.addOption(option);
     return { flag: setting.flag, option };
   });
@@ -104,18 +113,17 @@ serve.action(async (options: Record<string, unknown>) => {
 function clientCommand(
   name: string,
   description: string,
-): { command: Command; connection: (parsed: Record<string, unknown>) => Connection } {
+): { command: Command; connection: (parsed: Record<string, unknown>) => Promise<Connection> } {
   const command = program.command(name).description(description);
   const flags = addSettings(command, CONNECTION_SETTINGS);
-  const connection = (parsed: Record<string, unknown>): Connection => {
-    try {
-      return readSettings(CONNECTION_SETTINGS, flags(parsed), process.env).values;
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error;
-      process.stderr.write(`syncgen ${name}: ${error.message}\n`);
-      process.exit(2);
-    }
-  };
+  const connection = (parsed: Record<string, unknown>): Promise<Connection> =>
+    exitOnConfigError(name, () => {
+      const { values } = readSettings(CONNECTION_SETTINGS, flags(parsed), process.env);
+      if ((values.tlsCert === undefined) !== (values.tlsKey === undefined)) {
+        throw new ConfigError("--tls-cert and --tls-key go together: give both for mutual TLS, or neither");
+      }
+      return values;
+    });
   return { command, connection };
 }
 
@@ -124,19 +132,19 @@ get.command
   .argument("<key>")
   .option("--peek", "read only: print 0 for an absent key and create nothing")
   .action(async (key: string, options: Record<string, unknown>) => {
-    await withClient(get.connection(options), async (client) => {
+    await withClient(await get.connection(options), async (client) => {
       console.log(String(await client.get(key, { peek: options.peek === true })));
     });
   });
 
 const bump = clientCommand("bump", "advance a key's generation and print the new one");
 bump.command.argument("<key>").action(async (key: string, options: Record<string, unknown>) => {
-  await withClient(bump.connection(options), async (client) => console.log(String(await client.bump(key))));
+  await withClient(await bump.connection(options), async (client) => console.log(String(await client.bump(key))));
 });
 
 const clear = clientCommand("clear", "forget a key: every generation handed out for it becomes stale");
 clear.command.argument("<key>").action(async (key: string, options: Record<string, unknown>) => {
-  await withClient(clear.connection(options), (client) => client.clear(key));
+  await withClient(await clear.connection(options), (client) => client.clear(key));
 });
 
 const watch = clientCommand("watch", "print each key's generation, then every change, as `KEY<TAB>GENERATION` lines");
@@ -144,7 +152,7 @@ watch.command.argument("<keys...>").action(async (keys: string[], options: Recor
   const stop = new AbortController();
   process.once("SIGINT", () => stop.abort());
   process.once("SIGTERM", () => stop.abort());
-  await withClient(watch.connection(options), async (client) => {
+  await withClient(await watch.connection(options), async (client) => {
     for await (const event of client.watch(keys, { signal: stop.signal })) {
       if (event.type === "live" || event.type === "changes") {
         for (const change of event.changes) process.stdout.write(`${change.key}\t${change.generation}\n`);

@@ -2,28 +2,18 @@
  * `syncgen serve`: resolves the configuration from flags and environment, runs the server,
  * and shuts it down gracefully on SIGTERM or SIGINT (a second signal exits at once).
  */
-import { ConfigError, resolveServerConfig, type ServerConfig } from "../server/config.js";
+import { resolveServerConfig } from "../server/config.js";
 import { createLogger, LogOutput } from "../server/logger.js";
 import { SyncgenServer } from "../server/server.js";
 import type { SettingTexts } from "../server/settings.js";
+import { exitOnConfigError } from "./config-errors.js";
 
 /** Runs the server until a signal stops it. */
 export async function runServer(flags: SettingTexts): Promise<void> {
-  let config: ServerConfig;
-  try {
-    config = resolveServerConfig(flags, process.env);
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`syncgen serve: ${error.message}\n`);
-    process.exit(2);
-  }
+  const config = await exitOnConfigError("serve", () => resolveServerConfig(flags, process.env));
   const logOutput = new LogOutput();
   const logger = createLogger(config.logLevel, logOutput);
-  const server = await SyncgenServer.start(config, { logger, logOutput }).catch((error: unknown) => {
-    if (!(error instanceof ConfigError)) throw error;
-    process.stderr.write(`syncgen serve: ${error.message}\n`);
-    process.exit(2);
-  });
+  const server = await exitOnConfigError("serve", () => SyncgenServer.start(config, { logger, logOutput }));
   let signalled = false;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (signalled) {

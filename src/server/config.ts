@@ -18,8 +18,6 @@ import {
 } from "./settings.js";
 import type { RedisServerTarget, RedisTarget } from "./store/redis-target.js";
 
-export { ConfigError } from "./settings.js";
-
 /** Log levels, most severe first. */
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -66,6 +64,7 @@ function parseSentinelUrl(text: string): Extract<RedisTarget, { mode: "sentinel"
 export const SERVER_SETTINGS = {
   listen: {
     flag: "listen",
+    placeholder: "host:port",
     env: "SYNCGEN_LISTEN",
     description: "HOST:PORT to serve gRPC on",
     default: "127.0.0.1:50051",
@@ -73,6 +72,7 @@ export const SERVER_SETTINGS = {
   },
   redisServer: {
     flag: "redis",
+    placeholder: "url",
     env: "REDIS_URL",
     description:
       "Redis URL: redis:// or rediss:// (TLS), or redis+sentinel://HOST:PORT,.../NAME; without Redis, an in-memory store for a single replica",
@@ -81,6 +81,7 @@ export const SERVER_SETTINGS = {
   },
   sentinels: {
     flag: "sentinels",
+    placeholder: "host:port,...",
     env: "SYNCGEN_SENTINELS",
     description: "Redis Sentinels HOST:PORT,HOST:PORT,... (with --sentinel-name), instead of --redis",
     default: "",
@@ -88,6 +89,7 @@ export const SERVER_SETTINGS = {
   },
   sentinelName: {
     flag: "sentinel-name",
+    placeholder: "name",
     env: "SYNCGEN_SENTINEL_NAME",
     description: "the master's name in the Sentinels' configuration",
     default: "",
@@ -95,6 +97,7 @@ export const SERVER_SETTINGS = {
   },
   redisCluster: {
     flag: "redis-cluster",
+    placeholder: "host:port,...",
     env: "SYNCGEN_REDIS_CLUSTER",
     description: "Redis Cluster nodes HOST:PORT,HOST:PORT,... to discover the cluster from, instead of --redis",
     default: "",
@@ -102,6 +105,7 @@ export const SERVER_SETTINGS = {
   },
   prefix: {
     flag: "prefix",
+    placeholder: "prefix",
     env: "SYNCGEN_PREFIX",
     description: "prefix of every Redis key and channel",
     default: "syncgen:",
@@ -110,6 +114,7 @@ export const SERVER_SETTINGS = {
   },
   maxKeyBytes: {
     flag: "max-key-bytes",
+    placeholder: "bytes",
     env: "SYNCGEN_MAX_KEY_BYTES",
     description: "longest key, in UTF-8 bytes",
     default: "1024",
@@ -117,6 +122,7 @@ export const SERVER_SETTINGS = {
   },
   maxWatchKeys: {
     flag: "max-watch-keys",
+    placeholder: "n",
     env: "SYNCGEN_MAX_WATCH_KEYS",
     description: "most keys one Watch may name",
     default: "10000",
@@ -124,6 +130,7 @@ export const SERVER_SETTINGS = {
   },
   heartbeatMs: {
     flag: "heartbeat-ms",
+    placeholder: "ms",
     env: "SYNCGEN_HEARTBEAT_MS",
     description: "interval of Watch heartbeats, in milliseconds",
     default: "15000",
@@ -131,6 +138,7 @@ export const SERVER_SETTINGS = {
   },
   shutdownTimeoutMs: {
     flag: "shutdown-timeout-ms",
+    placeholder: "ms",
     env: "SYNCGEN_SHUTDOWN_TIMEOUT_MS",
     description: "how long shutdown lets calls finish, in milliseconds",
     default: "10000",
@@ -138,6 +146,7 @@ export const SERVER_SETTINGS = {
   },
   redisTimeoutMs: {
     flag: "redis-timeout-ms",
+    placeholder: "ms",
     env: "SYNCGEN_REDIS_TIMEOUT_MS",
     description: "how long a Redis command may take before the call fails with UNAVAILABLE, in milliseconds",
     default: "2000",
@@ -145,6 +154,7 @@ export const SERVER_SETTINGS = {
   },
   redisWaitReplicas: {
     flag: "redis-wait-replicas",
+    placeholder: "n",
     env: "SYNCGEN_REDIS_WAIT_REPLICAS",
     description:
       "a write succeeds only once this many Redis replicas have it (WAIT), so a failover cannot lose an acknowledged Bump; 0 does not wait",
@@ -153,6 +163,7 @@ export const SERVER_SETTINGS = {
   },
   redisWaitMs: {
     flag: "redis-wait-ms",
+    placeholder: "ms",
     env: "SYNCGEN_REDIS_WAIT_MS",
     description: "how long a write waits for --redis-wait-replicas before failing with UNAVAILABLE, in milliseconds",
     default: "250",
@@ -160,6 +171,7 @@ export const SERVER_SETTINGS = {
   },
   logLevel: {
     flag: "log-level",
+    placeholder: "level",
     env: "SYNCGEN_LOG_LEVEL",
     description: `log level (${LOG_LEVELS.join(", ")})`,
     default: "info",
@@ -170,6 +182,7 @@ export const SERVER_SETTINGS = {
   },
   tlsCert: {
     flag: "tls-cert",
+    placeholder: "file",
     env: "SYNCGEN_TLS_CERT",
     description: "PEM certificate chain file: serve TLS (with --tls-key)",
     default: "",
@@ -177,6 +190,7 @@ export const SERVER_SETTINGS = {
   },
   tlsKey: {
     flag: "tls-key",
+    placeholder: "file",
     env: "SYNCGEN_TLS_KEY",
     description: "PEM private key file of --tls-cert",
     default: "",
@@ -184,6 +198,7 @@ export const SERVER_SETTINGS = {
   },
   tlsClientCa: {
     flag: "tls-client-ca",
+    placeholder: "file",
     env: "SYNCGEN_TLS_CLIENT_CA",
     description: "PEM CA file: refuse clients without a certificate it signed (mutual TLS)",
     default: "",
@@ -191,6 +206,7 @@ export const SERVER_SETTINGS = {
   },
   authFile: {
     flag: "auth-file",
+    placeholder: "file",
     env: "SYNCGEN_AUTH_FILE",
     description: "JSON file of bearer tokens and the key prefixes each may read and write; without one, no auth",
     default: "",
@@ -198,6 +214,7 @@ export const SERVER_SETTINGS = {
   },
   metricsListen: {
     flag: "metrics-listen",
+    placeholder: "host:port",
     env: "SYNCGEN_METRICS_LISTEN",
     description: "HOST:PORT to serve Prometheus metrics on, at /metrics",
     default: "",
@@ -205,6 +222,7 @@ export const SERVER_SETTINGS = {
   },
   maxWatchStreams: {
     flag: "max-watch-streams",
+    placeholder: "n",
     env: "SYNCGEN_MAX_WATCH_STREAMS",
     description: "most Watch streams open on this server at once",
     default: "50000",
@@ -212,6 +230,7 @@ export const SERVER_SETTINGS = {
   },
   maxWatchStreamsPerConnection: {
     flag: "max-watch-streams-per-connection",
+    placeholder: "n",
     env: "SYNCGEN_MAX_WATCH_STREAMS_PER_CONNECTION",
     description: "most Watch streams open on one client connection at once",
     default: "500",
@@ -219,6 +238,7 @@ export const SERVER_SETTINGS = {
   },
   maxConcurrentStreams: {
     flag: "max-concurrent-streams",
+    placeholder: "n",
     env: "SYNCGEN_MAX_CONCURRENT_STREAMS",
     description: "most concurrent calls on one HTTP/2 connection (grpc.max_concurrent_streams)",
     default: "1000",
@@ -226,6 +246,7 @@ export const SERVER_SETTINGS = {
   },
   maxMessageBytes: {
     flag: "max-message-bytes",
+    placeholder: "bytes",
     env: "SYNCGEN_MAX_MESSAGE_BYTES",
     description:
       "largest Watch request, in bytes (and of Get, Bump and Clear, if below their own limit); 0 fits the largest Watch that --max-watch-keys and --max-key-bytes allow",
@@ -234,6 +255,7 @@ export const SERVER_SETTINGS = {
   },
   maxPendingRequestBytes: {
     flag: "max-pending-request-bytes",
+    placeholder: "bytes",
     env: "SYNCGEN_MAX_PENDING_REQUEST_BYTES",
     description:
       "most bytes of large requests (over 64 KiB, i.e. big Watches) the server reads at once, whatever connections they come on; 0 is four times the largest Watch request",
@@ -242,6 +264,7 @@ export const SERVER_SETTINGS = {
   },
   keepaliveMs: {
     flag: "keepalive-ms",
+    placeholder: "ms",
     env: "SYNCGEN_KEEPALIVE_MS",
     description: "how often an idle connection is pinged to find dead clients, in milliseconds",
     default: "60000",
@@ -249,6 +272,7 @@ export const SERVER_SETTINGS = {
   },
   keepaliveTimeoutMs: {
     flag: "keepalive-timeout-ms",
+    placeholder: "ms",
     env: "SYNCGEN_KEEPALIVE_TIMEOUT_MS",
     description: "how long a ping may go unanswered before the connection is closed, in milliseconds",
     default: "20000",
@@ -256,6 +280,7 @@ export const SERVER_SETTINGS = {
   },
   maxConnectionAgeMs: {
     flag: "max-connection-age-ms",
+    placeholder: "ms",
     env: "SYNCGEN_MAX_CONNECTION_AGE_MS",
     description: "close connections after about this long (±10%), so clients rebalance over replicas; 0 never",
     default: "1800000",
@@ -263,6 +288,7 @@ export const SERVER_SETTINGS = {
   },
   maxConnectionAgeGraceMs: {
     flag: "max-connection-age-grace-ms",
+    placeholder: "ms",
     env: "SYNCGEN_MAX_CONNECTION_AGE_GRACE_MS",
     description: "how long calls, Watch streams included, go on after a connection is told to close",
     default: "30000",

@@ -15,7 +15,7 @@ import {
   ServerReflection as ServerReflectionV1alpha,
 } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { AccessControl } from "./access-control.js";
-import { ConfigError, checkServerConfig, type ServerConfig } from "./config.js";
+import { checkServerConfig, type ServerConfig } from "./config.js";
 import { type ConnectionListener, listenForConnections } from "./connection-listener.js";
 import { Code } from "./errors.js";
 import {
@@ -32,6 +32,7 @@ import type { Logger, LogOutput } from "./logger.js";
 import { type MetricsEndpoint, ServerMetrics } from "./metrics.js";
 import { ReflectionService } from "./reflection-service.js";
 import { RequestSizeLimits } from "./request-limits.js";
+import { ConfigError } from "./settings.js";
 import type { GenerationRecords, GenerationStore, StoreState } from "./store/generation-store.js";
 import { MemoryStore } from "./store/memory-store.js";
 import { RedisStore } from "./store/redis-store.js";

@@ -11,6 +11,8 @@
 export interface Setting<V> {
   /** The CLI flag, without leading dashes. */
   readonly flag: string;
+  /** What its value looks like, for --help: `--flag <placeholder>`. */
+  readonly placeholder: string;
   /** The environment variable. */
   readonly env: string;
   /** What it means, for --help. */

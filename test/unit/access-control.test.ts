@@ -2,7 +2,7 @@ import { createHash } from "node:crypto";
 import { describe, expect, test } from "vitest";
 import { Code, GenerationServiceError } from "../../src/rpc/generation-service-error.js";
 import { AccessControl } from "../../src/server/access-control.js";
-import { ConfigError } from "../../src/server/config.js";
+import { ConfigError } from "../../src/server/settings.js";
 
 const TOKEN = "a-token-of-sixteen+";
 

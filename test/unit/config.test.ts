@@ -1,5 +1,6 @@
 import { describe, expect, test } from "vitest";
-import { ConfigError, resolveServerConfig } from "../../src/server/config.js";
+import { resolveServerConfig } from "../../src/server/config.js";
+import { ConfigError } from "../../src/server/settings.js";
 
 describe("resolveServerConfig()", () => {
   test("uses the defaults when nothing is set", () => {
