@@ -3,7 +3,6 @@
  * process so no figure includes another's CPU. Server CPU and memory are read from /proc
  * (the same counters process.cpuUsage() and process.memoryUsage().rss report inside).
  */
-import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { CliProcess } from "../test/helpers/cli.js";
 import { LineAgent } from "../test/helpers/line-agent.js";
@@ -17,10 +16,6 @@ export class ServerProcess {
     readonly cli: CliProcess,
     readonly address: string,
   ) {}
-
-  get pid(): number {
-    return this.cli.child.pid ?? 0;
-  }
 
   /** Starts `syncgen serve` with `args` (no metrics: they cost CPU per call); resolves once its store is ready. */
   static async syncgen(args: string[]): Promise<ServerProcess> {
@@ -36,17 +31,13 @@ export class ServerProcess {
   }
 
   /** CPU seconds (user + system) the process has used. */
-  async cpuSeconds(): Promise<number> {
-    const stat = await readFile(`/proc/${this.pid}/stat`, "utf8");
-    // Fields after the command name (which may contain spaces): utime is 14th, stime 15th.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+  cpuSeconds(): Promise<number> {
+    return this.cli.cpuSeconds();
   }
 
   /** Resident memory, in bytes. */
-  async rssBytes(): Promise<number> {
-    const status = await readFile(`/proc/${this.pid}/status`, "utf8");
-    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+  rssBytes(): Promise<number> {
+    return this.cli.rssBytes();
   }
 
   async stop(): Promise<void> {

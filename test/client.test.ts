@@ -17,7 +17,7 @@ import { freePort } from "./helpers/free-port.js";
 import { sharedRedis } from "./helpers/redis-process.js";
 import { isolatedClient } from "./helpers/test-client.js";
 import { startTestServer } from "./helpers/test-server.js";
-import { WatchRecorder } from "./helpers/watch-recorder.js";
+import { recordWatch } from "./helpers/watch-recorder.js";
 
 const cleanups = cleanupsAfterEach();
 
@@ -91,8 +91,7 @@ describe("a resuming Watch", () => {
     const client = isolatedClient(cleanups, `127.0.0.1:${port}`);
     const other = server.newClient();
     const same = await other.bump("same");
-    const watch = new WatchRecorder(client, ["same", "changed"], undefined, true);
-    cleanups.push(() => watch.close());
+    const watch = recordWatch(cleanups, client, ["same", "changed"], { resume: true });
     const lives = () => watch.events.filter((e): e is Extract<WatchEvent, { type: "live" }> => e.type === "live");
     await watch.live(10_000);
     await server.close();

@@ -1,22 +1,17 @@
-/**
- * Faults, on real processes: `syncgen serve` replicas and private redis-servers, killed,
- * restarted and stopped under load. Each asserts that nothing is lost: every watcher ends on
- * each key's latest generation, and no generation is handed out twice.
- */
-import { readFile } from "node:fs/promises";
 import { Redis } from "ioredis";
 import { describe, expect, test } from "vitest";
-import { Code, type GenerationClient } from "../src/client/index.js";
+import { Code } from "../src/client/index.js";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { freePort } from "./helpers/free-port.js";
 import { healthClient } from "./helpers/grpc-peers.js";
-import { bumpLoad, expectAllCurrent, expectNoRepeats, resumingWatcher } from "./helpers/load.js";
+import { bumpLoad, expectAllCurrent, expectNoRepeats } from "./helpers/load.js";
 import { pausedWatch } from "./helpers/paused-watch.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { ServeProcess } from "./helpers/serve-process.js";
 import { isolatedClient } from "./helpers/test-client.js";
+import { recordWatch } from "./helpers/watch-recorder.js";
 
 const cleanups = cleanupsAfterEach();
 
@@ -38,8 +33,6 @@ async function busierFirst(a: ServeProcess, b: ServeProcess): Promise<[ServeProc
   return onA >= onB ? [a, onA, b] : [b, onB, a];
 }
 
-const watcher = (c: GenerationClient, keys: string[]) => resumingWatcher(cleanups, c, keys);
-
 describe("faults on real processes", () => {
   test("Redis killed and restarted under load: UNAVAILABLE and NOT_SERVING while down, back within 2 s, nothing repeated or lost", async () => {
     const redis = await RedisProcess.start();
@@ -47,7 +40,9 @@ describe("faults on real processes", () => {
     const server = await replica(redis, uniquePrefix());
     const keys = Array.from({ length: 8 }, (_, i) => `fault/redis/${i}`);
     const c = isolatedClient(cleanups, server.address);
-    const recorders = Array.from({ length: 6 }, () => watcher(isolatedClient(cleanups, server.address), keys));
+    const recorders = Array.from({ length: 6 }, () =>
+      recordWatch(cleanups, isolatedClient(cleanups, server.address), keys, { resume: true }),
+    );
     await Promise.all(recorders.map((r) => r.live()));
 
     const health = healthClient(server.address);
@@ -96,7 +91,7 @@ describe("faults on real processes", () => {
     // The clients balance round robin over both; the busier replica is killed.
     const target = `ipv4:${a.address},${b.address}`;
     const users = Array.from({ length: 4 }, () => isolatedClient(cleanups, target));
-    const recorders = users.map((u) => watcher(u, keys));
+    const recorders = users.map((u) => recordWatch(cleanups, u, keys, { resume: true }));
     await Promise.all(recorders.map((r) => r.live()));
     const [victim, streamsOnVictim, survivor] = await busierFirst(a, b);
     expect(streamsOnVictim).toBeGreaterThanOrEqual(2);
@@ -128,7 +123,9 @@ describe("faults on real processes", () => {
     ];
     const keys = Array.from({ length: 4 }, (_, i) => `fault/term/${i}`);
     const target = `ipv4:${a.address},${b.address}`;
-    const recorders = Array.from({ length: 4 }, () => watcher(isolatedClient(cleanups, target), keys));
+    const recorders = Array.from({ length: 4 }, () =>
+      recordWatch(cleanups, isolatedClient(cleanups, target), keys, { resume: true }),
+    );
     await Promise.all(recorders.map((r) => r.live()));
     const [victim, streamsOnVictim, survivor] = await busierFirst(a, b);
     expect(streamsOnVictim).toBeGreaterThanOrEqual(2);
@@ -184,7 +181,7 @@ describe("faults on real processes", () => {
     const later = `127.0.0.1:${await freePort()}`;
     const keys = ["fault/age/0", "fault/age/1"];
     const recorders = Array.from({ length: 4 }, () =>
-      watcher(isolatedClient(cleanups, `ipv4:${a.address},${later}`), keys),
+      recordWatch(cleanups, isolatedClient(cleanups, `ipv4:${a.address},${later}`), keys, { resume: true }),
     );
     await Promise.all(recorders.map((r) => r.live()));
     expect(await a.metric("syncgen_watch_streams")).toBe(4);
@@ -206,7 +203,7 @@ describe("faults on real processes", () => {
     const keys = Array.from({ length: 1000 }, (_, i) => `fault/stall/${i}/`.padEnd(1024, "."));
     const paused = pausedWatch(isolatedClient(cleanups, server.address), keys);
     await paused.live;
-    const rssBefore = await rssBytes(server.cli.child.pid);
+    const rssBefore = await server.cli.rssBytes();
 
     // 200,000 changes, as other replicas' Bumps arrive: straight into Redis pub/sub. The
     // generations are small, so the real Bumps below (clock-based) are newer still.
@@ -221,12 +218,12 @@ describe("faults on real processes", () => {
     // Fence: the server's subscriber gets messages in order, so once a live watcher of the
     // last key has a Bump made after the publishing, the server has taken in every change.
     const writer = isolatedClient(cleanups, server.address);
-    const fence = watcher(writer, [keys.at(-1) as string]);
+    const fence = recordWatch(cleanups, writer, [keys.at(-1) as string], { resume: true });
     await fence.live();
     const latest = new Map<string, bigint>();
     for (const key of [...keys.slice(0, 9), keys.at(-1) as string]) latest.set(key, await writer.bump(key));
     await fence.sees(keys.at(-1) as string, latest.get(keys.at(-1) as string) as bigint);
-    const rssAfter = await rssBytes(server.cli.child.pid);
+    const rssAfter = await server.cli.rssBytes();
     // Queued, the missed changes would be ~200 MB; held as "latest per key" they are 1,000
     // entries. What grows is garbage the collector has not yet taken.
     if (process.env.SYNCGEN_TEST_VERBOSE) console.log({ rssBefore, rssAfter });
@@ -238,8 +235,3 @@ describe("faults on real processes", () => {
     await paused.close();
   });
 });
-
-async function rssBytes(pid: number | undefined): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, "utf8");
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
-}

@@ -20,6 +20,7 @@ import {
   WatchRequestSchema,
 } from "../src/gen/generation/v1/generation_pb.js";
 import { withDeadline } from "./helpers/deadline.js";
+import { type CallStatus, framed, rawUnary } from "./helpers/raw-grpc.js";
 import { type SharedRedis, sharedRedis } from "./helpers/redis-process.js";
 import { ServeProcess } from "./helpers/serve-process.js";
 
@@ -144,27 +145,8 @@ class CaseMaker {
   }
 }
 
-interface Outcome {
-  code: number;
-  details: string;
-}
-
-function unary(client: grpc.Client, method: Method, bytes: Buffer, metadata: grpc.Metadata): Promise<Outcome> {
-  return new Promise((resolve) => {
-    client.makeUnaryRequest(
-      `${SERVICE}/${method}`,
-      (b: Buffer) => b,
-      (b: Buffer) => b,
-      bytes,
-      metadata,
-      { deadline: Date.now() + 5000 },
-      (error) => resolve(error ? { code: error.code, details: error.details } : { code: grpc.status.OK, details: "" }),
-    );
-  });
-}
-
 /** A Watch: its first response counts as OK (the stream is then cancelled), or its status. */
-function watch(client: grpc.Client, bytes: Buffer, metadata: grpc.Metadata): Promise<Outcome> {
+function watch(client: grpc.Client, bytes: Buffer, metadata: grpc.Metadata): Promise<CallStatus> {
   return new Promise((resolve) => {
     const call = client.makeServerStreamRequest(
       `${SERVICE}/Watch`,
@@ -204,7 +186,7 @@ async function fuzz(address: string, seed: number, count: number, token?: string
         const { method, bytes } = cases[index] as { method: Method; bytes: Buffer };
         const outcome = await (method === "Watch"
           ? watch(client, bytes, metadata)
-          : unary(client, method, bytes, metadata));
+          : rawUnary(client, `${SERVICE}/${method}`, bytes, metadata));
         const label = `${method} ${grpc.status[outcome.code]}`;
         tally.set(label, (tally.get(label) ?? 0) + 1);
         const allowed =
@@ -221,9 +203,9 @@ async function fuzz(address: string, seed: number, count: number, token?: string
     };
     await Promise.all(Array.from({ length: 16 }, worker));
     // The next well-formed call is served.
-    const bumped = await unary(
+    const bumped = await rawUnary(
       client,
-      "Bump",
+      `${SERVICE}/Bump`,
       Buffer.from(toBinary(BumpRequestSchema, create(BumpRequestSchema, { key: "fuzz/after" }))),
       metadata,
     );
@@ -266,13 +248,6 @@ function rawFrame(address: string, path: string, body: Buffer, headers: Record<s
     5000,
     "an answer to a raw frame",
   );
-}
-
-function framed(message: Buffer, { compressed = false, length = message.length } = {}): Buffer {
-  const prefix = Buffer.alloc(5);
-  prefix[0] = compressed ? 1 : 0;
-  prefix.writeUInt32BE(length, 1);
-  return Buffer.concat([prefix, message]);
 }
 
 const TOKEN = "fuzz-token-0123456789";

@@ -9,7 +9,7 @@ import { expectCode, expectWatchCode } from "./helpers/expect-code.js";
 import { pausedWatch } from "./helpers/paused-watch.js";
 import { STORE_KINDS } from "./helpers/store-kinds.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
-import { WatchRecorder } from "./helpers/watch-recorder.js";
+import { recordWatch, type WatchRecorder } from "./helpers/watch-recorder.js";
 
 let unique = 0;
 /** A key no other test uses. */
@@ -35,11 +35,8 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
   let ts: TestServer;
   let client: GenerationClient;
 
-  const watch = (keys: string[], known?: Record<string, bigint>, on: GenerationClient = client): WatchRecorder => {
-    const recorder = new WatchRecorder(on, keys, known);
-    cleanups.push(() => recorder.close());
-    return recorder;
-  };
+  const watch = (keys: string[], known?: Record<string, bigint>, on: GenerationClient = client): WatchRecorder =>
+    recordWatch(cleanups, on, keys, known ? { known } : {});
 
   beforeAll(async () => {
     backing = await kind.start();

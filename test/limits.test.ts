@@ -5,49 +5,43 @@
  */
 import { connect, type Settings } from "node:http2";
 import { describe, expect, test } from "vitest";
-import { Code, type GenerationClient } from "../src/client/index.js";
+import { Code } from "../src/client/index.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { expectCode, expectWatchCode } from "./helpers/expect-code.js";
 import { stallingProxy } from "./helpers/stalling-proxy.js";
 import { isolatedClient } from "./helpers/test-client.js";
 import { startTestServer } from "./helpers/test-server.js";
-import { WatchRecorder } from "./helpers/watch-recorder.js";
+import { recordWatch } from "./helpers/watch-recorder.js";
 
 const cleanups = cleanupsAfterEach();
-
-function watch(c: GenerationClient, keys: string[], resume = false): WatchRecorder {
-  const recorder = new WatchRecorder(c, keys, undefined, resume);
-  cleanups.push(() => recorder.close());
-  return recorder;
-}
 
 describe("Watch streams", () => {
   test("per connection: one more than --max-watch-streams-per-connection is RESOURCE_EXHAUSTED", async () => {
     const ts = await startTestServer({ maxWatchStreamsPerConnection: 2 }, { cleanups });
     const crowded = isolatedClient(cleanups, ts.address);
-    const first = watch(crowded, ["a"]);
-    await Promise.all([first.live(), watch(crowded, ["b"]).live()]);
+    const first = recordWatch(cleanups, crowded, ["a"]);
+    await Promise.all([first.live(), recordWatch(cleanups, crowded, ["b"]).live()]);
     await expectWatchCode(
-      watch(crowded, ["c"]),
+      recordWatch(cleanups, crowded, ["c"]),
       Code.RESOURCE_EXHAUSTED,
       /2 Watch streams open, the limit per connection \(server setting --max-watch-streams-per-connection\)/,
     );
     // Another connection is not affected; a closed stream gives its slot back.
-    await watch(isolatedClient(cleanups, ts.address), ["c"]).live();
+    await recordWatch(cleanups, isolatedClient(cleanups, ts.address), ["c"]).live();
     await first.close();
     await expect.poll(() => ts.metric("syncgen_watch_streams"), { timeout: 5000 }).toBe(2);
-    await watch(crowded, ["c"]).live();
+    await recordWatch(cleanups, crowded, ["c"]).live();
   });
 
   test("per server: one more than --max-watch-streams is RESOURCE_EXHAUSTED", async () => {
     const ts = await startTestServer({ maxWatchStreams: 2 }, { cleanups });
     await Promise.all([
-      watch(isolatedClient(cleanups, ts.address), ["a"]).live(),
-      watch(isolatedClient(cleanups, ts.address), ["b"]).live(),
+      recordWatch(cleanups, isolatedClient(cleanups, ts.address), ["a"]).live(),
+      recordWatch(cleanups, isolatedClient(cleanups, ts.address), ["b"]).live(),
     ]);
     await expectWatchCode(
-      watch(isolatedClient(cleanups, ts.address), ["c"]),
+      recordWatch(cleanups, isolatedClient(cleanups, ts.address), ["c"]),
       Code.RESOURCE_EXHAUSTED,
       /its limit \(server setting --max-watch-streams\)/,
     );
@@ -57,7 +51,7 @@ describe("Watch streams", () => {
   test("more keys than --max-watch-keys is INVALID_ARGUMENT", async () => {
     const ts = await startTestServer({ maxWatchKeys: 3 }, { cleanups });
     await expectWatchCode(
-      watch(isolatedClient(cleanups, ts.address), ["a", "b", "c", "d"]),
+      recordWatch(cleanups, isolatedClient(cleanups, ts.address), ["a", "b", "c", "d"]),
       Code.INVALID_ARGUMENT,
       /the limit is 3 keys per Watch \(server setting --max-watch-keys\)/,
     );
@@ -92,7 +86,7 @@ describe("transport", () => {
     const ts = await startTestServer({ keepaliveMs: 1000, keepaliveTimeoutMs: 500 }, { cleanups });
     const proxy = await stallingProxy(ts.address);
     cleanups.push(() => proxy.close());
-    const recorder = watch(isolatedClient(cleanups, proxy.address), ["stalled"]);
+    const recorder = recordWatch(cleanups, isolatedClient(cleanups, proxy.address), ["stalled"]);
     await recorder.live();
     expect(await ts.metric("syncgen_watch_streams")).toBe(1);
     proxy.stall();
@@ -106,7 +100,7 @@ describe("transport", () => {
     const c = isolatedClient(cleanups, proxy.address, {
       channelOptions: { "grpc.keepalive_time_ms": 500, "grpc.keepalive_timeout_ms": 500 },
     });
-    const recorder = watch(c, ["client-stalled"], true);
+    const recorder = recordWatch(cleanups, c, ["client-stalled"], { resume: true });
     await recorder.live();
     proxy.stall();
     await expect.poll(() => recorder.downs.length, { timeout: 5000 }).toBeGreaterThan(0);
@@ -116,7 +110,7 @@ describe("transport", () => {
   test("max connection age: streams move to a new connection and miss nothing", async () => {
     const ts = await startTestServer({ maxConnectionAgeMs: 1000, maxConnectionAgeGraceMs: 200 }, { cleanups });
     const c = isolatedClient(cleanups, ts.address);
-    const recorder = watch(c, ["aged"], true);
+    const recorder = recordWatch(cleanups, c, ["aged"], { resume: true });
     await recorder.live();
     await expect.poll(() => recorder.downs.length > 0, { timeout: 5000 }).toBe(true);
     const generation = await isolatedClient(cleanups, ts.address).bump("aged");

@@ -14,26 +14,13 @@ import { WatchRequestSchema } from "../src/gen/generation/v1/generation_pb.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { withDeadline } from "./helpers/deadline.js";
 import { expectCode } from "./helpers/expect-code.js";
+import { scrapeMetrics } from "./helpers/metrics.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { isolatedClient } from "./helpers/test-client.js";
-import { startTestServer, type TestServer } from "./helpers/test-server.js";
-import { WatchRecorder } from "./helpers/watch-recorder.js";
+import { startTestServer } from "./helpers/test-server.js";
+import { recordWatch } from "./helpers/watch-recorder.js";
 
 const cleanups = cleanupsAfterEach();
-
-/** One scrape: every sample, keyed by its name and labels as the exposition text spells them. */
-async function scrape(ts: TestServer): Promise<Map<string, number>> {
-  const response = await withDeadline(fetch(`http://${ts.metricsAddress}/metrics`), 5000, "a scrape");
-  expect(response.status).toBe(200);
-  expect(response.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
-  const samples = new Map<string, number>();
-  for (const line of (await response.text()).split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const at = line.lastIndexOf(" ");
-    samples.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return samples;
-}
 
 const method = (name: string, type = "unary"): string =>
   `grpc_type="${type}",grpc_service="generation.v1.GenerationService",grpc_method="${name}"`;
@@ -42,14 +29,13 @@ describe("metrics", () => {
   test("counts calls with go-grpc-prometheus's names, and the fan-out with syncgen's", async () => {
     const ts = await startTestServer({}, { cleanups });
     const c = isolatedClient(cleanups, ts.address);
-    const watcher = new WatchRecorder(c, ["m/a", "m/b"]);
-    cleanups.push(() => watcher.close());
+    const watcher = recordWatch(cleanups, c, ["m/a", "m/b"]);
     await watcher.live();
     const generation = await c.bump("m/a");
     await watcher.sees("m/a", generation);
     await c.get("m/a");
     await expectCode(c.get(""), Code.INVALID_ARGUMENT);
-    const m = await scrape(ts);
+    const m = await scrapeMetrics(ts.metricsAddress);
     expect(m.get(`grpc_server_started_total{${method("Get")}}`)).toBe(2);
     expect(m.get(`grpc_server_handled_total{${method("Get")},grpc_code="OK"}`)).toBe(1);
     expect(m.get(`grpc_server_handled_total{${method("Get")},grpc_code="InvalidArgument"}`)).toBe(1);
@@ -69,7 +55,7 @@ describe("metrics", () => {
 
     await watcher.close();
     await expect.poll(() => ts.metric("syncgen_watch_streams"), { timeout: 5000 }).toBe(0);
-    const after = await scrape(ts);
+    const after = await scrapeMetrics(ts.metricsAddress);
     expect(after.get("syncgen_watch_streams")).toBe(0);
     expect(after.get("syncgen_watched_keys")).toBe(0);
     expect(after.get(`grpc_server_handled_total{${method("Watch", "server_stream")},grpc_code="Canceled"}`)).toBe(1);
@@ -85,7 +71,7 @@ describe("metrics", () => {
     await expectCode(isolatedClient(cleanups, ts.address).bump("m/a"), Code.UNAUTHENTICATED);
     await expectCode(isolatedClient(cleanups, ts.address, { token }).bump("other/a"), Code.PERMISSION_DENIED);
     await isolatedClient(cleanups, ts.address, { token }).bump("m/a");
-    const m = await scrape(ts);
+    const m = await scrapeMetrics(ts.metricsAddress);
     expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="Unauthenticated"}`)).toBe(1);
     expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="PermissionDenied"}`)).toBe(1);
     expect(m.get(`grpc_server_handled_total{${method("Bump")},grpc_code="OK"}`)).toBe(1);
@@ -97,15 +83,19 @@ describe("metrics", () => {
     cleanups.push(() => redis.stop());
     const ts = await startTestServer({ redis: redis.target, prefix: uniquePrefix() }, { cleanups });
     const up = `syncgen_redis_up{store="${ts.store.feed.description}"}`;
-    expect((await scrape(ts)).get(up)).toBe(1);
+    expect((await scrapeMetrics(ts.metricsAddress)).get(up)).toBe(1);
     await redis.kill();
     await expect.poll(() => ts.store.feed.state !== "ready", { timeout: 5000 }).toBe(true);
-    expect((await scrape(ts)).get(up)).toBe(0);
+    expect((await scrapeMetrics(ts.metricsAddress)).get(up)).toBe(0);
     await expectCode(isolatedClient(cleanups, ts.address).bump("m/a"), Code.UNAVAILABLE);
     await redis.restart();
     await expect.poll(() => ts.store.feed.state === "ready", { timeout: 10_000 }).toBe(true);
-    expect((await scrape(ts)).get(up)).toBe(1);
-    expect((await scrape(ts)).get(`grpc_server_handled_total{${method("Bump")},grpc_code="Unavailable"}`)).toBe(1);
+    expect((await scrapeMetrics(ts.metricsAddress)).get(up)).toBe(1);
+    expect(
+      (await scrapeMetrics(ts.metricsAddress)).get(
+        `grpc_server_handled_total{${method("Bump")},grpc_code="Unavailable"}`,
+      ),
+    ).toBe(1);
   });
 
   test("a call that runs past its deadline is counted DeadlineExceeded, not Canceled", async () => {
@@ -130,7 +120,7 @@ describe("metrics", () => {
     await expect
       .poll(
         async () =>
-          (await scrape(ts)).get(
+          (await scrapeMetrics(ts.metricsAddress)).get(
             `grpc_server_handled_total{${method("Watch", "server_stream")},grpc_code="DeadlineExceeded"}`,
           ),
         {
@@ -140,8 +130,12 @@ describe("metrics", () => {
       .toBe(1);
   });
 
-  test("anything but GET /metrics is 404", async () => {
+  test("GET /metrics answers in Prometheus's text format; anything else is 404", async () => {
     const ts = await startTestServer({}, { cleanups });
+    const scraped = await fetch(`http://${ts.metricsAddress}/metrics`);
+    expect(scraped.status).toBe(200);
+    expect(scraped.headers.get("content-type")).toMatch(/^text\/plain; version=0\.0\.4/);
+    await scraped.body?.cancel();
     const response = await fetch(`http://${ts.metricsAddress}/`);
     expect(response.status).toBe(404);
     await response.body?.cancel();

@@ -4,7 +4,7 @@
  */
 import { Redis } from "ioredis";
 import { beforeEach, describe, expect, test } from "vitest";
-import { Code, type GenerationClient, type GenerationServiceError } from "../src/client/index.js";
+import { Code, type GenerationServiceError } from "../src/client/index.js";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { WRITE_SCRIPT } from "../src/server/store/redis-scripts.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
@@ -13,16 +13,9 @@ import { expectCode, expectWatchCode } from "./helpers/expect-code.js";
 import { healthClient } from "./helpers/grpc-peers.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
-import { WatchRecorder } from "./helpers/watch-recorder.js";
+import { recordWatch } from "./helpers/watch-recorder.js";
 
 const cleanups = cleanupsAfterEach();
-
-/** A Watch through `client`, recorded and closed after the test. */
-function watcher(client: GenerationClient, keys: string[]): WatchRecorder {
-  const recorder = new WatchRecorder(client, keys);
-  cleanups.push(() => recorder.close());
-  return recorder;
-}
 
 describe("two replicas sharing one Redis", () => {
   let redis: RedisProcess;
@@ -41,7 +34,7 @@ describe("two replicas sharing one Redis", () => {
   });
 
   test("a watcher on replica A sees Bump and Clear made on replica B", async () => {
-    const w = watcher(a.client, ["shared"]);
+    const w = recordWatch(cleanups, a.client, ["shared"]);
     await w.sees("shared", 0n);
     const bumped = await b.client.bump("shared");
     await w.sees("shared", bumped);
@@ -61,7 +54,7 @@ describe("two replicas sharing one Redis", () => {
 
   test("a server with another prefix on the same Redis shares nothing with them", async () => {
     const other = await startTestServer({ redis: redis.target, prefix: uniquePrefix() }, { cleanups });
-    const w = watcher(other.client, ["isolated"]);
+    const w = recordWatch(cleanups, other.client, ["isolated"]);
     await w.sees("isolated", 0n);
     await a.client.bump("isolated");
     expect(await other.client.get("isolated", { peek: true })).toBe(0n);
@@ -72,8 +65,8 @@ describe("two replicas sharing one Redis", () => {
 
   test("each replica holds one Redis subscription per key, however many watchers it has", async () => {
     const recorders = [
-      ...Array.from({ length: 3 }, () => watcher(a.client, ["popular"])),
-      ...Array.from({ length: 2 }, () => watcher(b.client, ["popular", "other"])),
+      ...Array.from({ length: 3 }, () => recordWatch(cleanups, a.client, ["popular"])),
+      ...Array.from({ length: 2 }, () => recordWatch(cleanups, b.client, ["popular", "other"])),
     ];
     await Promise.all(recorders.map((r) => r.live()));
     const probe = new Redis(redis.url);
@@ -125,7 +118,7 @@ describe("Redis faults", () => {
     await expectCode(ts.client.bump("k"), Code.UNAVAILABLE);
     await expectCode(ts.client.clear("k", { retry: false }), Code.UNAVAILABLE);
     await expectWatchCode(
-      watcher(ts.client, ["k"]),
+      recordWatch(cleanups, ts.client, ["k"]),
       Code.UNAVAILABLE,
       /the store \(redis 127\.0\.0\.1:\d+\) is unavailable; retry/,
     );
@@ -239,17 +232,17 @@ describe("Redis faults", () => {
   });
 
   test("a Watch opened while Redis is down fails, even on a key another stream watches", async () => {
-    const first = watcher(ts.client, ["k"]);
+    const first = recordWatch(cleanups, ts.client, ["k"]);
     await first.live();
     const down = waitForEvent(ts.store.feed, "state", (s) => s === "unavailable", 5000);
     await redis.kill();
     await down;
-    await expectWatchCode(watcher(ts.client, ["k"]), Code.UNAVAILABLE);
+    await expectWatchCode(recordWatch(cleanups, ts.client, ["k"]), Code.UNAVAILABLE);
     expect(first.ended).toBe(false);
   });
 
   test("garbage published on a change channel or stored in a record crashes nothing", async () => {
-    const w = watcher(ts.client, ["k"]);
+    const w = recordWatch(cleanups, ts.client, ["k"]);
     const generation = await ts.client.bump("k");
     await w.sees("k", generation);
     const admin = new Redis(redis.url);
@@ -289,7 +282,7 @@ describe("Redis faults", () => {
   });
 
   test("Redis restarted empty under a live Watch: the watcher ends on the latest value, nothing repeats", async () => {
-    const w = watcher(ts.client, ["k", "untouched"]);
+    const w = recordWatch(cleanups, ts.client, ["k", "untouched"]);
     const before = await ts.client.bump("k");
     await w.sees("k", before);
 
@@ -311,7 +304,7 @@ describe("Redis faults", () => {
   });
 
   test("a change published while the subscriber was cut off still reaches the watchers", async () => {
-    const w = watcher(ts.client, ["k"]);
+    const w = recordWatch(cleanups, ts.client, ["k"]);
     await w.sees("k", 0n);
     const admin = new Redis(redis.url);
     try {

@@ -10,12 +10,13 @@ import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { waitForEvent } from "./helpers/deadline.js";
 import { expectCode } from "./helpers/expect-code.js";
-import { bumpLoad, expectAllCurrent, expectNoRepeats, resumingWatcher } from "./helpers/load.js";
+import { bumpLoad, expectAllCurrent, expectNoRepeats } from "./helpers/load.js";
 import { RedisCluster } from "./helpers/redis-cluster.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { RedisSentinelGroup } from "./helpers/redis-sentinel.js";
 import { isolatedClient } from "./helpers/test-client.js";
 import { startTestServer } from "./helpers/test-server.js";
+import { recordWatch } from "./helpers/watch-recorder.js";
 
 const cleanups = cleanupsAfterEach();
 
@@ -32,7 +33,7 @@ describe("Redis Sentinel", () => {
     const lostKeys = Array.from({ length: 4 }, (_, i) => `sentinel/lost/${i}`);
     const keys = [...loaded, ...lostKeys];
     const recorders = Array.from({ length: 3 }, () =>
-      resumingWatcher(cleanups, isolatedClient(cleanups, ts.address), keys),
+      recordWatch(cleanups, isolatedClient(cleanups, ts.address), keys, { resume: true }),
     );
     await Promise.all(recorders.map((r) => r.live()));
     const replicated = new Map<string, bigint>();
@@ -153,7 +154,7 @@ describe("Redis Cluster", () => {
 
     const c = isolatedClient(cleanups, ts.address);
     const recorders = Array.from({ length: 3 }, () =>
-      resumingWatcher(cleanups, isolatedClient(cleanups, ts.address), keys),
+      recordWatch(cleanups, isolatedClient(cleanups, ts.address), keys, { resume: true }),
     );
     await Promise.all(recorders.map((r) => r.live()));
     // The load runs on every key but the one whose slot moves: that one is bumped only while
@@ -194,7 +195,7 @@ describe("Redis Cluster", () => {
     const keys = Array.from({ length: 24 }, (_, i) => `cluster-failover/${i}`);
     const c = isolatedClient(cleanups, ts.address);
     const recorders = Array.from({ length: 3 }, () =>
-      resumingWatcher(cleanups, isolatedClient(cleanups, ts.address), keys),
+      recordWatch(cleanups, isolatedClient(cleanups, ts.address), keys, { resume: true }),
     );
     await Promise.all(recorders.map((r) => r.live()));
 

@@ -27,7 +27,7 @@ import { PYTHON, pythonEnv } from "./helpers/python.js";
 import { ServeProcess } from "./helpers/serve-process.js";
 import { isolatedClient } from "./helpers/test-client.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
-import { WatchRecorder } from "./helpers/watch-recorder.js";
+import { recordWatch } from "./helpers/watch-recorder.js";
 
 const PYTHON_CLIENT = fileURLToPath(new URL("../clients/python", import.meta.url));
 
@@ -120,7 +120,7 @@ describe("bearer tokens (--auth-file)", () => {
       for (const call of [c.get("team-a/k"), c.bump("team-a/k"), c.clear("team-a/k")]) {
         await expectCode(call, Code.UNAUTHENTICATED, /token/);
       }
-      const watch = new WatchRecorder(c, ["team-a/k"]);
+      const watch = recordWatch(cleanups, c, ["team-a/k"]);
       await expectWatchCode(watch, Code.UNAUTHENTICATED);
       expect(watch.responses).toEqual([]);
     }
@@ -152,7 +152,7 @@ describe("bearer tokens (--auth-file)", () => {
     const ts = await startTestServer({ authFile }, { cleanups });
     const writer = isolatedClient(cleanups, ts.address, { token: WRITER });
     await writer.bump("team-a/k");
-    const watch = new WatchRecorder(isolatedClient(cleanups, ts.address, { token: READER }), [
+    const watch = recordWatch(cleanups, isolatedClient(cleanups, ts.address, { token: READER }), [
       "team-a/k",
       "team-b/secret",
     ]);
@@ -160,8 +160,7 @@ describe("bearer tokens (--auth-file)", () => {
     expect(watch.responses).toEqual([]);
     expect(await ts.metric("syncgen_watch_streams")).toBe(0);
     // Within its prefixes the same token watches.
-    const allowed = new WatchRecorder(isolatedClient(cleanups, ts.address, { token: READER }), ["team-a/k"]);
-    cleanups.push(() => allowed.close());
+    const allowed = recordWatch(cleanups, isolatedClient(cleanups, ts.address, { token: READER }), ["team-a/k"]);
     await allowed.live();
   });
 
@@ -230,6 +229,15 @@ describe("bearer tokens (--auth-file)", () => {
 });
 
 describe("the CLI", () => {
+  test.each([
+    [["--tls-key", "me-key.pem"], "--tls-cert and --tls-key go together"],
+    [["--tls-cert", "me.pem"], "--tls-cert and --tls-key go together"],
+  ])("a client command refuses %j: %s, exit code 2", async (flags, message) => {
+    const refused = await runCli(["get", "--server", "127.0.0.1:1", ...flags, "k"]);
+    expect(refused.stderr).toContain(`syncgen get: ${message}`);
+    expect(refused.code).toBe(2);
+  });
+
   test("get and bump over mutual TLS with a token from the environment", async () => {
     const token = "cli-token-0123456789";
     const ts = await mutualTlsWithToken("cli", token, "cli/");

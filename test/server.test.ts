@@ -4,7 +4,7 @@
  */
 import { type AddressInfo, createConnection, createServer } from "node:net";
 import { create } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
+import type * as grpc from "@grpc/grpc-js";
 import { describe, expect, test } from "vitest";
 import { Code } from "../src/client/index.js";
 import { ServerReflectionRequestSchema } from "../src/gen/grpc/reflection/v1/reflection_pb.js";
@@ -15,36 +15,17 @@ import { ConfigError } from "../src/server/settings.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { CliProcess, runCli } from "./helpers/cli.js";
 import { withDeadline } from "./helpers/deadline.js";
-import { expectWatchCode } from "./helpers/expect-code.js";
+import { expectStatus, expectWatchCode } from "./helpers/expect-code.js";
 import { freePort } from "./helpers/free-port.js";
 import { healthClient, reflectionClient, serviceNames } from "./helpers/grpc-peers.js";
+import { rawClient, rawUnary } from "./helpers/raw-grpc.js";
 import { RedisProcess, uniquePrefix } from "./helpers/redis-process.js";
 import { ServeProcess } from "./helpers/serve-process.js";
 import { isolatedClient } from "./helpers/test-client.js";
 import { startTestServer } from "./helpers/test-server.js";
-import { WatchRecorder } from "./helpers/watch-recorder.js";
+import { recordWatch } from "./helpers/watch-recorder.js";
 
 const cleanups = cleanupsAfterEach();
-
-function rawClient(address: string): grpc.Client {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  cleanups.push(() => client.close());
-  return client;
-}
-
-/** Sends raw bytes as a unary request and returns the status. */
-function rawUnary(client: grpc.Client, path: string, bytes: Buffer): Promise<grpc.StatusObject | grpc.ServiceError> {
-  return new Promise((resolve) => {
-    client.makeUnaryRequest(
-      path,
-      (b: Buffer) => b,
-      (b: Buffer) => b,
-      bytes,
-      { deadline: Date.now() + 5000 },
-      (error) => resolve(error ?? { code: grpc.status.OK, details: "", metadata: new grpc.Metadata() }),
-    );
-  });
-}
 
 describe("grpc.health.v1", () => {
   test("reports NOT_SERVING while Redis is unreachable and SERVING once it is back", async () => {
@@ -106,13 +87,13 @@ describe("server reflection streams", () => {
         call.write(create(ServerReflectionRequestSchema, { messageRequest: { case: "listServices", value: "" } }));
       }
     });
-    expect(status.code).toBe(Code.OK);
+    expectStatus(status, Code.OK);
     expect(answers).toHaveLength(3);
   });
 
   test("end with INVALID_ARGUMENT at a request that does not decode", async () => {
     const ts = await startTestServer({}, { cleanups });
-    const raw = rawClient(ts.address);
+    const raw = rawClient(cleanups, ts.address);
     const call = raw.makeBidiStreamRequest(
       "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
       (b: Buffer) => b,
@@ -120,22 +101,24 @@ describe("server reflection streams", () => {
     );
     // Field 4 (file_containing_symbol) with a length past the end.
     const status = await statusOf(call, () => call.write(Buffer.from([0x22, 0x7f, 0x61])));
-    expect(status.code).toBe(Code.INVALID_ARGUMENT);
-    expect(status.details).toMatch(/^the request is not a valid grpc\.reflection\.v1\.ServerReflectionRequest/);
+    expectStatus(
+      status,
+      Code.INVALID_ARGUMENT,
+      /^the request is not a valid grpc\.reflection\.v1\.ServerReflectionRequest/,
+    );
   });
 });
 
 describe("undecodable requests", () => {
   test("invalid UTF-8 or broken protobuf is INVALID_ARGUMENT, and the server serves on", async () => {
     const ts = await startTestServer({}, { cleanups });
-    const raw = rawClient(ts.address);
+    const raw = rawClient(cleanups, ts.address);
     // Field 1 (key), length 2, bytes that are not UTF-8.
     const badUtf8 = await rawUnary(raw, "/generation.v1.GenerationService/Bump", Buffer.from([0x0a, 0x02, 0xff, 0xfe]));
-    expect(badUtf8.code).toBe(Code.INVALID_ARGUMENT);
-    expect(badUtf8.details).toMatch(/not a valid generation\.v1\.BumpRequest/);
+    expectStatus(badUtf8, Code.INVALID_ARGUMENT, /not a valid generation\.v1\.BumpRequest/);
     // A length that runs past the end of the message.
     const truncated = await rawUnary(raw, "/generation.v1.GenerationService/Get", Buffer.from([0x0a, 0x7f, 0x61]));
-    expect(truncated.code).toBe(Code.INVALID_ARGUMENT);
+    expectStatus(truncated, Code.INVALID_ARGUMENT);
     expect(await ts.client.bump("still-serving")).toBeGreaterThan(0n);
   });
 });
@@ -146,7 +129,7 @@ describe("graceful shutdown", () => {
     cleanups.push(() => redis.stop());
     const ts = await startTestServer({ redis: redis.target, prefix: uniquePrefix(), redisTimeoutMs: 5000 });
     cleanups.push(() => ts.close());
-    const w = new WatchRecorder(ts.client, ["k"]);
+    const w = recordWatch(cleanups, ts.client, ["k"]);
     await w.live();
     // Hold Redis so the Bumps are in flight when shutdown starts.
     redis.pause();
@@ -220,7 +203,7 @@ describe("syncgen serve", () => {
     expect(first.msg).toMatch(/OPEN: no --auth-file/);
     expect(first.auth).toBe("open");
     const client = isolatedClient(cleanups, served.address);
-    const w = new WatchRecorder(client, ["k"]);
+    const w = recordWatch(cleanups, client, ["k"]);
     await w.live();
     expect(await client.bump("k")).toBeGreaterThan(0n);
     expect(await served.stop("SIGTERM")).toBe(0);

@@ -1,6 +1,7 @@
 /** Runs the real `syncgen` CLI (bin/syncgen.js, built by `npm ci`) as a child process. */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
+import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { Condition, withDeadline } from "./deadline.js";
 
@@ -77,6 +78,20 @@ export class CliProcess {
       metrics?: string;
     };
     return { address: start.address, metricsAddress: start.metrics?.replace(/^http:\/\/|\/metrics$/g, "") };
+  }
+
+  /** Resident memory, in bytes (from /proc, the counter process.memoryUsage().rss reads inside). */
+  async rssBytes(): Promise<number> {
+    const status = await readFile(`/proc/${this.child.pid}/status`, "utf8");
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+  }
+
+  /** CPU seconds (user + system) the process has used (from /proc, as process.cpuUsage() inside). */
+  async cpuSeconds(): Promise<number> {
+    const stat = await readFile(`/proc/${this.child.pid}/stat`, "utf8");
+    // Fields after the command name (which may contain spaces): utime is 14th, stime 15th.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100;
   }
 
   /** Sends `signal` and resolves with the exit code; SIGKILLs if it does not exit in time. */

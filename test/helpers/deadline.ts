@@ -1,8 +1,9 @@
 /**
  * Every wait in the tests has a deadline, and waits on events, not on sleeps: withDeadline
  * bounds a promise, waitForEvent an emitter's event, Condition a state that changes as
- * events arrive (output lines, Watch responses). pollUntil is for what sends no event (a
- * Redis node's view of its cluster); it is the one polling loop.
+ * events arrive (output lines, Watch responses). What sends no event is polled: in tests
+ * with vitest's expect.poll; in helpers that run outside vitest too (bench/ imports them), with
+ * pollUntil (a Redis node's view of its cluster, a synchronizer going live).
  */
 
 /** Turns a promise into one that rejects at the deadline, saying what was awaited. */

@@ -4,8 +4,9 @@ import { Code, GenerationServiceError } from "../../src/client/index.js";
 import { withDeadline } from "./deadline.js";
 
 /**
- * Awaits `call`, which must reject with a GenerationServiceError of `code` (and, when given,
- * a message matching `message`); resolves with that error. The test fails if it succeeds.
+ * Awaits `call`, which must reject with a gRPC error of `code` (a GenerationServiceError, or
+ * grpc-js's own) and, when given, a message matching `message`; resolves with it as a
+ * GenerationServiceError. The test fails if the call succeeds.
  */
 export async function expectCode(
   call: Promise<unknown>,
@@ -33,9 +34,16 @@ export async function expectWatchCode(
   return expectFailure(watch.error, code, message, "the watch to end with an error");
 }
 
+/** Checks a status a raw call ended with (its code by name, and its details). */
+export function expectStatus(status: { code: number; details: string }, code: Code, message?: RegExp): void {
+  expect(Code[status.code], status.details).toBe(Code[code]);
+  if (message) expect(status.details).toMatch(message);
+}
+
+/** `error` must be a gRPC failure (syncgen's error type, or grpc-js's) with `code`. */
 function expectFailure(error: unknown, code: Code, message: RegExp | undefined, what: string): GenerationServiceError {
-  expect(error, what).toBeInstanceOf(GenerationServiceError);
-  const failure = error as GenerationServiceError;
+  expect(error, what).toBeInstanceOf(Error);
+  const failure = GenerationServiceError.from(error);
   // Code names, not numbers, so a failure reads "UNAVAILABLE" rather than 14.
   expect(Code[failure.code], failure.message).toBe(Code[code]);
   if (message) expect(failure.message).toMatch(message);

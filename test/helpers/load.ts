@@ -1,15 +1,7 @@
 import { expect } from "vitest";
 import { type Code, type GenerationClient, GenerationServiceError } from "../../src/client/index.js";
-import type { Cleanups } from "./cleanups.js";
 import { withDeadline } from "./deadline.js";
-import { WatchRecorder } from "./watch-recorder.js";
-
-/** A Watch that resumes by itself. */
-export function resumingWatcher(cleanups: Cleanups, c: GenerationClient, keys: string[]): WatchRecorder {
-  const recorder = new WatchRecorder(c, keys, undefined, true);
-  cleanups.push(() => recorder.close());
-  return recorder;
-}
+import type { WatchRecorder } from "./watch-recorder.js";
 
 /** A generation handed out, and when. */
 export interface Handed {

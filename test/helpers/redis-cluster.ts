@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { Redis } from "ioredis";
-import type { RedisTarget } from "../../src/server/store/redis-target.js";
+import { formatHostPort } from "../../src/server/host-port.js";
+import type { RedisClusterTarget } from "../../src/server/store/redis-target.js";
 import { pollUntil } from "./deadline.js";
 import { RedisProcess } from "./redis-process.js";
 
@@ -25,11 +26,11 @@ export class RedisCluster {
 
   /** HOST:PORT of every node, comma-separated, as --redis-cluster takes them. */
   get seeds(): string {
-    return this.nodes.map((node) => `127.0.0.1:${node.port}`).join(",");
+    return this.target.nodes.map(formatHostPort).join(",");
   }
 
   /** The cluster, as the server's configuration names a Redis. */
-  get target(): RedisTarget {
+  get target(): RedisClusterTarget {
     return { mode: "cluster", nodes: this.nodes.map((node) => ({ host: "127.0.0.1", port: node.port })) };
   }
 

@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
+import { formatHostPort } from "../../src/server/host-port.js";
 import type { RedisTarget } from "../../src/server/store/redis-target.js";
 import { pollUntil } from "./deadline.js";
 import { RedisProcess } from "./redis-process.js";
@@ -26,11 +27,11 @@ export class RedisSentinelGroup {
 
   /** The URL the server takes: redis+sentinel://HOST:PORT,.../NAME. */
   get url(): string {
-    return `redis+sentinel://${this.sentinels.map((s) => `127.0.0.1:${s.port}`).join(",")}/${this.name}`;
+    return `redis+sentinel://${this.target.sentinels.map(formatHostPort).join(",")}/${this.name}`;
   }
 
   /** The group's master, as the server's configuration names a Redis. */
-  get target(): RedisTarget {
+  get target(): Extract<RedisTarget, { mode: "sentinel" }> {
     return {
       mode: "sentinel",
       sentinels: this.sentinels.map((sentinel) => ({ host: "127.0.0.1", port: sentinel.port })),

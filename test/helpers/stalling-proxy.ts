@@ -3,6 +3,7 @@
  * connections open: what a peer whose host froze, or a cut network path, looks like.
  */
 import { createConnection, createServer, type Socket } from "node:net";
+import { parseHostPort } from "../../src/server/host-port.js";
 
 export interface StallingProxy {
   /** HOST:PORT to connect to instead of the target. */
@@ -15,7 +16,9 @@ export interface StallingProxy {
 
 /** Listens on a free loopback port and forwards every connection to `target` (HOST:PORT). */
 export async function stallingProxy(target: string): Promise<StallingProxy> {
-  const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
+  const parsed = parseHostPort(target);
+  if ("error" in parsed) throw new Error(`stallingProxy: target ${parsed.error}`);
+  const { host, port } = parsed;
   const sockets = new Set<Socket>();
   let stalled = false;
   const server = createServer((inbound) => {

@@ -4,7 +4,28 @@
  */
 import type { GenerationClient, GenerationServiceError, KeyGeneration, WatchEvent } from "../../src/client/index.js";
 import { GenerationServiceError as ErrorType } from "../../src/client/index.js";
+import type { Cleanups } from "./cleanups.js";
 import { Condition } from "./deadline.js";
+
+/** How recordWatch() watches. */
+export interface WatchOptions {
+  /** The generations the watcher already holds (the Watch's `known`). */
+  known?: Record<string, bigint>;
+  /** Reconnect after UNAVAILABLE (default false, to see the server's statuses). */
+  resume?: boolean;
+}
+
+/** Watches `keys` through `client`, recording everything; the test's teardown closes it. */
+export function recordWatch(
+  cleanups: Cleanups,
+  client: GenerationClient,
+  keys: readonly string[],
+  options: WatchOptions = {},
+): WatchRecorder {
+  const recorder = new WatchRecorder(client, keys, options);
+  cleanups.push(() => recorder.close());
+  return recorder;
+}
 
 export class WatchRecorder {
   /** Every event the client's watch() yielded, in order. */
@@ -22,7 +43,7 @@ export class WatchRecorder {
   readonly done: Promise<void>;
 
   /** `resume` (default false here, to see the server's statuses) reconnects after UNAVAILABLE. */
-  constructor(client: GenerationClient, keys: readonly string[], known?: Record<string, bigint>, resume = false) {
+  constructor(client: GenerationClient, keys: readonly string[], { known, resume = false }: WatchOptions = {}) {
     this.done = (async () => {
       try {
         const options = { signal: this.#abort.signal, resume, ...(known ? { known } : {}) };
