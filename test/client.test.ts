@@ -1,4 +1,6 @@
 /** The client's own behaviour: token, backoff, resuming Watch, close. */
+
+import { createServer as createNetServer } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import {
   type Metadata,
@@ -8,11 +10,20 @@ import {
   type ServerWritableStream,
 } from "@grpc/grpc-js";
 import { describe, expect, test } from "vitest";
-import { Backoff, createGenerationClient, type WatchEvent } from "../src/client/index.js";
+import {
+  Backoff,
+  Code,
+  type ConnectionState,
+  createGenerationClient,
+  type GenerationClient,
+  isRetryable,
+  type WatchEvent,
+} from "../src/client/index.js";
 import { GenerationService, GetResponseSchema, WatchResponseSchema } from "../src/gen/generation/v1/generation_pb.js";
 import { grpcServiceDefinition } from "../src/rpc/service-definition.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
-import { withDeadline } from "./helpers/deadline.js";
+import { Condition, withDeadline } from "./helpers/deadline.js";
+import { expectCode } from "./helpers/expect-code.js";
 import { freePort } from "./helpers/free-port.js";
 import { sharedRedis } from "./helpers/redis-process.js";
 import { isolatedClient } from "./helpers/test-client.js";
@@ -121,5 +132,110 @@ describe("a resuming Watch", () => {
     client.close();
     const seen = await withDeadline(consumed, 5000, "the watch to end");
     expect(seen.every((type) => type === "down")).toBe(true);
+  });
+});
+
+describe("signals", () => {
+  test.each([
+    ["Get", (c: GenerationClient, signal: AbortSignal) => c.get("k", { signal })],
+    ["Bump", (c: GenerationClient, signal: AbortSignal) => c.bump("k", { signal })],
+    ["Clear", (c: GenerationClient, signal: AbortSignal) => c.clear("k", { signal })],
+  ])("%s with an already-aborted signal rejects at once with CANCELLED and makes no call", async (_, call) => {
+    const ts = await startTestServer({}, { cleanups });
+    const signal = AbortSignal.abort();
+    await expectCode(call(ts.client, signal), Code.CANCELLED, /signal was aborted before it started/);
+    expect(await ts.callsStarted()).toBe(0);
+    expect(await ts.client.get("k", { peek: true })).toBe(0n);
+  });
+
+  test("a Watch with an already-aborted signal ends at once, making no call", async () => {
+    const ts = await startTestServer({}, { cleanups });
+    const events: WatchEvent[] = [];
+    for await (const event of ts.client.watch(["k"], { signal: AbortSignal.abort() })) events.push(event);
+    expect(events).toEqual([]);
+    expect(await ts.callsStarted()).toBe(0);
+  });
+});
+
+describe("when the server cannot be reached", () => {
+  test("the error names the address and says what to check, keeping the code", async () => {
+    const port = await freePort();
+    const client = isolatedClient(cleanups, `127.0.0.1:${port}`);
+    const failure = await expectCode(
+      client.get("k", { retry: false }),
+      Code.UNAVAILABLE,
+      new RegExp(
+        `^UNAVAILABLE: cannot reach 127\\.0\\.0\\.1:${port}: connection refused; is \`syncgen serve\` running there\\?$`,
+      ),
+    );
+    // The original error stays reachable, for whoever needs grpc-js's words.
+    expect(String((failure.cause as { details?: string }).details)).toMatch(/ECONNREFUSED/);
+    expect(isRetryable(failure)).toBe(true);
+    const watch = recordWatch(cleanups, client, ["k"], { resume: true });
+    await watch.until((w) => w.downs.length > 0, "the watch to go down");
+    expect(watch.downs[0]?.error.message).toMatch(/^UNAVAILABLE: cannot reach 127\.0\.0\.1:\d+: connection refused/);
+  });
+
+  test("connectionState follows the connection: ready, transient failure while the server is gone, ready again", async () => {
+    const port = await freePort();
+    const settings = { listen: { host: "127.0.0.1", port } };
+    let server = await startTestServer(settings);
+    cleanups.push(() => server.close());
+    const client = isolatedClient(cleanups, `127.0.0.1:${port}`, { backoff: { initialMs: 20, maxMs: 200 } });
+    const states: ConnectionState[] = [];
+    const changed = new Condition();
+    const stop = client.onConnectionStateChange((state) => {
+      states.push(state);
+      changed.notify();
+    });
+    cleanups.push(stop);
+    const reached = (state: ConnectionState) =>
+      changed.until(() => (client.connectionState === state ? true : undefined), 10_000, `connection state ${state}`);
+    expect(client.connectionState).toBe("idle");
+    await client.get("k");
+    expect(client.connectionState).toBe("ready");
+    await server.close();
+    await reached("transient failure");
+    server = await startTestServer(settings);
+    await reached("ready");
+    expect(states).toContain("transient failure");
+    expect(states.at(-1)).toBe("ready");
+  });
+
+  test("after an outage, calls and a Watch are back within backoff.maxMs of the server (grpc-js's own reconnects follow it)", async () => {
+    const port = await freePort();
+    const settings = { listen: { host: "127.0.0.1", port } };
+    let server = await startTestServer(settings);
+    cleanups.push(() => server.close());
+    const maxMs = 500;
+    const client = isolatedClient(cleanups, `127.0.0.1:${port}`, { backoff: { initialMs: 50, maxMs } });
+    const watch = recordWatch(cleanups, client, ["k"], { resume: true });
+    await watch.live();
+    await server.close();
+    // While the server is away, something on its port that accepts and drops every connection
+    // counts grpc-js's reconnect attempts. By its default backoff (1 s growing by 1.6 to
+    // 120 s) the fifth would come about 6.5 s after the fourth; by the client's, within maxMs.
+    let attempts = 0;
+    const attempted = new Condition();
+    const dropper = createNetServer((socket) => {
+      attempts++;
+      attempted.notify();
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => dropper.listen(port, "127.0.0.1", resolve));
+    cleanups.push(() => new Promise((resolve) => dropper.close(resolve)));
+    await attempted.until(() => (attempts >= 4 ? true : undefined), 60_000, "four reconnect attempts");
+    await new Promise((resolve) => dropper.close(resolve));
+    server = await startTestServer(settings);
+    const back = performance.now();
+    await client.get("k", { deadlineMs: 20_000 });
+    const getMs = performance.now() - back;
+    const lives = () => watch.events.filter((e) => e.type === "live").length;
+    await watch.until(() => lives() === 2, "the watch to be live again", 20_000);
+    const watchMs = performance.now() - back;
+    // grpc-js's next attempt within maxMs (+20% jitter), a retry of ours within maxMs more;
+    // the rest is room for a busy host. By grpc-js's defaults it took over 5 s.
+    expect(getMs).toBeLessThan(2.2 * maxMs + 1500);
+    expect(watchMs).toBeLessThan(2.2 * maxMs + 1500);
   });
 });

@@ -23,6 +23,11 @@ export class Backoff {
     this.#maxMs = options.maxMs ?? 5000;
   }
 
+  /** The settings in force, defaults filled in. */
+  get options(): Required<BackoffOptions> {
+    return { initialMs: this.#initialMs, maxMs: this.#maxMs };
+  }
+
   /** The wait before the next attempt; each call raises the cap. */
   next(): number {
     const cap = Math.min(this.#maxMs, this.#initialMs * 2 ** this.#attempt);

@@ -14,6 +14,7 @@ import {
   type ChannelOptions,
   Client,
   type ClientReadableStream,
+  connectivityState,
   credentials as grpcCredentials,
   Metadata,
 } from "@grpc/grpc-js";
@@ -30,6 +31,7 @@ import { Code, GenerationServiceError } from "../rpc/generation-service-error.js
 import { grpcServiceDefinition } from "../rpc/service-definition.js";
 import { Backoff, type BackoffOptions, pause } from "./backoff.js";
 import { isRetryable } from "./retryable.js";
+import { explainUnreachable } from "./unreachable.js";
 
 /** TLS settings, as PEM text or bytes. */
 export interface TlsOptions {
@@ -51,7 +53,11 @@ export interface GenerationClientOptions {
   token?: string;
   /** Deadline of each unary call, in milliseconds, retries included (default 5000). */
   deadlineMs?: number;
-  /** Backoff between retries of Get and Clear and between Watch reconnects (default 100 ms up to 5 s). */
+  /**
+   * Backoff between retries of Get and Clear, between Watch reconnects, and of grpc-js's own
+   * reconnects of the connection (default 100 ms up to 5 s): after an outage the client is
+   * back within about `maxMs` of the server.
+   */
   backoff?: BackoffOptions;
   /**
    * grpc-js channel options (reconnect backoff, ...). By default the client pings an idle
@@ -84,7 +90,7 @@ function channelCredentials(options: GenerationClientOptions): ChannelCredential
 
 /** Per-call options. */
 export interface CallOptions {
-  /** Cancels the call (it then fails with CANCELLED). */
+  /** Cancels the call: it then fails with CANCELLED (at once, making no call, if already aborted). */
   signal?: AbortSignal;
   /** Overrides the client's deadline for this call, in milliseconds. */
   deadlineMs?: number;
@@ -131,9 +137,29 @@ export interface GenerationClient {
    * from (INVALID_ARGUMENT, PERMISSION_DENIED, ...).
    */
   watch(keys: readonly string[], options?: WatchOptions): AsyncIterable<WatchEvent>;
+  /**
+   * The state of the client's connection to the server, for logs and health checks: "idle"
+   * (nothing asked yet, or unused for a while), "connecting", "ready", "transient failure"
+   * (the server cannot be reached now; calls fail with UNAVAILABLE, and it reconnects with
+   * the client's backoff) or "shutdown" (closed).
+   */
+  readonly connectionState: ConnectionState;
+  /** Calls `listener` with each new connection state; returns the function that stops it. */
+  onConnectionStateChange(listener: (state: ConnectionState) => void): () => void;
   /** Closes the channel; calls in flight fail. */
   close(): void;
 }
+
+/** See GenerationClient.connectionState. */
+export type ConnectionState = "idle" | "connecting" | "ready" | "transient failure" | "shutdown";
+
+const CONNECTION_STATES: Record<connectivityState, ConnectionState> = {
+  [connectivityState.IDLE]: "idle",
+  [connectivityState.CONNECTING]: "connecting",
+  [connectivityState.READY]: "ready",
+  [connectivityState.TRANSIENT_FAILURE]: "transient failure",
+  [connectivityState.SHUTDOWN]: "shutdown",
+};
 
 const methods = grpcServiceDefinition(GenerationService);
 
@@ -145,8 +171,14 @@ interface UnaryMethod<I, O> {
 
 /** Creates a client of the server at `address` (HOST:PORT, or any grpc-js target). */
 export function createGenerationClient(address: string, options: GenerationClientOptions = {}): GenerationClient {
+  const backoffOptions = new Backoff(options.backoff).options;
   const client = new Client(address, channelCredentials(options), {
     ...DEFAULT_CHANNEL_OPTIONS,
+    // grpc-js reconnects a lost connection on a backoff of its own, 1 s growing to 120 s: after
+    // a long outage every call failed with "No connection established" long after the server
+    // was back. The client's backoff governs it too.
+    "grpc.initial_reconnect_backoff_ms": backoffOptions.initialMs,
+    "grpc.max_reconnect_backoff_ms": backoffOptions.maxMs,
     ...options.channelOptions,
   });
   const defaultDeadlineMs = options.deadlineMs ?? 5000;
@@ -185,17 +217,23 @@ export function createGenerationClient(address: string, options: GenerationClien
     callOptions: CallOptions | undefined,
     retryable: boolean,
   ): Promise<O> {
+    const signal = callOptions?.signal;
+    if (signal?.aborted) {
+      throw new GenerationServiceError("CANCELLED: the call's signal was aborted before it started", Code.CANCELLED, {
+        cause: signal.reason,
+      });
+    }
     const deadline = Date.now() + (callOptions?.deadlineMs ?? defaultDeadlineMs);
     const backoff = new Backoff(options.backoff);
     for (;;) {
       try {
-        return await attempt(method, request, deadline, callOptions?.signal);
+        return await attempt(method, request, deadline, signal);
       } catch (error) {
-        const failure = GenerationServiceError.from(error);
+        const failure = explainUnreachable(GenerationServiceError.from(error), address);
         const wait = backoff.next();
         const retry = retryable && callOptions?.retry !== false && isRetryable(failure);
-        if (!retry || callOptions?.signal?.aborted || Date.now() + wait >= deadline) throw failure;
-        await pause(wait, callOptions?.signal);
+        if (!retry || signal?.aborted || Date.now() + wait >= deadline) throw failure;
+        await pause(wait, signal);
       }
     }
   }
@@ -248,7 +286,7 @@ export function createGenerationClient(address: string, options: GenerationClien
         throw new GenerationServiceError("the server ended the watch", Code.UNAVAILABLE);
       } catch (error) {
         if (signal?.aborted) return;
-        const failure = GenerationServiceError.from(error);
+        const failure = explainUnreachable(GenerationServiceError.from(error), address);
         if (watchOptions.resume === false || !isRetryable(failure)) throw failure;
         const retryInMs = backoff.next();
         yield { type: "down", error: failure, retryInMs };
@@ -273,6 +311,26 @@ export function createGenerationClient(address: string, options: GenerationClien
     },
     watch(keys, watchOptions = {}) {
       return { [Symbol.asyncIterator]: () => watch(keys, watchOptions) };
+    },
+    get connectionState() {
+      return CONNECTION_STATES[client.getChannel().getConnectivityState(false)];
+    },
+    onConnectionStateChange(listener) {
+      const channel = client.getChannel();
+      let stopped = false;
+      const follow = (from: connectivityState): void => {
+        if (stopped || from === connectivityState.SHUTDOWN) return;
+        // grpc-js tells of one change per watch; with no deadline it sets no timer.
+        channel.watchConnectivityState(from, Number.POSITIVE_INFINITY, () => {
+          const now = channel.getConnectivityState(false);
+          if (!stopped && now !== from) listener(CONNECTION_STATES[now]);
+          follow(now);
+        });
+      };
+      follow(channel.getConnectivityState(false));
+      return () => {
+        stopped = true;
+      };
     },
     close() {
       closed.abort();

@@ -9,6 +9,7 @@ export { Backoff, type BackoffOptions } from "./backoff.js";
 export { type CacheKeyOptions, MAX_CACHE_KEY_LENGTH, makeCacheKey } from "./cache-key.js";
 export {
   type CallOptions,
+  type ConnectionState,
   createGenerationClient,
   type GenerationClient,
   type GenerationClientOptions,
@@ -19,6 +20,7 @@ export {
 export {
   type ExpiredListener,
   GenerationSynchronizer,
+  type SyncAction,
   type SynchronizerOptions,
 } from "./generation-synchronizer.js";
 export type { SyncLogger } from "./rate-limited-log.js";

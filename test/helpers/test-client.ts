@@ -3,7 +3,7 @@ import { createGenerationClient, type GenerationClient, type GenerationClientOpt
 import type { Cleanups } from "./cleanups.js";
 
 /**
- * A client with a 3 s deadline and short backoffs (its own and grpc-js's reconnects), on a
+ * A client with a 3 s deadline and a short backoff (of its retries and reconnects), on a
  * connection of its own as a separate process would have (grpc-js shares connections between
  * the clients of a process unless told not to). `options` override, channel options merged.
  */
@@ -16,12 +16,7 @@ export function isolatedClient(
     deadlineMs: 3000,
     backoff: { initialMs: 20, maxMs: 250 },
     ...options,
-    channelOptions: {
-      "grpc.use_local_subchannel_pool": 1,
-      "grpc.initial_reconnect_backoff_ms": 50,
-      "grpc.max_reconnect_backoff_ms": 250,
-      ...options.channelOptions,
-    },
+    channelOptions: { "grpc.use_local_subchannel_pool": 1, ...options.channelOptions },
   });
   cleanups.push(() => c.close());
   return c;
