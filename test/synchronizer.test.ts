@@ -103,18 +103,26 @@ describe.each([
     }
   });
 
-  test("is expired while the service is down, logging one line however often it checks", async () => {
+  test("is expired while the service is down, logging one line per action however often it checks", async () => {
     const logger = new MemoryLogger();
+    const errors: string[] = [];
     const dead = isolatedClient(cleanups, `127.0.0.1:${await freePort()}`);
     const started = Date.now();
-    const sync = await synchronizer(dead, name("down"), { watch, logger, checkDeadlineMs: 200 });
+    const sync = await synchronizer(dead, name("down"), {
+      watch,
+      logger,
+      checkDeadlineMs: 200,
+      onError: (error, action) => errors.push(`${action}: ${Code[error.code]}`),
+    });
     expect(sync.syncGen).toBeNull();
     for (let i = 0; i < 5; i++) expect(await sync.isExpired()).toBe(true);
     // One short attempt per call, never seconds of retries.
     expect(Date.now() - started).toBeLessThan(2000);
-    // Creating and five checks failed; the key logged once.
-    expect(logger.lines).toHaveLength(1);
+    // Creating and five checks failed: each told to onError, and each action logged once.
+    expect(errors).toEqual(["refreshing: UNAVAILABLE", ...Array(5).fill("checking: UNAVAILABLE")]);
+    expect(logger.lines).toHaveLength(2);
     expect(logger.lines[0]).toMatch(/refreshing generation of cache key "example\.com:down-\d+" failed: UNAVAILABLE/);
+    expect(logger.lines[1]).toMatch(/checking generation of cache key "example\.com:down-\d+" failed: UNAVAILABLE/);
   });
 
   test("refresh adopts the shared generation", async () => {
@@ -255,6 +263,49 @@ describe("GenerationSynchronizer across a server restart", () => {
     expect(await expiry).toBe(bumped);
     await whenLive(sync);
     expect(await sync.isExpired()).toBe(true);
+  });
+});
+
+describe("the write helpers when the service goes away", () => {
+  test("update() rejects when its bump fails after the write, saying readers were not told", async () => {
+    const ts = await startTestServer({}, { cleanups });
+    const sync = await synchronizer(isolatedClient(cleanups, ts.address), name("update-fails"));
+    let written = false;
+    const update = sync.update(async () => {
+      // The service goes away between the write and the bump.
+      await ts.close();
+      written = true;
+    });
+    await expectCode(
+      update,
+      Code.UNAVAILABLE,
+      /^UNAVAILABLE: the data was written, but bumping the generation of cache key "example\.com:update-fails-\d+" failed, so readers were not told: UNAVAILABLE: cannot reach/,
+    );
+    expect(written).toBe(true);
+  });
+
+  test("markUpdated() stays fail-safe, but every failure reaches onError, and a failed check does not hide it in the log", async () => {
+    const logger = new MemoryLogger();
+    const errors: string[] = [];
+    const ts = await startTestServer({}, { cleanups });
+    const key = name("mark-fails");
+    const sync = await synchronizer(isolatedClient(cleanups, ts.address), key, {
+      logger,
+      onError: (error, action) => errors.push(`${action}: ${Code[error.code]}`),
+    });
+    await ts.close();
+    expect(await sync.isExpired()).toBe(true);
+    await sync.markUpdated();
+    await sync.markUpdated();
+    expect(errors).toEqual([
+      "checking: UNAVAILABLE",
+      "marking as updated: UNAVAILABLE",
+      "marking as updated: UNAVAILABLE",
+    ]);
+    expect(logger.lines.map((line) => line.split(" generation")[0])).toEqual([
+      "syncgen: checking",
+      "syncgen: marking as updated",
+    ]);
   });
 });
 

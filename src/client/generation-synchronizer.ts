@@ -6,13 +6,16 @@
  * creating fetches or creates the generation; `isExpired()` reads without creating and is
  * true when the shared value differs or is absent; `refresh()` adopts; `clear()` deletes
  * without touching `syncGen`; `markUpdated()` bumps and adopts. Service errors are logged
- * (at most once per key per interval) and never thrown; `isExpired()` then answers true,
- * fail-safe, after one short attempt so a check never blocks its caller for long.
+ * (at most once per key and action per interval), passed to `onError`, and never thrown;
+ * `isExpired()` then answers true, fail-safe, after one short attempt so a check never
+ * blocks its caller for long. `update()` is the exception: when its bump fails after the
+ * write, readers were not told, and the caller must know.
  *
  * In watch mode the client's shared Watch stream keeps the shared value in memory: while it
  * is live `isExpired()` makes no call at all, and `onExpired()` tells of a change within
  * milliseconds. While it is down, checks fall back to a call.
  */
+import { Code, GenerationServiceError } from "../rpc/generation-service-error.js";
 import { type CacheKeyOptions, makeCacheKey } from "./cache-key.js";
 import type { GenerationClient } from "./generation-client.js";
 import { RateLimitedLog, type SyncLogger } from "./rate-limited-log.js";
@@ -28,8 +31,13 @@ export interface SynchronizerOptions {
   watch?: boolean;
   /** Where swallowed errors go (default console). */
   logger?: SyncLogger;
-  /** At most one log line per key per this many milliseconds (default 60000; the first synchronizer of a logger sets it). */
+  /** At most one log line per key and action per this many milliseconds (default 60000; the first synchronizer of a logger sets it). */
   logIntervalMs?: number;
+  /**
+   * Called with every service error a synchronizer swallows (each one, unlike the log), and
+   * what it was doing: for metrics, or to act on a failed invalidation (`markUpdated`).
+   */
+  onError?: (error: GenerationServiceError, action: SyncAction) => void;
   /** Deadline of the single call a check makes when it must ask the server (default 500 ms). */
   checkDeadlineMs?: number;
 }
@@ -45,12 +53,16 @@ const logByLogger = new WeakMap<SyncLogger, RateLimitedLog>();
 /** Called when the shared generation moves away from `syncGen`. */
 export type ExpiredListener = (generation: bigint) => void;
 
+/** What a synchronizer was doing when a service error was swallowed. */
+export type SyncAction = "checking" | "refreshing" | "clearing" | "marking as updated" | "loading";
+
 /** Knows whether this process's copy of the state behind one cache key is current. */
 export class GenerationSynchronizer {
   /** The final cache key (after normalisation). */
   readonly cacheKey: string;
   readonly #client: GenerationClient;
   readonly #log: RateLimitedLog;
+  readonly #onError: SynchronizerOptions["onError"];
   readonly #checkDeadlineMs: number;
   readonly #watch: SharedWatch | undefined;
   readonly #expiredListeners = new Set<ExpiredListener>();
@@ -68,6 +80,7 @@ export class GenerationSynchronizer {
       logByLogger.set(logger, log);
     }
     this.#log = log;
+    this.#onError = options.onError;
     if (options.watch) {
       let watch = watchByClient.get(client);
       if (watch === undefined) {
@@ -169,10 +182,21 @@ export class GenerationSynchronizer {
   /**
    * Writes, then bumps: `write` changes the shared state, and only afterwards do others learn
    * it changed. (Bumping first would let a reader reload the old state and think it current.)
+   * Rejects when the bump fails: the state was written, but no reader was told, so they keep
+   * the old copy until the next bump; the caller must retry `markUpdated()` or otherwise act.
    */
   async update<T>(write: () => Promise<T>): Promise<T> {
     const result = await write();
-    await this.markUpdated();
+    try {
+      this.#adopt(await this.#client.bump(this.cacheKey));
+    } catch (error) {
+      const failure = GenerationServiceError.from(error);
+      throw new GenerationServiceError(
+        `${Code[failure.code]}: the data was written, but bumping the generation of cache key "${this.cacheKey}" failed, so readers were not told: ${failure.message}`,
+        failure.code,
+        { cause: error },
+      );
+    }
     return result;
   }
 
@@ -216,8 +240,12 @@ export class GenerationSynchronizer {
     this.#watch?.observe(this.cacheKey, generation);
   }
 
-  #warn(action: string, error: unknown): void {
-    const message = error instanceof Error ? error.message : String(error);
-    this.#log.warn(this.cacheKey, `syncgen: ${action} generation of cache key "${this.cacheKey}" failed: ${message}`);
+  #warn(action: SyncAction, error: unknown): void {
+    const failure = GenerationServiceError.from(error);
+    this.#onError?.(failure, action);
+    this.#log.warn(
+      `${action} ${this.cacheKey}`,
+      `syncgen: ${action} generation of cache key "${this.cacheKey}" failed: ${failure.message}`,
+    );
   }
 }

@@ -1,6 +1,8 @@
 /**
- * Logging that cannot flood: at most one line per key per interval. When the service is
- * down every check of every key fails; djblets logs a traceback each time, we log once.
+ * Logging that cannot flood: at most one line per subject (a key and what was done to it)
+ * per interval. When the service is down every check of every key fails; djblets logs a
+ * traceback each time, we log once. Per action too, so a failed check cannot hide a failed
+ * write of the same key.
  */
 
 /** Where the synchronizer reports errors it swallows. `console` fits. */
@@ -19,7 +21,7 @@ export class RateLimitedLog {
     this.#intervalMs = intervalMs;
   }
 
-  /** Logs `message` for `key` unless the key logged within the interval. */
+  /** Logs `message` for `key` (a subject) unless it logged within the interval. */
   warn(key: string, message: string): void {
     const now = Date.now();
     const last = this.#last.get(key);
