@@ -72,8 +72,14 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
 }) as typeof process.emitWarning;
 
+/** The installed package's version (dist/cli/main.js is two levels below package.json). */
+const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
+
 const program = new Command("syncgen")
   .description("syncgen: generation numbers for cache keys, shared by many processes")
+  .version(version, "-V, --version", "print the version of syncgen")
   .showHelpAfterError();
 
 /**
