@@ -1,4 +1,4 @@
-/** Importing `syncgen/client` must load no server code and no server-only dependency. */
+/** Importing `@syncgen/client` must load no server code and no server-only dependency. */
 import { execFile } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -7,7 +7,7 @@ import { expect, test } from "vitest";
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("..", import.meta.url));
 
-test("syncgen/client loads neither src/server, nor ioredis, pino, commander or the CLI", async () => {
+test("@syncgen/client loads neither src/server, nor ioredis, pino, commander or the CLI", async () => {
   const { stdout, stderr } = await run(
     process.execPath,
     [
@@ -15,7 +15,7 @@ test("syncgen/client loads neither src/server, nor ioredis, pino, commander or t
       "./test/helpers/record-imports.mjs",
       "--input-type=module",
       "-e",
-      "const m = await import('syncgen/client'); console.log(typeof m.GenerationSynchronizer, typeof m.createGenerationClient);",
+      "const m = await import('@syncgen/client'); console.log(typeof m.GenerationSynchronizer, typeof m.createGenerationClient);",
     ],
     { cwd: root, timeout: 20_000 },
   );
@@ -25,7 +25,7 @@ test("syncgen/client loads neither src/server, nor ioredis, pino, commander or t
     .filter((line) => line.startsWith("IMPORT "))
     .map((line) => line.slice("IMPORT ".length));
   // The positive control: the hook sees the client and grpc-js being loaded.
-  expect(loaded.some((url) => url.endsWith("/dist/client/index.js"))).toBe(true);
+  expect(loaded.some((url) => url.endsWith("/packages/client/dist/client/index.js"))).toBe(true);
   expect(loaded.some((url) => url.includes("/node_modules/@grpc/grpc-js/"))).toBe(true);
   const forbidden = loaded.filter((url) =>
     ["/dist/server/", "/dist/cli/", "/node_modules/ioredis/", "/node_modules/pino/", "/node_modules/commander/"].some(

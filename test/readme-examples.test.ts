@@ -1,7 +1,7 @@
 /**
- * The README's TypeScript examples, as a user would meet them: every ```ts block is
- * type-checked against the published types (`syncgen/client`, resolved through package.json's
- * exports to dist/, in a project of its own under nodenext), and each block that talks to a
+ * The READMEs' TypeScript examples, as a user would meet them: every ```ts block is
+ * type-checked against the published types (`@syncgen/client`, resolved through its
+ * package.json's exports to its dist/, in a project of its own under nodenext), and each block that talks to a
  * server on 127.0.0.1:50051 is compiled and run, by plain Node, against a real one. The
  * identifiers the examples leave to the reader's own code (`loadUserFromDatabase`, `db`, ...)
  * are declared here and given stand-ins at run time.
@@ -17,15 +17,20 @@ import { startTestServer, type TestServer } from "./helpers/test-server.js";
 const ROOT = resolve(import.meta.dirname, "..");
 const run = promisify(execFile);
 
-/** Every ```ts block of the README, with the line it starts on. */
-function readmeBlocks(): { line: number; code: string }[] {
-  const lines = readFileSync(join(ROOT, "README.md"), "utf8").split("\n");
-  const blocks: { line: number; code: string }[] = [];
-  for (let i = 0; i < lines.length; i++) {
-    if (lines[i] !== "```ts") continue;
-    const end = lines.indexOf("```", i + 1);
-    blocks.push({ line: i + 1, code: lines.slice(i + 1, end).join("\n") });
-    i = end;
+/** The READMEs a user reads: the repository's, and the client package's (its npm page). */
+const READMES = ["README.md", "packages/client/README.md"];
+
+/** Every ```ts block of the READMEs, with where it starts. */
+function readmeBlocks(): { file: string; line: number; code: string }[] {
+  const blocks: { file: string; line: number; code: string }[] = [];
+  for (const file of READMES) {
+    const lines = readFileSync(join(ROOT, file), "utf8").split("\n");
+    for (let i = 0; i < lines.length; i++) {
+      if (lines[i] !== "```ts") continue;
+      const end = lines.indexOf("```", i + 1);
+      blocks.push({ file, line: i + 1, code: lines.slice(i + 1, end).join("\n") });
+      i = end;
+    }
   }
   return blocks;
 }
@@ -59,9 +64,10 @@ describe("the README's TypeScript examples", () => {
   beforeAll(async () => {
     ts = await startTestServer();
     project = mkdtempSync(join(tmpdir(), "syncgen-readme-"));
-    // `syncgen/client` resolves as in an app that installed the package: through its exports.
+    // `@syncgen/client` resolves as in an app that installed the package: through its exports.
     mkdirSync(join(project, "node_modules", "@types"), { recursive: true });
-    symlinkSync(ROOT, join(project, "node_modules", "syncgen"), "dir");
+    mkdirSync(join(project, "node_modules", "@syncgen"), { recursive: true });
+    symlinkSync(join(ROOT, "packages", "client"), join(project, "node_modules", "@syncgen", "client"), "dir");
     symlinkSync(join(ROOT, "node_modules", "@types", "node"), join(project, "node_modules", "@types", "node"), "dir");
     writeFileSync(join(project, "package.json"), JSON.stringify({ type: "module" }));
     writeFileSync(
@@ -106,13 +112,13 @@ describe("the README's TypeScript examples", () => {
     // Name the README line of each error: example-N.ts line L is README line blocks[N].line + L - 1.
     const located = compileErrors.replace(/example-(\d+)\.ts\((\d+),/g, (_, index: string, line: string) => {
       const block = blocks[Number(index)];
-      return `README.md line ${(block?.line ?? 0) + Number(line) - 1} (`;
+      return `${block?.file} line ${(block?.line ?? 0) + Number(line) - 1} (`;
     });
     expect(located).toBe("");
   });
 
-  test.each(runnable.map((block) => [block.line, block] as const))(
-    "the example at README line %i runs against a real server",
+  test.each(runnable.map((block) => [`${block.file} line ${block.line}`, block] as const))(
+    "the example at %s runs against a real server",
     async (_, block) => {
       const index = blocks.indexOf(block);
       // Rejects on a non-zero exit (an uncaught error) or if it does not end.

@@ -1,5 +1,5 @@
 /**
- * syncgen's client library (`syncgen/client`): a typed client of GenerationService and
+ * syncgen's client library (`@syncgen/client`, built from here by packages/client): a typed client of GenerationService and
  * djblets' GenerationSynchronizer on top of it. Imports nothing of the server.
  */
 
