@@ -241,6 +241,7 @@ describe("the CLI", () => {
   test.each([
     [["--tls-key", "me-key.pem"], "--tls-cert and --tls-key go together"],
     [["--tls-cert", "me.pem"], "--tls-cert and --tls-key go together"],
+    [["--tls-ca", "/nonexistent/ca.pem"], "--tls-ca: cannot read /nonexistent/ca.pem: ENOENT"],
   ])("a client command refuses %j: %s, exit code 2", async (flags, message) => {
     const refused = await runCli(["get", "--server", "127.0.0.1:1", ...flags, "k"]);
     expect(refused.stderr).toContain(`syncgen get: ${message}`);
@@ -257,7 +258,7 @@ describe("the CLI", () => {
     const got = await runCli(["get", "--server", ts.address, ...tlsFlags, "cli/key"], { SYNCGEN_TOKEN: token });
     expect(got.stdout.trim()).toBe(bumped.stdout.trim());
     const refused = await runCli(["get", "--server", ts.address, ...tlsFlags, "cli/key"], { SYNCGEN_TOKEN: "" });
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(64 + Code.UNAUTHENTICATED);
     expect(refused.stderr).toMatch(/UNAUTHENTICATED: this server requires a token/);
   });
 });

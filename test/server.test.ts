@@ -229,7 +229,7 @@ describe("syncgen serve", () => {
       { cleanups },
     );
     const tooLong = await runCli(["get", "--server", address, "nine-bytes"]);
-    expect(tooLong.code).toBe(2);
+    expect(tooLong.code).toBe(64 + Code.INVALID_ARGUMENT);
     expect(tooLong.stderr).toMatch(/key is 10 bytes long; the limit is 8 bytes/);
     const metrics = await fetch(`http://${metricsAddress}/metrics`);
     expect(await metrics.text()).toMatch(

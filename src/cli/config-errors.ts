@@ -1,5 +1,6 @@
 /** How every `syncgen` command ends on a setting it cannot use: the message, and exit code 2. */
 import { ConfigError } from "../server/settings.js";
+import { USAGE_ERROR } from "./exit-codes.js";
 
 /**
  * Runs `run`; a ConfigError it throws ends the process with `syncgen COMMAND: message` on
@@ -11,6 +12,6 @@ export async function exitOnConfigError<T>(command: string, run: () => T | Promi
   } catch (error) {
     if (!(error instanceof ConfigError)) throw error;
     process.stderr.write(`syncgen ${command}: ${error.message}\n`);
-    process.exit(2);
+    process.exit(USAGE_ERROR);
   }
 }

@@ -4,7 +4,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { Code, createGenerationClient, GenerationServiceError } from "../client/index.js";
+import { Code, createGenerationClient, GenerationServiceError, type TlsOptions } from "../client/index.js";
 import { SERVER_SETTINGS } from "../server/config.js";
 import {
   ConfigError,
@@ -12,10 +12,10 @@ import {
   readSettings,
   type SettingsTable,
   type SettingTexts,
-  type SettingValues,
   text,
 } from "../server/settings.js";
 import { exitOnConfigError } from "./config-errors.js";
+import { exitCodeOf, USAGE_ERROR } from "./exit-codes.js";
 
 /** How every client command reaches the server. */
 const CONNECTION_SETTINGS = {
@@ -61,7 +61,21 @@ const CONNECTION_SETTINGS = {
   },
 } as const satisfies SettingsTable;
 
-type Connection = SettingValues<typeof CONNECTION_SETTINGS>;
+/** How a client command reaches the server, its files read. */
+interface Connection {
+  server: string;
+  token: string | undefined;
+  tls: TlsOptions | undefined;
+}
+
+/** Reads a PEM file a setting names; a file that cannot be read is a bad setting. */
+function readPem(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new ConfigError(`--${flag}: cannot read ${path}: ${(error as Error).message}`);
+  }
+}
 
 // Node's HTTP/2 client gives an IP target to TLS as the server name, which Node then warns
 // about (DEP0123; grpc/grpc-node#1919, nodejs/node#56189). The certificate is still checked
@@ -80,7 +94,9 @@ const { version } = JSON.parse(readFileSync(new URL("../../package.json", import
 const program = new Command("syncgen")
   .description("syncgen: generation numbers for cache keys, shared by many processes")
   .version(version, "-V, --version", "print the version of syncgen")
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // A missing argument or an unknown flag is a usage error, 2 (commander's own is 1).
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : USAGE_ERROR));
 
 /**
  * Adds a table's settings to `command` as `--flag <value>` options, the environment variable
@@ -125,72 +141,115 @@ function clientCommand(
   const connection = (parsed: Record<string, unknown>): Promise<Connection> =>
     exitOnConfigError(name, () => {
       const { values } = readSettings(CONNECTION_SETTINGS, flags(parsed), process.env);
-      if ((values.tlsCert === undefined) !== (values.tlsKey === undefined)) {
+      const { server, token, tlsCa, tlsCert, tlsKey } = values;
+      if ((tlsCert === undefined) !== (tlsKey === undefined)) {
         throw new ConfigError("--tls-cert and --tls-key go together: give both for mutual TLS, or neither");
       }
-      return values;
+      const tls =
+        tlsCa === undefined && tlsCert === undefined
+          ? undefined
+          : {
+              ...(tlsCa !== undefined ? { ca: readPem("tls-ca", tlsCa) } : {}),
+              ...(tlsCert !== undefined ? { cert: readPem("tls-cert", tlsCert) } : {}),
+              ...(tlsKey !== undefined ? { key: readPem("tls-key", tlsKey) } : {}),
+            };
+      return { server, token, tls };
     });
   return { command, connection };
+}
+
+/** One line of JSON output: generations as decimal strings, as proto3's JSON writes int64. */
+function printJson(value: unknown, stream: NodeJS.WriteStream = process.stdout): void {
+  stream.write(`${JSON.stringify(value, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v))}\n`);
 }
 
 const get = clientCommand("get", "print a key's generation (creating it if absent, unless --peek)");
 get.command
   .argument("<key>")
   .option("--peek", "read only: print 0 for an absent key and create nothing")
+  .option("--json", 'print {"key":KEY,"generation":"GENERATION"}')
   .action(async (key: string, options: Record<string, unknown>) => {
-    await withClient(await get.connection(options), async (client) => {
-      console.log(String(await client.get(key, { peek: options.peek === true })));
+    await withClient(await get.connection(options), options, async (client) => {
+      const generation = await client.get(key, { peek: options.peek === true });
+      if (options.json) printJson({ key, generation });
+      else console.log(String(generation));
     });
   });
 
 const bump = clientCommand("bump", "advance a key's generation and print the new one");
-bump.command.argument("<key>").action(async (key: string, options: Record<string, unknown>) => {
-  await withClient(await bump.connection(options), async (client) => console.log(String(await client.bump(key))));
-});
+bump.command
+  .argument("<key>")
+  .option("--json", 'print {"key":KEY,"generation":"GENERATION"}')
+  .action(async (key: string, options: Record<string, unknown>) => {
+    await withClient(await bump.connection(options), options, async (client) => {
+      const generation = await client.bump(key);
+      if (options.json) printJson({ key, generation });
+      else console.log(String(generation));
+    });
+  });
 
 const clear = clientCommand("clear", "forget a key: every generation handed out for it becomes stale");
-clear.command.argument("<key>").action(async (key: string, options: Record<string, unknown>) => {
-  await withClient(await clear.connection(options), (client) => client.clear(key));
-});
+clear.command
+  .argument("<key>")
+  .option("--json", 'print {"key":KEY,"cleared":true}')
+  .action(async (key: string, options: Record<string, unknown>) => {
+    await withClient(await clear.connection(options), options, async (client) => {
+      await client.clear(key);
+      if (options.json) printJson({ key, cleared: true });
+    });
+  });
 
 const watch = clientCommand("watch", "print each key's generation, then every change, as `KEY<TAB>GENERATION` lines");
-watch.command.argument("<keys...>").action(async (keys: string[], options: Record<string, unknown>) => {
-  const stop = new AbortController();
-  process.once("SIGINT", () => stop.abort());
-  process.once("SIGTERM", () => stop.abort());
-  await withClient(await watch.connection(options), async (client) => {
-    for await (const event of client.watch(keys, { signal: stop.signal })) {
-      if (event.type === "live" || event.type === "changes") {
-        for (const change of event.changes) process.stdout.write(`${change.key}\t${change.generation}\n`);
-      } else if (event.type === "down") {
-        process.stderr.write(`syncgen: watch interrupted (${event.error.message}); reconnecting\n`);
+watch.command
+  .argument("<keys...>")
+  .option(
+    "--json",
+    'print every event as a JSON line: {"event":"live"|"changes","changes":[{"key":..,"generation":".."}]}, {"event":"heartbeat"}, {"event":"down","code":..,"message":..,"retryInMs":..}',
+  )
+  .action(async (keys: string[], options: Record<string, unknown>) => {
+    const stop = new AbortController();
+    process.once("SIGINT", () => stop.abort());
+    process.once("SIGTERM", () => stop.abort());
+    await withClient(await watch.connection(options), options, async (client) => {
+      for await (const event of client.watch(keys, { signal: stop.signal })) {
+        if (options.json) {
+          if (event.type === "down") {
+            const { code, message } = event.error;
+            printJson({ event: "down", code: Code[code], message, retryInMs: Math.round(event.retryInMs) });
+          } else {
+            printJson({
+              event: event.type,
+              ...(event.type === "heartbeat"
+                ? {}
+                : { changes: event.changes.map(({ key, generation }) => ({ key, generation })) }),
+            });
+          }
+        } else if (event.type === "live" || event.type === "changes") {
+          for (const change of event.changes) process.stdout.write(`${change.key}\t${change.generation}\n`);
+        } else if (event.type === "down") {
+          process.stderr.write(`syncgen: watch interrupted (${event.error.message}); reconnecting\n`);
+        }
       }
-    }
+    });
   });
-});
 
+/** Runs `use` with a client; a failed call ends the process with its code (exit-codes.ts). */
 async function withClient(
   flags: Connection,
+  options: Record<string, unknown>,
   use: (client: ReturnType<typeof createGenerationClient>) => Promise<void>,
 ): Promise<void> {
-  const tls =
-    flags.tlsCa !== undefined || flags.tlsCert !== undefined
-      ? {
-          ...(flags.tlsCa !== undefined ? { ca: readFileSync(flags.tlsCa) } : {}),
-          ...(flags.tlsCert !== undefined ? { cert: readFileSync(flags.tlsCert) } : {}),
-          ...(flags.tlsKey !== undefined ? { key: readFileSync(flags.tlsKey) } : {}),
-        }
-      : undefined;
   const client = createGenerationClient(flags.server, {
-    ...(tls ? { tls } : {}),
+    ...(flags.tls ? { tls: flags.tls } : {}),
     ...(flags.token !== undefined ? { token: flags.token } : {}),
   });
   try {
     await use(client);
   } catch (error) {
     const failure = GenerationServiceError.from(error);
-    process.stderr.write(`syncgen: ${failure.message}\n`);
-    process.exitCode = failure.code === Code.INVALID_ARGUMENT ? 2 : 1;
+    if (options.json) printJson({ error: { code: Code[failure.code], message: failure.message } }, process.stderr);
+    else process.stderr.write(`syncgen: ${failure.message}\n`);
+    process.exitCode = exitCodeOf(failure.code);
   } finally {
     client.close();
   }
