@@ -213,6 +213,10 @@ describe("syncgen serve", () => {
       .filter((l) => l.startsWith("{"))
       .map((l) => (JSON.parse(l) as { event: string }).event);
     expect(events).toEqual(["start", "store_state", "stopping", "store_state", "stop"]);
+    // Says what happened, not "store closed: store closed".
+    expect(served.cli.lines.find((l) => l.includes('"state":"closed"'))).toContain(
+      '"msg":"store closed: what it held in memory is dropped"',
+    );
   });
 
   test("refuses a bad setting with a message naming it, exit code 2", async () => {
