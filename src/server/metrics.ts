@@ -11,7 +11,7 @@ import { formatHostPort, type HostPort } from "./host-port.js";
 import type { CallObserver, MethodLabels } from "./interceptors.js";
 import type { LogOutput } from "./logger.js";
 import type { ChangeFeed } from "./store/generation-store.js";
-import type { FanOutObserver, WatchHub } from "./watch-hub.js";
+import type { FanOutObserver, WatchHub, WatchHubStats } from "./watch-hub.js";
 
 const METHOD_LABELS = ["grpc_type", "grpc_service", "grpc_method"] as const;
 
@@ -96,38 +96,31 @@ export class ServerMetrics implements CallObserver, FanOutObserver, ConnectionOb
         },
       });
     }
-    new Gauge({
-      name: "syncgen_watch_streams",
-      help: "Watch streams open on this replica.",
-      registers: [this.registry],
-      collect() {
-        this.set(hub.stats().streams);
-      },
-    });
-    new Gauge({
-      name: "syncgen_watched_keys",
-      help: "Distinct keys watched on this replica (one store subscription each).",
-      registers: [this.registry],
-      collect() {
-        this.set(hub.stats().keys);
-      },
-    });
-    new Gauge({
-      name: "syncgen_watch_streams_blocked",
-      help: "Watch streams whose client does not read fast enough: nothing is written to them until they drain.",
-      registers: [this.registry],
-      collect() {
-        this.set(hub.stats().blockedStreams);
-      },
-    });
-    new Gauge({
-      name: "syncgen_watch_pending_keys",
-      help: "Keys whose latest generation waits for a blocked Watch stream to drain (at most one entry per key and stream).",
-      registers: [this.registry],
-      collect() {
-        this.set(hub.stats().pendingKeys);
-      },
-    });
+    // The hub's figures, counted when scraped (never per change).
+    const hubGauges: [name: string, help: string, figure: keyof WatchHubStats][] = [
+      ["syncgen_watch_streams", "Watch streams open on this replica.", "streams"],
+      ["syncgen_watched_keys", "Distinct keys watched on this replica (one store subscription each).", "keys"],
+      [
+        "syncgen_watch_streams_blocked",
+        "Watch streams whose client does not read fast enough: nothing is written to them until they drain.",
+        "blockedStreams",
+      ],
+      [
+        "syncgen_watch_pending_keys",
+        "Keys whose latest generation waits for a blocked Watch stream to drain (at most one entry per key and stream).",
+        "pendingKeys",
+      ],
+    ];
+    for (const [name, help, figure] of hubGauges) {
+      new Gauge({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          this.set(hub.stats()[figure]);
+        },
+      });
+    }
     new Gauge({
       name: "syncgen_redis_up",
       help: "1 while the store (Redis, or the in-memory store) is connected and ready, else 0.",
