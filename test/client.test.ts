@@ -148,6 +148,24 @@ describe("signals", () => {
     expect(await ts.client.get("k", { peek: true })).toBe(0n);
   });
 
+  test("a signal aborted while a call waits to retry stops it: CANCELLED, no further attempt", async () => {
+    const client = isolatedClient(cleanups, `127.0.0.1:${await freePort()}`, {
+      backoff: { initialMs: 200, maxMs: 200 },
+    });
+    const abort = new AbortController();
+    const call = client.get("k", { signal: abort.signal, deadlineMs: 30_000 });
+    // The first attempt has failed (nothing listens there): the call now waits to retry.
+    const changed = new Condition();
+    cleanups.push(client.onConnectionStateChange(() => changed.notify()));
+    await changed.until(
+      () => (client.connectionState === "transient failure" ? true : undefined),
+      10_000,
+      "a failed attempt",
+    );
+    abort.abort();
+    await expectCode(call, Code.CANCELLED, /signal was aborted (between attempts|before it started)|Cancelled/);
+  });
+
   test("a Watch with an already-aborted signal ends at once, making no call", async () => {
     const ts = await startTestServer({}, { cleanups });
     const events: WatchEvent[] = [];

@@ -54,9 +54,10 @@ export interface GenerationClientOptions {
   /** Deadline of each unary call, in milliseconds, retries included (default 5000). */
   deadlineMs?: number;
   /**
-   * Backoff between retries of Get and Clear, between Watch reconnects, and of grpc-js's own
-   * reconnects of the connection (default 100 ms up to 5 s): after an outage the client is
-   * back within about `maxMs` of the server.
+   * Backoff between retries of Get and Clear and between Watch reconnects (full jitter),
+   * default 100 ms up to 5 s. grpc-js's own reconnects of the connection start at
+   * `initialMs` and grow (×1.6, ±20%) up to `maxMs`: after an outage the client is back
+   * within about twice `maxMs` of the server.
    */
   backoff?: BackoffOptions;
   /**
@@ -218,21 +219,23 @@ export function createGenerationClient(address: string, options: GenerationClien
     retryable: boolean,
   ): Promise<O> {
     const signal = callOptions?.signal;
-    if (signal?.aborted) {
-      throw new GenerationServiceError("CANCELLED: the call's signal was aborted before it started", Code.CANCELLED, {
-        cause: signal.reason,
-      });
-    }
     const deadline = Date.now() + (callOptions?.deadlineMs ?? defaultDeadlineMs);
     const backoff = new Backoff(options.backoff);
-    for (;;) {
+    for (let first = true; ; first = false) {
+      // Before the call, and before each retry: an aborted call makes no further attempt.
+      if (signal?.aborted) {
+        const when = first ? "before it started" : "between attempts";
+        throw new GenerationServiceError(`CANCELLED: the call's signal was aborted ${when}`, Code.CANCELLED, {
+          cause: signal.reason,
+        });
+      }
       try {
         return await attempt(method, request, deadline, signal);
       } catch (error) {
         const failure = explainUnreachable(GenerationServiceError.from(error), address);
         const wait = backoff.next();
         const retry = retryable && callOptions?.retry !== false && isRetryable(failure);
-        if (!retry || signal?.aborted || Date.now() + wait >= deadline) throw failure;
+        if (!retry || Date.now() + wait >= deadline) throw failure;
         await pause(wait, signal);
       }
     }
@@ -242,7 +245,7 @@ export function createGenerationClient(address: string, options: GenerationClien
     const signal = watchOptions.signal ? AbortSignal.any([watchOptions.signal, closed.signal]) : closed.signal;
     const reported = new Map<string, bigint>(Object.entries(watchOptions.known ?? {}));
     const backoff = new Backoff(options.backoff);
-    while (!signal?.aborted) {
+    while (!signal.aborted) {
       // fromEntries defines own properties: a key named "__proto__" is sent like any other.
       const known = Object.fromEntries(
         keys.flatMap((key) => {
@@ -258,7 +261,7 @@ export function createGenerationClient(address: string, options: GenerationClien
         metadata(),
       );
       const cancel = (): void => call.cancel();
-      signal?.addEventListener("abort", cancel, { once: true });
+      signal.addEventListener("abort", cancel, { once: true });
       let live = false;
       /** Changes of a batch the server split over several responses (`continued`). */
       let partial: KeyGeneration[] = [];
@@ -285,14 +288,14 @@ export function createGenerationClient(address: string, options: GenerationClien
         // The server never ends a Watch with OK; treat it like a drop.
         throw new GenerationServiceError("the server ended the watch", Code.UNAVAILABLE);
       } catch (error) {
-        if (signal?.aborted) return;
+        if (signal.aborted) return;
         const failure = explainUnreachable(GenerationServiceError.from(error), address);
         if (watchOptions.resume === false || !isRetryable(failure)) throw failure;
         const retryInMs = backoff.next();
         yield { type: "down", error: failure, retryInMs };
         await pause(retryInMs, signal);
       } finally {
-        signal?.removeEventListener("abort", cancel);
+        signal.removeEventListener("abort", cancel);
         call.cancel();
       }
     }
@@ -320,11 +323,14 @@ export function createGenerationClient(address: string, options: GenerationClien
       let stopped = false;
       const follow = (from: connectivityState): void => {
         if (stopped || from === connectivityState.SHUTDOWN) return;
-        // grpc-js tells of one change per watch; with no deadline it sets no timer.
+        // grpc-js tells of one change per watch; with no deadline it sets no timer. (A watch
+        // outlives unsubscribing until the next change, then ends.)
         channel.watchConnectivityState(from, Number.POSITIVE_INFINITY, () => {
           const now = channel.getConnectivityState(false);
-          if (!stopped && now !== from) listener(CONNECTION_STATES[now]);
           follow(now);
+          // Called from inside grpc-js's state update: told after it, so a listener that
+          // throws cannot break grpc-js's notifying (the error then surfaces as uncaught).
+          if (!stopped && now !== from) queueMicrotask(() => listener(CONNECTION_STATES[now]));
         });
       };
       follow(channel.getConnectivityState(false));
