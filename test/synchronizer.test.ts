@@ -6,12 +6,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Code, type GenerationClient, GenerationSynchronizer, type SynchronizerOptions } from "../src/client/index.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
+import { Condition } from "./helpers/deadline.js";
 import { expectCode } from "./helpers/expect-code.js";
 import { freePort } from "./helpers/free-port.js";
 import { RedisProcess, sharedRedis, uniquePrefix } from "./helpers/redis-process.js";
 import { nextExpiry } from "./helpers/synchronizer.js";
 import { isolatedClient } from "./helpers/test-client.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
+import { recordWatch } from "./helpers/watch-recorder.js";
 
 /** Collects what a synchronizer logs. */
 class MemoryLogger {
@@ -279,7 +281,7 @@ describe("the write helpers when the service goes away", () => {
     await expectCode(
       update,
       Code.UNAVAILABLE,
-      /^UNAVAILABLE: the data was written, but bumping the generation of cache key "example\.com:update-fails-\d+" failed, so readers were not told: UNAVAILABLE: cannot reach/,
+      /^UNAVAILABLE: the data was written, but bumping the generation of cache key "example\.com:update-fails-\d+" failed, so readers were not told: cannot reach 127\.0\.0\.1:\d+: connection refused/,
     );
     expect(written).toBe(true);
   });
@@ -306,6 +308,27 @@ describe("the write helpers when the service goes away", () => {
       "syncgen: checking",
       "syncgen: marking as updated",
     ]);
+  });
+});
+
+describe("watch mode when the server refuses the stream", () => {
+  test('the refusal reaches onError as "watching", and checks fall back to calls', async () => {
+    const ts = await startTestServer({ maxWatchStreams: 1 }, { cleanups });
+    // The server's one stream is taken.
+    await recordWatch(cleanups, isolatedClient(cleanups, ts.address), ["taken"]).live();
+    const errors: string[] = [];
+    const failed = new Condition();
+    const sync = await synchronizer(isolatedClient(cleanups, ts.address), name("refused-watch"), {
+      watch: true,
+      onError: (error, action) => {
+        errors.push(`${action}: ${Code[error.code]}`);
+        failed.notify();
+      },
+    });
+    await failed.until(() => (errors.length > 0 ? true : undefined), 10_000, "onError");
+    expect(errors).toEqual(["watching: RESOURCE_EXHAUSTED"]);
+    expect(sync.live).toBe(false);
+    expect(await sync.isExpired()).toBe(false);
   });
 });
 

@@ -54,7 +54,7 @@ const logByLogger = new WeakMap<SyncLogger, RateLimitedLog>();
 export type ExpiredListener = (generation: bigint) => void;
 
 /** What a synchronizer was doing when a service error was swallowed. */
-export type SyncAction = "checking" | "refreshing" | "clearing" | "marking as updated" | "loading";
+export type SyncAction = "checking" | "refreshing" | "clearing" | "marking as updated" | "loading" | "watching";
 
 /** Knows whether this process's copy of the state behind one cache key is current. */
 export class GenerationSynchronizer {
@@ -88,8 +88,11 @@ export class GenerationSynchronizer {
         watchByClient.set(client, watch);
       }
       this.#watch = watch;
-      this.#leave = this.#watch.join(cacheKey, (generation) => {
-        if (generation !== this.#syncGen) for (const listener of [...this.#expiredListeners]) listener(generation);
+      this.#leave = this.#watch.join(cacheKey, {
+        changed: (generation) => {
+          if (generation !== this.#syncGen) for (const listener of [...this.#expiredListeners]) listener(generation);
+        },
+        failed: (error) => this.#warn("watching", error),
       });
     }
   }
@@ -191,8 +194,10 @@ export class GenerationSynchronizer {
       this.#adopt(await this.#client.bump(this.cacheKey));
     } catch (error) {
       const failure = GenerationServiceError.from(error);
+      // The failure's own message starts with its code, which leads this one already.
+      const why = failure.message.replace(`${Code[failure.code]}: `, "");
       throw new GenerationServiceError(
-        `${Code[failure.code]}: the data was written, but bumping the generation of cache key "${this.cacheKey}" failed, so readers were not told: ${failure.message}`,
+        `${Code[failure.code]}: the data was written, but bumping the generation of cache key "${this.cacheKey}" failed, so readers were not told: ${why}`,
         failure.code,
         { cause: error },
       );
@@ -242,10 +247,15 @@ export class GenerationSynchronizer {
 
   #warn(action: SyncAction, error: unknown): void {
     const failure = GenerationServiceError.from(error);
-    this.#onError?.(failure, action);
     this.#log.warn(
       `${action} ${this.cacheKey}`,
       `syncgen: ${action} generation of cache key "${this.cacheKey}" failed: ${failure.message}`,
     );
+    try {
+      this.#onError?.(failure, action);
+    } catch (hookError) {
+      // The synchronizer never throws for service errors, not even through its hook.
+      this.#log.warn(`onError ${this.cacheKey}`, `syncgen: onError threw: ${String(hookError)}`);
+    }
   }
 }

@@ -7,13 +7,18 @@
 import type { KeyGeneration } from "../gen/generation/v1/generation_pb.js";
 import type { GenerationClient } from "./generation-client.js";
 
-/** Called with a key's new generation (0n: absent). */
-export type GenerationListener = (generation: bigint) => void;
+/** Who watches a key through the shared stream. */
+export interface KeyListener {
+  /** The key's new generation (0n: absent). */
+  changed(generation: bigint): void;
+  /** The stream ended with an error it cannot resume from (e.g. PERMISSION_DENIED). */
+  failed(error: unknown): void;
+}
 
 interface WatchedKey {
   /** The latest generation known for the key; undefined until a stream reported it. */
   generation: bigint | undefined;
-  readonly listeners: Set<GenerationListener>;
+  readonly listeners: Set<KeyListener>;
 }
 
 interface StreamRun {
@@ -36,8 +41,8 @@ export class SharedWatch {
     this.#client = client;
   }
 
-  /** Watches `key`, calling `listener` on each change; returns the function that stops. */
-  join(key: string, listener: GenerationListener): () => void {
+  /** Watches `key`, telling `listener` of each change and of a failure; returns the function that stops. */
+  join(key: string, listener: KeyListener): () => void {
     let entry = this.#keys.get(key);
     if (entry === undefined) {
       entry = { generation: undefined, listeners: new Set() };
@@ -122,8 +127,11 @@ export class SharedWatch {
           run.live = false;
         }
       }
-    } catch {
-      // Not resumable (e.g. PERMISSION_DENIED): checks fall back to calls, which log why.
+    } catch (error) {
+      // Not resumable (e.g. PERMISSION_DENIED): checks fall back to calls. Whoever watches
+      // the keys of this stream is told.
+      for (const key of run.keys)
+        for (const listener of [...(this.#keys.get(key)?.listeners ?? [])]) listener.failed(error);
     } finally {
       run.live = false;
     }
@@ -137,7 +145,7 @@ export class SharedWatch {
       // A report older than what observe() recorded is the stream catching up: skip it.
       if (!isNewer(change.generation, entry.generation)) continue;
       entry.generation = change.generation;
-      for (const listener of [...entry.listeners]) listener(change.generation);
+      for (const listener of [...entry.listeners]) listener.changed(change.generation);
     }
   }
 }
