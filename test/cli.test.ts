@@ -1,8 +1,11 @@
 /** The client commands as scripts use them: exit codes by gRPC status, and --json output. */
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { promisify } from "node:util";
 import { describe, expect, test } from "vitest";
 import { Code } from "../src/client/index.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
-import { CliProcess, runCli } from "./helpers/cli.js";
+import { CLI, CliProcess, runCli } from "./helpers/cli.js";
 import { freePort } from "./helpers/free-port.js";
 import { startTestServer } from "./helpers/test-server.js";
 
@@ -28,6 +31,15 @@ describe("exit codes", () => {
     const ts = await startTestServer({}, { cleanups });
     expect((await runCli(["get", "--server", ts.address, "k"])).code).toBe(0);
   });
+});
+
+test("--version prints the package's version", async () => {
+  const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  const printed = await runCli(["--version"]);
+  expect(printed.stdout.trim()).toBe(version);
+  expect(printed.code).toBe(0);
 });
 
 describe("--json", () => {
@@ -71,5 +83,17 @@ describe("--json", () => {
     const generation = await ts.client.bump("b");
     const changed = JSON.parse(await watch.line((line) => line.includes('"event":"changes"'))) as unknown;
     expect(changed).toEqual({ event: "changes", changes: [{ key: "b", generation: String(generation) }] });
+  });
+
+  test("watch --json piped into a reader that stops early ends quietly", async () => {
+    // Heartbeats often: the write after the reader left is what meets the closed pipe.
+    const ts = await startTestServer({ heartbeatMs: 200 }, { cleanups });
+    const { stdout, stderr } = await promisify(execFile)(
+      "/bin/sh",
+      ["-c", `node "${CLI}" watch --server ${ts.address} --json a | head -1`],
+      { timeout: 20_000 },
+    );
+    expect(JSON.parse(stdout)).toEqual({ event: "live", changes: [{ key: "a", generation: "0" }] });
+    expect(stderr).toBe("");
   });
 });

@@ -5,7 +5,7 @@
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
@@ -229,15 +229,6 @@ describe("bearer tokens (--auth-file)", () => {
 });
 
 describe("the CLI", () => {
-  test("--version prints the package's version", async () => {
-    const { version } = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
-      version: string;
-    };
-    const printed = await runCli(["--version"]);
-    expect(printed.stdout.trim()).toBe(version);
-    expect(printed.code).toBe(0);
-  });
-
   test.each([
     [["--tls-key", "me-key.pem"], "--tls-cert and --tls-key go together"],
     [["--tls-cert", "me.pem"], "--tls-cert and --tls-key go together"],

@@ -158,6 +158,12 @@ function clientCommand(
   return { command, connection };
 }
 
+// A reader that stops early (`syncgen watch --json | head -1`) closes the pipe: end quietly.
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
+
 /** One line of JSON output: generations as decimal strings, as proto3's JSON writes int64. */
 function printJson(value: unknown, stream: NodeJS.WriteStream = process.stdout): void {
   stream.write(`${JSON.stringify(value, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v))}\n`);
@@ -246,10 +252,11 @@ async function withClient(
   try {
     await use(client);
   } catch (error) {
-    const failure = GenerationServiceError.from(error);
-    if (options.json) printJson({ error: { code: Code[failure.code], message: failure.message } }, process.stderr);
-    else process.stderr.write(`syncgen: ${failure.message}\n`);
-    process.exitCode = exitCodeOf(failure.code);
+    // Only a failed call has a gRPC code; anything else is a bug of ours, and exits 1.
+    if (!(error instanceof GenerationServiceError)) throw error;
+    if (options.json) printJson({ error: { code: Code[error.code], message: error.message } }, process.stderr);
+    else process.stderr.write(`syncgen: ${error.message}\n`);
+    process.exitCode = exitCodeOf(error.code);
   } finally {
     client.close();
   }
