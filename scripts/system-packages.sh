@@ -1,26 +1,43 @@
 #!/usr/bin/env bash
 # What `npm test` needs besides Node (run by its pretest, and by .ci/run): redis-server and
-# redis-cli (Redis 7), openssl (test certificates), and for the cross-language tests protoc,
-# grpc_python_plugin and a python3 with grpcio. As root on Debian, installs what is missing
-# with apt-get; otherwise names it, with the command to run, and fails.
+# redis-cli (Redis 7 or later), openssl (test certificates), and for the cross-language tests
+# protoc, grpc_python_plugin and a python3 with grpcio. As root on Debian, installs what is
+# missing with apt-get, then checks again; otherwise (or with SYNCGEN_NO_INSTALL=1) names it,
+# with the command to run, and fails.
 set -euo pipefail
 
 python="${SYNCGEN_TEST_PYTHON:-/usr/bin/python3}"
-missing=()
-command -v redis-server >/dev/null || missing+=(redis-server)
-# The Cluster tests join their nodes with redis-cli --cluster create.
-command -v redis-cli >/dev/null || missing+=(redis-tools)
-command -v openssl >/dev/null || missing+=(openssl)
-command -v protoc >/dev/null || missing+=(protobuf-compiler)
-command -v grpc_python_plugin >/dev/null || missing+=(protobuf-compiler-grpc)
-"$python" -c "import grpc" 2>/dev/null || missing+=(python3-grpcio)
-((${#missing[@]} == 0)) && exit 0
 
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+# Fills `missing` with the Debian packages of what is not there.
+check() {
+  missing=()
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  # The Cluster tests join their nodes with redis-cli --cluster create.
+  command -v redis-cli >/dev/null || missing+=(redis-tools)
+  command -v openssl >/dev/null || missing+=(openssl)
+  command -v protoc >/dev/null || missing+=(protobuf-compiler)
+  command -v grpc_python_plugin >/dev/null || missing+=(protobuf-compiler-grpc)
+  "$python" -c "import grpc" 2>/dev/null || missing+=(python3-grpcio)
+  # Sharded pub/sub (the Cluster store) came with Redis 7.
+  if command -v redis-server >/dev/null; then
+    major=$(redis-server --version | sed -n 's/.*v=\([0-9]*\)\..*/\1/p')
+    if [ "${major:-0}" -lt 7 ]; then
+      echo "npm test needs Redis 7 or later; redis-server here is ${major:-unknown}" >&2
+      exit 1
+    fi
+  fi
+}
+
+check
+((${#missing[@]} == 0)) && exit 0
+if [ "${SYNCGEN_NO_INSTALL:-}" != 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "npm test: installing ${missing[*]} (apt-get)"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  exit 0
+  check
+  ((${#missing[@]} == 0)) && exit 0
+  echo "npm test: still missing after apt-get: ${missing[*]}" >&2
+  exit 1
 fi
 echo "npm test needs these system packages (Debian names): ${missing[*]}" >&2
 echo "install them, e.g.: sudo apt-get install ${missing[*]}" >&2

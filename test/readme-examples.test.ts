@@ -26,8 +26,9 @@ function readmeBlocks(): { file: string; line: number; code: string }[] {
   for (const file of READMES) {
     const lines = readFileSync(join(ROOT, file), "utf8").split("\n");
     for (let i = 0; i < lines.length; i++) {
-      if (lines[i] !== "```ts") continue;
+      if (lines[i] !== "```ts" && lines[i] !== "```typescript") continue;
       const end = lines.indexOf("```", i + 1);
+      if (end === -1) throw new Error(`${file}: the code block at line ${i + 1} is never closed`);
       blocks.push({ file, line: i + 1, code: lines.slice(i + 1, end).join("\n") });
       i = end;
     }

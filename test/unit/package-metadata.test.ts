@@ -18,8 +18,8 @@ describe.each([
     expect(readFileSync(join(ROOT, "LICENSE"), "utf8")).toMatch(/Apache License\s+Version 2\.0, January 2004/);
   });
 
-  test("asks for the Node that can require() it (20.19)", () => {
-    expect(pkg.engines).toEqual({ node: ">=20.19" });
+  test("asks for a Node that can require() it (20.19 on, 22.12 on; not 21 or early 22)", () => {
+    expect(pkg.engines).toEqual({ node: "^20.19.0 || >=22.12.0" });
   });
 
   test("exports its package.json", () => {
