@@ -61,7 +61,16 @@ describe("--json", () => {
   });
 
   test("a failure is a JSON error on stderr, with the exit code", async () => {
-    const result = await runCli(["get", "--server", `127.0.0.1:${await freePort()}`, "--json", "k"]);
+    // --deadline-ms: one short try, not five seconds of retries.
+    const result = await runCli([
+      "get",
+      "--server",
+      `127.0.0.1:${await freePort()}`,
+      "--deadline-ms",
+      "300",
+      "--json",
+      "k",
+    ]);
     expect(result.code).toBe(64 + Code.UNAVAILABLE);
     expect(JSON.parse(result.stderr)).toEqual({
       error: { code: "UNAVAILABLE", message: expect.stringMatching(/^UNAVAILABLE: cannot reach 127\.0\.0\.1:\d+/) },

@@ -8,6 +8,7 @@ import { Code, createGenerationClient, GenerationServiceError, type TlsOptions }
 import { SERVER_SETTINGS } from "../server/config.js";
 import {
   ConfigError,
+  integer,
   optional,
   readSettings,
   type SettingsTable,
@@ -59,6 +60,14 @@ const CONNECTION_SETTINGS = {
     default: "",
     parse: optional(text),
   },
+  deadlineMs: {
+    flag: "deadline-ms",
+    placeholder: "ms",
+    env: "SYNCGEN_DEADLINE_MS",
+    description: "how long a call may take, retries included, before it fails with DEADLINE_EXCEEDED or its last error",
+    default: "5000",
+    parse: integer(1, 3_600_000),
+  },
 } as const satisfies SettingsTable;
 
 /** How a client command reaches the server, its files read. */
@@ -66,6 +75,7 @@ interface Connection {
   server: string;
   token: string | undefined;
   tls: TlsOptions | undefined;
+  deadlineMs: number;
 }
 
 /** Reads a PEM file a setting names; a file that cannot be read is a bad setting. */
@@ -141,7 +151,7 @@ function clientCommand(
   const connection = (parsed: Record<string, unknown>): Promise<Connection> =>
     exitOnConfigError(name, () => {
       const { values } = readSettings(CONNECTION_SETTINGS, flags(parsed), process.env);
-      const { server, token, tlsCa, tlsCert, tlsKey } = values;
+      const { server, token, tlsCa, tlsCert, tlsKey, deadlineMs } = values;
       if ((tlsCert === undefined) !== (tlsKey === undefined)) {
         throw new ConfigError("--tls-cert and --tls-key go together: give both for mutual TLS, or neither");
       }
@@ -153,7 +163,7 @@ function clientCommand(
               ...(tlsCert !== undefined ? { cert: readPem("tls-cert", tlsCert) } : {}),
               ...(tlsKey !== undefined ? { key: readPem("tls-key", tlsKey) } : {}),
             };
-      return { server, token, tls };
+      return { server, token, tls, deadlineMs };
     });
   return { command, connection };
 }
@@ -246,6 +256,7 @@ async function withClient(
   use: (client: ReturnType<typeof createGenerationClient>) => Promise<void>,
 ): Promise<void> {
   const client = createGenerationClient(flags.server, {
+    deadlineMs: flags.deadlineMs,
     ...(flags.tls ? { tls: flags.tls } : {}),
     ...(flags.token !== undefined ? { token: flags.token } : {}),
   });
