@@ -6,10 +6,8 @@ from typing import Iterator, Mapping, Optional, Sequence
 
 import grpc
 
-# The generated stubs are the top-level package ``generation`` beside ``syncgen`` (they import
-# ``generation.v1`` by that name): clients/python must be on the import path, as it is when
-# run from there or with PYTHONPATH set. Importing this module changes no one's sys.path.
-from generation.v1 import generation_pb2, generation_pb2_grpc
+# The stubs generated from proto/ live inside this package (scripts/generate-python.sh).
+from syncgen._proto.generation.v1 import generation_pb2, generation_pb2_grpc
 
 
 # Ping an idle connection every 30 s and drop it after 10 s without an answer, so a Watch on a

@@ -2,7 +2,7 @@
 """Client and server classes corresponding to protobuf-defined services."""
 import grpc
 
-from generation.v1 import generation_pb2 as generation_dot_v1_dot_generation__pb2
+from syncgen._proto.generation.v1 import generation_pb2 as generation_dot_v1_dot_generation__pb2
 
 
 class GenerationServiceStub(object):
