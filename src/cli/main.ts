@@ -4,7 +4,13 @@
  */
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
-import { Code, createGenerationClient, GenerationServiceError, type TlsOptions } from "../client/index.js";
+import {
+  Code,
+  createGenerationClient,
+  type GenerationClient,
+  GenerationServiceError,
+  type TlsOptions,
+} from "../client/index.js";
 import { SERVER_SETTINGS } from "../server/config.js";
 import {
   ConfigError,
@@ -141,14 +147,23 @@ serve.action(async (options: Record<string, unknown>) => {
   await runServer(serveFlags(options));
 });
 
-/** A client command: its connection settings are read like the server's. */
+/** The client commands' parsed options: their connection settings, and their own flags. */
+type ClientOptions = Record<string, unknown>;
+
+/**
+ * A client command: its connection settings are read like the server's; `run` reads them,
+ * makes the client, and ends a failed call with its exit code (exit-codes.ts).
+ */
 function clientCommand(
   name: string,
   description: string,
-): { command: Command; connection: (parsed: Record<string, unknown>) => Promise<Connection> } {
+): {
+  command: Command;
+  run: (options: ClientOptions, use: (client: GenerationClient) => Promise<void>) => Promise<void>;
+} {
   const command = program.command(name).description(description);
   const flags = addSettings(command, CONNECTION_SETTINGS);
-  const connection = (parsed: Record<string, unknown>): Promise<Connection> =>
+  const connection = (parsed: ClientOptions): Promise<Connection> =>
     exitOnConfigError(name, () => {
       const { values } = readSettings(CONNECTION_SETTINGS, flags(parsed), process.env);
       const { server, token, tlsCa, tlsCert, tlsKey, deadlineMs } = values;
@@ -165,7 +180,7 @@ function clientCommand(
             };
       return { server, token, tls, deadlineMs };
     });
-  return { command, connection };
+  return { command, run: async (options, use) => withClient(await connection(options), options, use) };
 }
 
 // A reader that stops early (`syncgen watch --json | head -1`) closes the pipe: end quietly.
@@ -179,41 +194,41 @@ function printJson(value: unknown, stream: NodeJS.WriteStream = process.stdout):
   stream.write(`${JSON.stringify(value, (_, v: unknown) => (typeof v === "bigint" ? String(v) : v))}\n`);
 }
 
+/** What get and bump print: the generation, or with --json the key and the generation. */
+function printGeneration(options: ClientOptions, key: string, generation: bigint): void {
+  if (options.json) printJson({ key, generation });
+  else console.log(String(generation));
+}
+
 const get = clientCommand("get", "print a key's generation (creating it if absent, unless --peek)");
 get.command
   .argument("<key>")
   .option("--peek", "read only: print 0 for an absent key and create nothing")
   .option("--json", 'print {"key":KEY,"generation":"GENERATION"}')
-  .action(async (key: string, options: Record<string, unknown>) => {
-    await withClient(await get.connection(options), options, async (client) => {
-      const generation = await client.get(key, { peek: options.peek === true });
-      if (options.json) printJson({ key, generation });
-      else console.log(String(generation));
-    });
-  });
+  .action((key: string, options: ClientOptions) =>
+    get.run(options, async (client) =>
+      printGeneration(options, key, await client.get(key, { peek: options.peek === true })),
+    ),
+  );
 
 const bump = clientCommand("bump", "advance a key's generation and print the new one");
 bump.command
   .argument("<key>")
   .option("--json", 'print {"key":KEY,"generation":"GENERATION"}')
-  .action(async (key: string, options: Record<string, unknown>) => {
-    await withClient(await bump.connection(options), options, async (client) => {
-      const generation = await client.bump(key);
-      if (options.json) printJson({ key, generation });
-      else console.log(String(generation));
-    });
-  });
+  .action((key: string, options: ClientOptions) =>
+    bump.run(options, async (client) => printGeneration(options, key, await client.bump(key))),
+  );
 
 const clear = clientCommand("clear", "forget a key: every generation handed out for it becomes stale");
 clear.command
   .argument("<key>")
   .option("--json", 'print {"key":KEY,"cleared":true}')
-  .action(async (key: string, options: Record<string, unknown>) => {
-    await withClient(await clear.connection(options), options, async (client) => {
+  .action((key: string, options: ClientOptions) =>
+    clear.run(options, async (client) => {
       await client.clear(key);
       if (options.json) printJson({ key, cleared: true });
-    });
-  });
+    }),
+  );
 
 const watch = clientCommand("watch", "print each key's generation, then every change, as `KEY<TAB>GENERATION` lines");
 watch.command
@@ -222,11 +237,11 @@ watch.command
     "--json",
     'print every event as a JSON line: {"event":"live"|"changes","changes":[{"key":..,"generation":".."}]}, {"event":"heartbeat"}, {"event":"down","code":..,"message":..,"retryInMs":..}',
   )
-  .action(async (keys: string[], options: Record<string, unknown>) => {
+  .action(async (keys: string[], options: ClientOptions) => {
     const stop = new AbortController();
     process.once("SIGINT", () => stop.abort());
     process.once("SIGTERM", () => stop.abort());
-    await withClient(await watch.connection(options), options, async (client) => {
+    await watch.run(options, async (client) => {
       for await (const event of client.watch(keys, { signal: stop.signal })) {
         if (options.json) {
           if (event.type === "down") {
@@ -252,8 +267,8 @@ watch.command
 /** Runs `use` with a client; a failed call ends the process with its code (exit-codes.ts). */
 async function withClient(
   flags: Connection,
-  options: Record<string, unknown>,
-  use: (client: ReturnType<typeof createGenerationClient>) => Promise<void>,
+  options: ClientOptions,
+  use: (client: GenerationClient) => Promise<void>,
 ): Promise<void> {
   const client = createGenerationClient(flags.server, {
     deadlineMs: flags.deadlineMs,
