@@ -60,6 +60,29 @@ function parseSentinelUrl(text: string): Extract<RedisTarget, { mode: "sentinel"
   }
 }
 
+/** Browser origins, comma-separated: each SCHEME://HOST[:PORT] exactly as a browser sends it, or "*". */
+function parseOrigins(text: string): string[] | { error: string } {
+  const origins = text
+    .split(",")
+    .map((origin) => origin.trim())
+    .filter((origin) => origin !== "");
+  for (const origin of origins) {
+    if (origin === "*") continue;
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      // Refused below.
+    }
+    if (parsed?.origin !== origin) {
+      return {
+        error: `must be origins such as https://app.example.com (scheme, host and port only) or *, not "${origin}"`,
+      };
+    }
+  }
+  return origins;
+}
+
 /** Every setting of `syncgen serve`, in the order --help lists them. */
 export const SERVER_SETTINGS = {
   listen: {
@@ -69,6 +92,24 @@ export const SERVER_SETTINGS = {
     description: "HOST:PORT to serve gRPC on",
     default: "127.0.0.1:50051",
     parse: parseHostPort,
+  },
+  httpListen: {
+    flag: "http-listen",
+    placeholder: "host:port",
+    env: "SYNCGEN_HTTP_LISTEN",
+    description:
+      "HOST:PORT to serve Connect (JSON or binary, HTTP/1.1 or HTTP/2), gRPC-Web and the status page on; none by default",
+    default: "",
+    parse: optional(parseHostPort),
+  },
+  corsOrigins: {
+    flag: "cors-origin",
+    placeholder: "origin,...",
+    env: "SYNCGEN_CORS_ORIGINS",
+    description:
+      "browser origins that may call the HTTP port (https://app.example.com,...; * for any); none by default",
+    default: "",
+    parse: parseOrigins,
   },
   redisServer: {
     flag: "redis",
@@ -349,6 +390,9 @@ export function resolveServerConfig(flags: SettingTexts, env: SettingTexts = {})
 export function checkServerConfig(config: ServerConfig): ServerConfig {
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
     throw new ConfigError("--tls-cert and --tls-key go together: give both to serve TLS, or neither");
+  }
+  if (config.corsOrigins.length > 0 && config.httpListen === undefined) {
+    throw new ConfigError("--cors-origin applies to the HTTP port: give --http-listen as well");
   }
   if (config.tlsClientCa !== undefined && config.tlsCert === undefined) {
     throw new ConfigError("--tls-client-ca needs TLS: give --tls-cert and --tls-key as well");

@@ -78,6 +78,8 @@ export function generationServiceReadings(
           ? "server setting --max-message-bytes"
           : "sized from server settings --max-watch-keys and --max-key-bytes, or set by --max-message-bytes",
       decode: (bytes) => readWatchRequest(bytes, config),
+      // Each key, and each `known` entry's colon and comma, and a few fields of newer clients.
+      jsonEntries: 3 * config.maxWatchKeys + 16,
     },
   };
 }

@@ -19,8 +19,15 @@ import type {
   UntypedHandleCall,
 } from "@grpc/grpc-js";
 import { grpcServiceDefinition } from "../rpc/service-definition.js";
-import { Code, GenerationServiceError, toServiceError, undecodable } from "./errors.js";
-import type { CallContext, RequestReading, ResponseSink, ServiceHandlers, ServiceReadings } from "./handler.js";
+import { GenerationServiceError, toServiceError, undecodable } from "./errors.js";
+import {
+  type CallContext,
+  type RequestReading,
+  type ResponseSink,
+  type ServiceHandlers,
+  type ServiceReadings,
+  withinDeadline,
+} from "./handler.js";
 import type { RequestSizeLimits } from "./request-limits.js";
 
 /** Called with every error a handler ends a call with, for logging. */
@@ -225,33 +232,6 @@ function encodeOnce(schema: DescMessage): (message: unknown) => Buffer {
     }
     return bytes;
   };
-}
-
-/**
- * Time kept back from a call's deadline so an UNAVAILABLE answer still reaches the caller
- * first: a tenth of the time the call had left, within these bounds (the answer's trip, and
- * the caller's own timer, run late on a busy host).
- */
-const DEADLINE_MARGIN_MS = { min: 20, max: 1000 };
-
-/**
- * Answers UNAVAILABLE just before the caller's deadline when the handler has not finished:
- * a store that hangs yields an actionable status, not DEADLINE_EXCEEDED from the client's
- * own timer. (The handler's work may still complete; for a Bump that is the usual
- * "a failed Bump may have happened" of any RPC.)
- */
-function withinDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
-  if (!Number.isFinite(deadline)) return work;
-  const left = deadline - Date.now();
-  const margin = Math.min(DEADLINE_MARGIN_MS.max, Math.max(DEADLINE_MARGIN_MS.min, left / 10));
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new GenerationServiceError("the store did not answer within the call's deadline", Code.UNAVAILABLE)),
-      Math.max(0, left - margin),
-    );
-  });
-  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }
 
 /** The grpc-js form of a status. */

@@ -5,7 +5,7 @@
  * handler throws into a status.
  */
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
-import type { GenerationServiceError } from "../rpc/generation-service-error.js";
+import { Code, GenerationServiceError } from "../rpc/generation-service-error.js";
 import type { RequestOf, ResponseOf } from "../rpc/service-definition.js";
 
 /** What a handler knows of its call. */
@@ -72,6 +72,11 @@ export interface RequestReading<I> {
   readonly setting: string;
   /** Decodes a request of at most `bytes` bytes; throws GenerationServiceError to refuse it. Default: protobuf-es. */
   readonly decode?: (bytes: Uint8Array) => I;
+  /**
+   * Most entries (array elements, object members) a JSON request may hold, counted as its
+   * commas and colons outside strings before it is parsed. Default: no bound beyond `bytes`.
+   */
+  readonly jsonEntries?: number;
 }
 
 /** How the requests of every method of a service are read. */
@@ -114,4 +119,31 @@ export function untilCancelled(
     if (signal.aborted) done();
     else signal.addEventListener("abort", done, { once: true });
   });
+}
+
+/**
+ * Time kept back from a call's deadline so an UNAVAILABLE answer still reaches the caller
+ * first: a tenth of the time the call had left, within these bounds (the answer's trip, and
+ * the caller's own timer, run late on a busy host).
+ */
+const DEADLINE_MARGIN_MS = { min: 20, max: 1000 };
+
+/**
+ * Answers UNAVAILABLE just before the caller's deadline when the handler has not finished:
+ * a store that hangs yields an actionable status, not DEADLINE_EXCEEDED from the client's
+ * own timer. (The handler's work may still complete; for a Bump that is the usual
+ * "a failed Bump may have happened" of any RPC.)
+ */
+export function withinDeadline<T>(work: Promise<T>, deadline: number): Promise<T> {
+  if (!Number.isFinite(deadline)) return work;
+  const left = deadline - Date.now();
+  const margin = Math.min(DEADLINE_MARGIN_MS.max, Math.max(DEADLINE_MARGIN_MS.min, left / 10));
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new GenerationServiceError("the store did not answer within the call's deadline", Code.UNAVAILABLE)),
+      Math.max(0, left - margin),
+    );
+  });
+  return Promise.race([work, expired]).finally(() => clearTimeout(timer));
 }

@@ -15,6 +15,7 @@ import {
 } from "@grpc/grpc-js";
 import type { RequestOf } from "../rpc/service-definition.js";
 import type { AccessControl, MethodAccess, Principal } from "./access-control.js";
+import { type CallObserver, deadlinePassed, goCodeName, type MethodLabels } from "./call-observer.js";
 import { Code, GenerationServiceError } from "./errors.js";
 import { RefusedRequest, toStatus } from "./grpc-service.js";
 
@@ -82,55 +83,6 @@ export function accessInterceptor<T extends GenServiceMethods>(
   };
 }
 
-/** Receives what the metrics interceptor sees of each call. */
-export interface CallObserver {
-  started(method: MethodLabels): void;
-  received(method: MethodLabels): void;
-  sent(method: MethodLabels): void;
-  handled(method: MethodLabels, code: string, seconds: number): void;
-}
-
-/** The labels go-grpc-prometheus puts on every grpc_server_* metric. */
-export interface MethodLabels {
-  readonly grpc_type: "unary" | "server_stream" | "client_stream" | "bidi_stream";
-  readonly grpc_service: string;
-  readonly grpc_method: string;
-}
-
-/** go-grpc-prometheus labels codes as Go's codes.Code.String() spells them. */
-const GO_CODE_NAMES: Record<number, string> = {
-  [grpcStatus.OK]: "OK",
-  [grpcStatus.CANCELLED]: "Canceled",
-  [grpcStatus.UNKNOWN]: "Unknown",
-  [grpcStatus.INVALID_ARGUMENT]: "InvalidArgument",
-  [grpcStatus.DEADLINE_EXCEEDED]: "DeadlineExceeded",
-  [grpcStatus.NOT_FOUND]: "NotFound",
-  [grpcStatus.ALREADY_EXISTS]: "AlreadyExists",
-  [grpcStatus.PERMISSION_DENIED]: "PermissionDenied",
-  [grpcStatus.RESOURCE_EXHAUSTED]: "ResourceExhausted",
-  [grpcStatus.FAILED_PRECONDITION]: "FailedPrecondition",
-  [grpcStatus.ABORTED]: "Aborted",
-  [grpcStatus.OUT_OF_RANGE]: "OutOfRange",
-  [grpcStatus.UNIMPLEMENTED]: "Unimplemented",
-  [grpcStatus.INTERNAL]: "Internal",
-  [grpcStatus.UNAVAILABLE]: "Unavailable",
-  [grpcStatus.DATA_LOSS]: "DataLoss",
-  [grpcStatus.UNAUTHENTICATED]: "Unauthenticated",
-};
-
-/**
- * Whether a call cancelled now was ended by its deadline. The server's deadline counts from
- * when the request arrived, so the client's passes first (by the request's trip, longer on a
- * busy host) and its cancel can arrive just before the server's: a cancel in the last tenth of
- * the call's time (50 ms to 1 s) counts as the deadline.
- */
-function deadlinePassed(deadline: Date | number, startedAtMs: number): boolean {
-  const at = deadline instanceof Date ? deadline.getTime() : deadline;
-  if (!Number.isFinite(at)) return false;
-  const tolerance = Math.min(1000, Math.max(50, (at - startedAtMs) / 10));
-  return Date.now() >= at - tolerance;
-}
-
 /** Reports every call of every service to `observer`: start, messages, final status and duration. */
 export function metricsInterceptor(observer: CallObserver): ServerInterceptor {
   const labelsByPath = new Map<string, MethodLabels>();
@@ -155,7 +107,7 @@ export function metricsInterceptor(observer: CallObserver): ServerInterceptor {
     const finish = (code: number): void => {
       if (finished) return;
       finished = true;
-      observer.handled(method, GO_CODE_NAMES[code] ?? String(code), Number(process.hrtime.bigint() - startedAt) / 1e9);
+      observer.handled(method, goCodeName(code), Number(process.hrtime.bigint() - startedAt) / 1e9);
     };
     observer.started(method);
     const listener = new ServerListenerBuilder()

@@ -6,9 +6,9 @@
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { CallObserver, MethodLabels } from "./call-observer.js";
 import type { ConnectionObserver } from "./connection-listener.js";
 import { formatHostPort, type HostPort } from "./host-port.js";
-import type { CallObserver, MethodLabels } from "./interceptors.js";
 import type { LogOutput } from "./logger.js";
 import type { ChangeFeed } from "./store/generation-store.js";
 import type { FanOutObserver, WatchHub, WatchHubStats } from "./watch-hub.js";

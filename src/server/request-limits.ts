@@ -44,7 +44,7 @@ interface CallDecoder {
 const READING_MESSAGE = 2;
 
 /** Requests larger than this draw from the budget for large requests being read. */
-const LARGE_REQUEST_BYTES = 64 << 10;
+export const LARGE_REQUEST_BYTES = 64 << 10;
 
 /**
  * The message reader of the call grpc-js hands the first interceptor, if it has the shape of
@@ -111,14 +111,23 @@ export class RequestSizeLimits {
     );
   }
 
-  /** Draws `bytes` from the budget for large requests being read, or throws the refusal. */
-  #reserve(bytes: number): void {
+  /**
+   * Draws `bytes` from the budget for large requests being read, or throws the refusal
+   * (RESOURCE_EXHAUSTED). What is drawn must be given back with `release`.
+   */
+  reserve(bytes: number): void {
     if (this.#pendingBytes + bytes > this.#pendingBudgetBytes) {
-      throw new Error(
+      throw new GenerationServiceError(
         `the server is already reading ${this.#pendingBytes} bytes of large requests and this one is ${bytes} bytes; at most ${this.#pendingBudgetBytes} are read at once (server setting --max-pending-request-bytes): try again shortly, or another replica`,
+        Code.RESOURCE_EXHAUSTED,
       );
     }
     this.#pendingBytes += bytes;
+  }
+
+  /** Gives back `bytes` drawn with `reserve`. */
+  release(bytes: number): void {
+    this.#pendingBytes -= bytes;
   }
 
   /**
@@ -143,7 +152,7 @@ export class RequestSizeLimits {
         target.call.maxReceiveMessageSize = limit.bytes;
         let reserved = 0;
         const release = (): void => {
-          this.#pendingBytes -= reserved;
+          this.release(reserved);
           reserved = 0;
         };
         const write = decoder.write;
@@ -157,7 +166,7 @@ export class RequestSizeLimits {
           }
           if (decoder.readState === READING_MESSAGE) {
             if (reserved === 0 && decoder.readMessageSize > LARGE_REQUEST_BYTES) {
-              this.#reserve(decoder.readMessageSize);
+              this.reserve(decoder.readMessageSize);
               reserved = decoder.readMessageSize;
               // Returned however the call ends, should the request not be read whole.
               target.stream.once("close", release);

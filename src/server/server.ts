@@ -1,11 +1,15 @@
 /**
  * The server, read top to bottom as its life goes: `start` builds it (the store, the watch
- * hub, health, metrics, and a grpc-js server with GenerationService, grpc.health.v1 and
- * reflection), listens, and connects the store; it serves until `shutdown`, which drains
- * (health NOT_SERVING, Watch streams ended so clients move to another replica, unary calls in
- * flight finished) and then stops (what is left cut off, connections and the store closed).
+ * hub, health, metrics, and the services — GenerationService, grpc.health.v1 and reflection —
+ * on a grpc-js server and, with --http-listen, on the HTTP port over Connect and gRPC-Web),
+ * listens, and connects the store; it serves until `shutdown`, which drains (health
+ * NOT_SERVING, Watch streams ended so clients move to another replica, unary calls in flight
+ * finished) and then stops (what is left cut off, connections and the store closed). Both
+ * ports share one set of handlers, tokens, limits and metrics.
  */
 import { readFile } from "node:fs/promises";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import type { Interceptor } from "@connectrpc/connect";
 import { type ChannelOptions, Server, ServerCredentials, type ServerInterceptor } from "@grpc/grpc-js";
 import { file_generation_v1_generation, GenerationService } from "../gen/generation/v1/generation_pb.js";
 import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -16,8 +20,10 @@ import {
 } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { AccessControl } from "./access-control.js";
 import { checkServerConfig, type ServerConfig } from "./config.js";
+import { connectAccessInterceptor, connectMetricsInterceptor } from "./connect-interceptors.js";
+import { ConnectRoutes } from "./connect-routes.js";
 import { type ConnectionListener, listenForConnections } from "./connection-listener.js";
-import { Code } from "./errors.js";
+import { Code, type GenerationServiceError } from "./errors.js";
 import {
   generationServiceAccess,
   generationServiceHandlers,
@@ -25,8 +31,10 @@ import {
   maxWatchRequestBytes,
 } from "./generation-service.js";
 import { addService, type ServeOptions } from "./grpc-service.js";
+import type { ServiceHandlers, ServiceReadings } from "./handler.js";
 import { HealthService } from "./health-service.js";
 import { formatHostPort, type HostPort } from "./host-port.js";
+import { HttpEndpoint, type HttpTls } from "./http-endpoint.js";
 import { accessInterceptor, metricsInterceptor } from "./interceptors.js";
 import type { Logger, LogOutput } from "./logger.js";
 import { type MetricsEndpoint, ServerMetrics } from "./metrics.js";
@@ -52,6 +60,8 @@ export interface ServerOptions {
 interface Transport {
   credentials: ServerCredentials;
   tls: "plaintext" | "TLS" | "mutual TLS";
+  /** The PEM files, for the HTTP port; undefined in plaintext. */
+  files: HttpTls | undefined;
 }
 
 /** A running syncgen server. */
@@ -65,6 +75,9 @@ export class SyncgenServer {
   readonly #health = new HealthService([GenerationService.typeName]);
   readonly #metrics: ServerMetrics | undefined;
   readonly #grpc: Server;
+  /** What the HTTP port serves, when --http-listen is set. */
+  readonly #connect: ConnectRoutes | undefined;
+  #http: HttpEndpoint | undefined;
   #accessControl: AccessControl | undefined;
   #listener: ConnectionListener | undefined;
   #metricsEndpoint: MetricsEndpoint | undefined;
@@ -118,6 +131,14 @@ export class SyncgenServer {
     feed.on("state", this.#onStoreState);
     const sizeLimits = new RequestSizeLimits(config.maxPendingRequestBytes || 4 * maxWatchRequestBytes(config));
     this.#grpc = new Server({ ...transportOptions(config), interceptors: this.#interceptors(sizeLimits) });
+    if (config.httpListen !== undefined) {
+      this.#connect = new ConnectRoutes({
+        limits: sizeLimits,
+        interceptors: this.#connectInterceptors(),
+        onError: this.#onCallError,
+        corsOrigins: config.corsOrigins,
+      });
+    }
     this.#registerServices(sizeLimits, records);
   }
 
@@ -148,49 +169,78 @@ export class SyncgenServer {
           () => this.#accessControl as AccessControl,
           GenerationService,
           generationServiceAccess,
-          (method, error, principal) =>
-            this.#logger.debug(
-              { event: "call_refused", method, code: Code[error.code], principal, details: error.message },
-              "call refused",
-            ),
+          this.#onCallRefused,
         ),
       );
     }
     return interceptors;
   }
 
-  /** GenerationService, health and reflection (v1 and v1alpha), on the grpc-js server. */
+  /** The HTTP port's interceptors: metrics outermost, so they count the calls access control refuses. */
+  #connectInterceptors(): Interceptor[] {
+    const interceptors: Interceptor[] = [];
+    if (this.#metrics) interceptors.push(connectMetricsInterceptor(this.#metrics));
+    if (this.#accessControl) {
+      interceptors.push(
+        connectAccessInterceptor(
+          () => this.#accessControl as AccessControl,
+          GenerationService,
+          generationServiceAccess,
+          this.#onCallRefused,
+        ),
+      );
+    }
+    return interceptors;
+  }
+
+  /** Logs a call access control refused (the token itself is never logged). */
+  readonly #onCallRefused = (method: string, error: GenerationServiceError, principal: string | undefined): void =>
+    this.#logger.debug(
+      { event: "call_refused", method, code: Code[error.code], principal, details: error.message },
+      "call refused",
+    );
+
+  /** Logs a call that ended with an error: a bug of ours as an error, anything else at debug level. */
+  readonly #onCallError = (method: string, error: GenerationServiceError): void => {
+    if (error.code === Code.INTERNAL) {
+      this.#logger.error({ event: "internal_error", method, err: error.cause }, "internal error");
+    } else {
+      this.#logger.debug(
+        { event: "call_failed", method, code: Code[error.code], details: error.message },
+        "call failed",
+      );
+    }
+  };
+
+  /**
+   * GenerationService, health and reflection (v1 and v1alpha), on the grpc-js server and on the
+   * HTTP port: one set of handlers, so one Watch quota and one health state.
+   */
   #registerServices(limits: RequestSizeLimits, records: GenerationRecords): void {
-    const options: ServeOptions = {
-      limits,
-      onError: (method, error) => {
-        if (error.code === Code.INTERNAL) {
-          this.#logger.error({ event: "internal_error", method, err: error.cause }, "internal error");
-        } else {
-          this.#logger.debug(
-            { event: "call_failed", method, code: Code[error.code], details: error.message },
-            "call failed",
-          );
-        }
-      },
-    };
     const config = this.#config;
-    const handlers = generationServiceHandlers({
-      records,
-      hub: this.#hub,
-      limits: config,
-      watchQuota: new WatchQuota(config),
-    });
-    addService(this.#grpc, GenerationService, handlers, generationServiceReadings(config), options);
-    addService(this.#grpc, Health, this.#health.handlers(), this.#health.readings(), options);
     const reflection = new ReflectionService([
       file_generation_v1_generation,
       file_grpc_health_v1_health,
       file_grpc_reflection_v1_reflection,
       file_grpc_reflection_v1alpha_reflection,
     ]);
-    addService(this.#grpc, ServerReflection, reflection.handlers(), reflection.readings(), options);
-    addService(this.#grpc, ServerReflectionV1alpha, reflection.handlersV1alpha(), reflection.readings(), options);
+    const services = [
+      serviceEntry(
+        GenerationService,
+        generationServiceHandlers({ records, hub: this.#hub, limits: config, watchQuota: new WatchQuota(config) }),
+        generationServiceReadings(config),
+      ),
+      serviceEntry(Health, this.#health.handlers(), this.#health.readings()),
+      serviceEntry(ServerReflection, reflection.handlers(), reflection.readings()),
+      serviceEntry(ServerReflectionV1alpha, reflection.handlersV1alpha(), reflection.readings()),
+    ];
+    const options: ServeOptions = { limits, onError: this.#onCallError };
+    for (const serve of services) {
+      serve((service, handlers, readings) => {
+        addService(this.#grpc, service, handlers, readings, options);
+        this.#connect?.add(service, handlers, readings);
+      });
+    }
   }
 
   /** Listens on the metrics address, then the gRPC one (if either is taken, nothing is left listening), and says so. */
@@ -209,6 +259,19 @@ export class SyncgenServer {
     }).catch((error: Error) => {
       throw new ConfigError(`--listen ${formatHostPort(listen)}: ${error.message}`);
     });
+    const { httpListen } = this.#config;
+    if (this.#connect && httpListen) {
+      this.#http = await HttpEndpoint.listen({
+        hostPort: httpListen,
+        tls: transport.files,
+        handler: this.#connect.handle,
+        maxConcurrentStreams: this.#config.maxConcurrentStreams,
+        logger: this.#logger,
+        observer: this.#metrics,
+      }).catch((error: Error) => {
+        throw new ConfigError(`--http-listen ${formatHostPort(httpListen)}: ${error.message}`);
+      });
+    }
     this.#logStart(transport);
   }
 
@@ -227,9 +290,10 @@ export class SyncgenServer {
         tls: transport.tls,
         auth: auth ? `${auth.size} tokens` : "open",
         metrics: this.#metricsEndpoint?.url,
+        http: this.#http ? formatHostPort(this.#http.address) : undefined,
       },
       [
-        `syncgen serving on ${address} (${transport.tls})`,
+        `syncgen serving gRPC on ${address}${this.#http ? ` and Connect, gRPC-Web and the status page on ${formatHostPort(this.#http.address)}` : ""} (${transport.tls})`,
         config.redis
           ? `store ${store}`
           : "from the in-memory store (one replica only; give --redis, --sentinels or --redis-cluster to share state)",
@@ -244,6 +308,11 @@ export class SyncgenServer {
   get address(): HostPort {
     if (this.#listener === undefined) throw new Error("SyncgenServer: not listening");
     return this.#listener.address;
+  }
+
+  /** Where it serves Connect, gRPC-Web and the status page, when --http-listen is set. */
+  get httpAddress(): HostPort | undefined {
+    return this.#http?.address;
   }
 
   /** Where it serves Prometheus metrics, when --metrics-listen is set. */
@@ -301,7 +370,9 @@ export class SyncgenServer {
     this.#health.endWatches(SHUTDOWN_MESSAGE);
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
-      new Promise<"drained">((resolve) => this.#grpc.tryShutdown(() => resolve("drained"))),
+      Promise.all([new Promise<void>((resolve) => this.#grpc.tryShutdown(() => resolve())), this.#http?.drain()]).then(
+        () => "drained" as const,
+      ),
       new Promise<"deadline">((resolve) => {
         timer = setTimeout(() => resolve("deadline"), this.#config.shutdownTimeoutMs);
       }),
@@ -318,11 +389,27 @@ export class SyncgenServer {
     if (force) this.#grpc.forceShutdown();
     // Connections that never spoke HTTP/2 (or never finished TLS) are not grpc-js's to close.
     this.#listener?.closeAll();
+    this.#http?.close();
     this.#hub.shutdown();
     await Promise.all([this.#ownsStore ? this.#store.close() : undefined, this.#metricsEndpoint?.close()]);
     // After the close, so that it is logged.
     this.#store.feed.off("state", this.#onStoreState);
   }
+}
+
+/** A service with its handlers and readings, kept together so each may be added to both ports with its own types. */
+function serviceEntry<T extends GenServiceMethods>(
+  service: GenService<T>,
+  handlers: ServiceHandlers<T>,
+  readings: ServiceReadings<T>,
+): (
+  add: <U extends GenServiceMethods>(
+    service: GenService<U>,
+    handlers: ServiceHandlers<U>,
+    readings: ServiceReadings<U>,
+  ) => void,
+) => void {
+  return (add) => add(service, handlers, readings);
 }
 
 /** Creates (but does not connect) the store the configuration names: Redis when it names one, memory otherwise. */
@@ -359,7 +446,7 @@ function transportOptions(config: ServerConfig): ChannelOptions {
 /** Plaintext, TLS, or mutual TLS, from the configured PEM files. */
 async function serverTransport(config: ServerConfig): Promise<Transport> {
   if (config.tlsCert === undefined || config.tlsKey === undefined) {
-    return { credentials: ServerCredentials.createInsecure(), tls: "plaintext" };
+    return { credentials: ServerCredentials.createInsecure(), tls: "plaintext", files: undefined };
   }
   const read = (flag: string, path: string): Promise<Buffer> =>
     readFile(path).catch((error: Error) => {
@@ -374,6 +461,7 @@ async function serverTransport(config: ServerConfig): Promise<Transport> {
     return {
       credentials: ServerCredentials.createSsl(clientCa, [{ cert_chain: cert, private_key: key }], clientCa !== null),
       tls: clientCa === null ? "TLS" : "mutual TLS",
+      files: { cert, key, clientCa },
     };
   } catch (error) {
     throw new ConfigError(`--tls-cert/--tls-key/--tls-client-ca: ${(error as Error).message}`);

@@ -6,6 +6,8 @@ describe("resolveServerConfig()", () => {
   test("uses the defaults when nothing is set", () => {
     expect(resolveServerConfig({}, {})).toEqual({
       listen: { host: "127.0.0.1", port: 50051 },
+      httpListen: undefined,
+      corsOrigins: [],
       redis: undefined,
       prefix: "syncgen:",
       maxKeyBytes: 1024,
@@ -43,6 +45,15 @@ describe("resolveServerConfig()", () => {
     expect(config.prefix).toBe("team-a:");
   });
 
+  test("--cors-origin takes a list of origins, or *", () => {
+    const config = resolveServerConfig(
+      { "http-listen": "127.0.0.1:8080" },
+      { SYNCGEN_CORS_ORIGINS: "https://a.example, http://localhost:3000,*" },
+    );
+    expect(config.httpListen).toEqual({ host: "127.0.0.1", port: 8080 });
+    expect(config.corsOrigins).toEqual(["https://a.example", "http://localhost:3000", "*"]);
+  });
+
   test("an empty REDIS_URL means the in-memory store", () => {
     expect(resolveServerConfig({}, { REDIS_URL: "" }).redis).toBeUndefined();
   });
@@ -56,6 +67,12 @@ describe("resolveServerConfig()", () => {
     [{ "tls-cert": "cert.pem" }, {}, "--tls-cert and --tls-key go together"],
     [{}, { SYNCGEN_TLS_KEY: "key.pem" }, "--tls-cert and --tls-key go together"],
     [{ "tls-client-ca": "ca.pem" }, {}, "--tls-client-ca needs TLS"],
+    [{ "cors-origin": "https://a.example" }, {}, "--cors-origin applies to the HTTP port: give --http-listen"],
+    [
+      { "http-listen": "127.0.0.1:8080", "cors-origin": "https://a.example/app" },
+      {},
+      '--cors-origin must be origins such as https://app.example.com (scheme, host and port only) or *, not "https://a.example/app"',
+    ],
     [{ "metrics-listen": "9090" }, {}, '--metrics-listen must be HOST:PORT (e.g. 127.0.0.1:50051), not "9090"'],
   ])("refuses %j %j: %s", (flags, env, message) => {
     expect(() => resolveServerConfig(flags, env)).toThrow(ConfigError);

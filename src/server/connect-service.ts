@@ -1,0 +1,243 @@
+/**
+ * The Connect adapter (@connectrpc/connect): serves a generated service through the same
+ * transport-neutral handlers as the grpc-js adapter (handler.ts), over the Connect protocol
+ * (JSON and binary) and gRPC-Web. Each method gets its own read limit (`readMaxBytes`), a
+ * method with its own bounded reader (Watch) is served from what that reader decoded (see
+ * http-endpoint.ts, which runs it on the request's bytes before Connect decodes them), and
+ * whatever a handler throws becomes a ConnectError with the same code and message.
+ *
+ * A streaming handler pushes into a sink; Connect pulls responses from an async iterable and
+ * pulls the next one only once the previous is written. The sink accepts a response at once
+ * only while Connect is waiting for one, and tells the handler to wait (`onDrain`) otherwise,
+ * so a slow reader holds back the handler exactly as HTTP/2 flow control does on gRPC.
+ */
+import type {
+  DescMessage,
+  DescMethodBiDiStreaming,
+  DescMethodServerStreaming,
+  DescMethodUnary,
+  MessageInitShape,
+} from "@bufbuild/protobuf";
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import {
+  type Code as ConnectCode,
+  ConnectError,
+  type ConnectRouter,
+  type ContextValues,
+  createContextKey,
+  createContextValues,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import { type GenerationServiceError, toServiceError } from "./errors.js";
+import {
+  type CallContext,
+  type RequestReading,
+  type ResponseSink,
+  type ServiceHandlers,
+  type ServiceReadings,
+  withinDeadline,
+} from "./handler.js";
+
+/** Called with every error a handler ends a call with, for logging. */
+export type ConnectErrorObserver = (method: string, error: GenerationServiceError) => void;
+
+/** The client's connection ("IP:PORT"), set per request by the HTTP endpoint. */
+const peerKey = createContextKey<string>("");
+
+/** The request as a method's own bounded reader decoded it, when it has one (set by the HTTP endpoint). */
+const decodedRequestKey = createContextKey<unknown>(undefined);
+
+/** The per-request values a call of this adapter reads: where it comes from. */
+export function requestValues(peer: string): ContextValues {
+  return createContextValues().set(peerKey, peer);
+}
+
+/** Records the request a method's own reader decoded; its handler is given this instead of Connect's decoding. */
+export function setDecodedRequest(values: ContextValues, request: unknown): void {
+  values.set(decodedRequestKey, request);
+}
+
+/** syncgen's error as Connect's (the codes share gRPC's numbers). */
+export function toConnectError(error: GenerationServiceError): ConnectError {
+  return new ConnectError(error.message, error.code as number as ConnectCode, undefined, undefined, error);
+}
+
+/** Adds `service` to `router`, served by `handlers`, its requests read as `readings` say. */
+export function addConnectService<T extends GenServiceMethods>(
+  router: ConnectRouter,
+  service: GenService<T>,
+  handlers: ServiceHandlers<T>,
+  readings: ServiceReadings<T>,
+  onError: ConnectErrorObserver,
+): void {
+  for (const method of service.methods) {
+    const name = method.localName;
+    const reading = readings[name] as RequestReading<unknown>;
+    const path = `/${service.typeName}/${method.name}`;
+    const fail = (error: unknown): ConnectError => {
+      const serviceError = toServiceError(error);
+      onError(path, serviceError);
+      return toConnectError(serviceError);
+    };
+    // The handler map is typed by method kind; here one loop serves them all.
+    const handler = (handlers as Record<string, unknown>)[name];
+    // A compressed request would hide its bytes from a method's own reader.
+    const options = { readMaxBytes: reading.bytes, ...(reading.decode ? { acceptCompression: [] } : {}) };
+    const requestOf = (request: unknown, context: HandlerContext): unknown =>
+      reading.decode ? (context.values.get(decodedRequestKey) ?? request) : request;
+    switch (method.methodKind) {
+      case "unary": {
+        const unary = handler as (request: unknown, context: CallContext) => Promise<unknown>;
+        router.rpc(
+          method as DescMethodUnary,
+          async (request: unknown, handlerContext: HandlerContext) => {
+            const { context, end } = callContext(handlerContext);
+            try {
+              const response = await withinDeadline(
+                unary(requestOf(request, handlerContext), context),
+                context.deadline,
+              );
+              return response as MessageInitShape<DescMessage>;
+            } catch (error) {
+              throw fail(error);
+            } finally {
+              end();
+            }
+          },
+          options,
+        );
+        break;
+      }
+      case "server_streaming": {
+        const streaming = handler as (
+          request: unknown,
+          context: CallContext,
+          sink: ResponseSink<unknown>,
+        ) => Promise<void>;
+        router.rpc(
+          method as DescMethodServerStreaming,
+          (request: unknown, handlerContext: HandlerContext) =>
+            streamResponses(
+              handlerContext,
+              (context, sink) => streaming(requestOf(request, handlerContext), context, sink),
+              fail,
+            ),
+          options,
+        );
+        break;
+      }
+      case "bidi_streaming": {
+        const bidi = handler as (
+          requests: AsyncIterable<unknown>,
+          context: CallContext,
+          sink: ResponseSink<unknown>,
+        ) => Promise<void>;
+        router.rpc(
+          method as DescMethodBiDiStreaming,
+          (requests: AsyncIterable<unknown>, handlerContext: HandlerContext) =>
+            streamResponses(handlerContext, (context, sink) => bidi(requests, context, sink), fail),
+          options,
+        );
+        break;
+      }
+      default:
+        throw new Error(`${path}: ${method.methodKind} methods are not supported`);
+    }
+  }
+}
+
+/** The context of a call, and the function to call when it is answered (it aborts the signal). */
+function callContext(handlerContext: HandlerContext): { context: CallContext; end: () => void } {
+  const controller = new AbortController();
+  const end = (): void => controller.abort();
+  if (handlerContext.signal.aborted) end();
+  else handlerContext.signal.addEventListener("abort", end, { once: true });
+  const timeoutMs = handlerContext.timeoutMs();
+  return {
+    context: {
+      signal: controller.signal,
+      deadline: timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs,
+      peer: handlerContext.values.get(peerKey),
+    },
+    end: () => {
+      handlerContext.signal.removeEventListener("abort", end);
+      end();
+    },
+  };
+}
+
+/**
+ * Runs a streaming handler and yields what it sends, as Connect pulls. Ends when the handler
+ * settles (throwing its error as a ConnectError), or when Connect stops pulling (the client
+ * went away: the handler's signal aborts).
+ */
+async function* streamResponses(
+  handlerContext: HandlerContext,
+  run: (context: CallContext, sink: ResponseSink<unknown>) => Promise<void>,
+  fail: (error: unknown) => ConnectError,
+): AsyncGenerator<MessageInitShape<DescMessage>> {
+  const { context, end } = callContext(handlerContext);
+  // Handlers send the response messages of their method.
+  const queue: MessageInitShape<DescMessage>[] = [];
+  let drainListeners: (() => void)[] = [];
+  let wake: (() => void) | undefined;
+  let outcome: { error?: ConnectError } | undefined;
+  const notify = (): void => {
+    const waiting = wake;
+    wake = undefined;
+    waiting?.();
+  };
+  const sink: ResponseSink<unknown> = {
+    send(response) {
+      if (context.signal.aborted) return false;
+      queue.push(response as MessageInitShape<DescMessage>);
+      // Taken at once only if Connect is waiting for it; otherwise the handler waits for onDrain.
+      const taken = wake !== undefined;
+      notify();
+      return taken;
+    },
+    onDrain(listener) {
+      drainListeners.push(listener);
+    },
+  };
+  let running: Promise<void>;
+  try {
+    running = run(context, sink);
+  } catch (error) {
+    running = Promise.reject(error);
+  }
+  running
+    .then(
+      () => {
+        outcome = {};
+      },
+      (error: unknown) => {
+        // A stream the client left ends with nothing more to say.
+        outcome = context.signal.aborted ? {} : { error: fail(error) };
+      },
+    )
+    .finally(notify);
+  try {
+    for (;;) {
+      const next = queue.shift();
+      if (next !== undefined) {
+        yield next;
+        continue;
+      }
+      if (outcome) {
+        if (outcome.error) throw outcome.error;
+        return;
+      }
+      // Everything sent has been written: the handler may send more.
+      const listeners = drainListeners;
+      drainListeners = [];
+      for (const listener of listeners) listener();
+      if (queue.length > 0 || outcome) continue;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+  } finally {
+    end();
+  }
+}
