@@ -1,10 +1,12 @@
 /**
- * The contract: every semantic of GenerationService, over real gRPC on loopback, against
- * every store (memory, Redis). A store passes only if it passes all of this.
+ * The contract: every semantic of GenerationService, against every store (memory, Redis,
+ * Sentinel, Cluster), over each transport: gRPC, and Connect JSON on the HTTP port. A store,
+ * or a transport, passes only if it passes all of this.
  */
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { Code, type GenerationClient } from "../src/client/index.js";
+import { Code } from "../src/client/index.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
+import { type ContractClient, connectGenerationClient } from "./helpers/connect-client.js";
 import { expectCode, expectWatchCode } from "./helpers/expect-code.js";
 import { pausedWatch } from "./helpers/paused-watch.js";
 import { STORE_KINDS } from "./helpers/store-kinds.js";
@@ -30,18 +32,61 @@ function nowMicros(): bigint {
 
 const cleanups = cleanupsAfterEach();
 
-describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
+/** How the suite reaches the server. */
+interface ContractTransport {
+  name: string;
+  /** A new client of `ts` (closed with the server). */
+  client(ts: TestServer): ContractClient;
+  /** The stores it runs against (default: every store). */
+  stores?: readonly string[];
+  /**
+   * Whether its client writes JSON with protobuf-es, which cannot write a map entry named
+   * "__proto__" (the server reads one: see the HTTP port's tests, which send such JSON).
+   */
+  jsonClient?: boolean;
+}
+
+const TRANSPORTS: ContractTransport[] = [
+  { name: "gRPC", client: (ts) => ts.newClient() },
+  {
+    name: "Connect binary over HTTP/2",
+    client: (ts) =>
+      connectGenerationClient(ts.httpUrl, { name: "Connect", protocol: "connect", binary: true, httpVersion: "2" }),
+  },
+  {
+    name: "Connect JSON over HTTP/2",
+    client: (ts) =>
+      connectGenerationClient(ts.httpUrl, {
+        name: "Connect JSON",
+        protocol: "connect",
+        binary: false,
+        httpVersion: "2",
+      }),
+    stores: ["memory"],
+    jsonClient: true,
+  },
+];
+
+const CASES = TRANSPORTS.flatMap((transport) =>
+  STORE_KINDS.filter((kind) => transport.stores?.includes(kind.name) ?? true).map((kind) => ({ transport, kind })),
+);
+
+describe.each(CASES)("GenerationService on the $kind.name store over $transport.name", ({ transport, kind }) => {
   let backing: Awaited<ReturnType<typeof kind.start>>;
   let ts: TestServer;
-  let client: GenerationClient;
+  let client: ContractClient;
 
-  const watch = (keys: string[], known?: Record<string, bigint>, on: GenerationClient = client): WatchRecorder =>
+  const watch = (keys: string[], known?: Record<string, bigint>, on: ContractClient = client): WatchRecorder =>
     recordWatch(cleanups, on, keys, known ? { known } : {});
 
   beforeAll(async () => {
     backing = await kind.start();
-    ts = await startTestServer({ ...backing.settings, heartbeatMs: 200 });
-    client = ts.client;
+    ts = await startTestServer({
+      ...backing.settings,
+      heartbeatMs: 200,
+      httpListen: { host: "127.0.0.1", port: 0 },
+    });
+    client = transport.client(ts);
   });
 
   afterAll(async () => {
@@ -198,15 +243,18 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
       for (const [i, k] of keys.entries()) await w.sees(k, generations[i] as bigint);
     });
 
-    test("known counts for every key, __proto__ included: the first response holds only what differs", async () => {
-      const keys = ["__proto__", "constructor", key("w-known-plain")];
-      const generations = await Promise.all(keys.map((k) => client.bump(k)));
-      // fromEntries: an object literal would set the prototype instead of a "__proto__" entry.
-      const w = watch(keys, Object.fromEntries(keys.map((k, i) => [k, generations[i] as bigint])));
-      await w.live();
-      expect(w.responses[0]?.changes).toEqual([]);
-      expect(await client.get("__proto__", { peek: true })).toBe(generations[0]);
-    });
+    test.skipIf(transport.jsonClient)(
+      "known counts for every key, __proto__ included: the first response holds only what differs",
+      async () => {
+        const keys = ["__proto__", "constructor", key("w-known-plain")];
+        const generations = await Promise.all(keys.map((k) => client.bump(k)));
+        // fromEntries: an object literal would set the prototype instead of a "__proto__" entry.
+        const w = watch(keys, Object.fromEntries(keys.map((k, i) => [k, generations[i] as bigint])));
+        await w.live();
+        expect(w.responses[0]?.changes).toEqual([]);
+        expect(await client.get("__proto__", { peek: true })).toBe(generations[0]);
+      },
+    );
 
     test("sends heartbeats: empty responses while nothing changes", async () => {
       const k = key("w-heartbeat");
@@ -238,12 +286,12 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
       await w.close();
     });
 
-    test("a slow watcher under 10,000 bumps ends on the latest value with bounded state", async () => {
+    test("a slow watcher under thousands of bumps ends on the latest value with bounded state", async () => {
       // Long keys make every response ~1 KB, so HTTP/2 flow control engages quickly.
       const k = key("w-slow").padEnd(1000, ".");
       const other = key("w-slow-other");
       // A reader that pauses after the first response: the server's writes back up.
-      const paused = pausedWatch(ts.newClient(), [k, other]);
+      const paused = pausedWatch(transport.client(ts), [k, other]);
       await paused.live;
       // A reading watcher of the same key: once it has a generation, the hub has taken in
       // every change before it (notifications are handled in order), the paused one's too.
@@ -257,7 +305,11 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
         await fence.sees(k, latest, 20_000);
         return latest;
       };
-      await bumpMany(5_000);
+      // How many changes fill the transport's buffers depends on the transport (and on how
+      // many changes the hub takes in together): bump until the stream is blocked.
+      for (let round = 0; round < 8 && (await ts.metric("syncgen_watch_streams_blocked")) === 0; round++) {
+        await bumpMany(2_500);
+      }
       expect(await ts.metric("syncgen_watch_streams_blocked")).toBe(1);
       // Once blocked, it stays so; what waits is one entry per key at most.
       const last = await bumpMany(5_000);
@@ -303,10 +355,10 @@ describe.each(STORE_KINDS)("GenerationService on the $name store", (kind) => {
   describe("bad input", () => {
     const tooLong = "k".repeat(1025);
     test.each([
-      ["Get", (c: GenerationClient, k: string) => c.get(k)],
-      ["Get peek", (c: GenerationClient, k: string) => c.get(k, { peek: true })],
-      ["Bump", (c: GenerationClient, k: string) => c.bump(k)],
-      ["Clear", (c: GenerationClient, k: string) => c.clear(k)],
+      ["Get", (c: ContractClient, k: string) => c.get(k)],
+      ["Get peek", (c: ContractClient, k: string) => c.get(k, { peek: true })],
+      ["Bump", (c: ContractClient, k: string) => c.bump(k)],
+      ["Clear", (c: ContractClient, k: string) => c.clear(k)],
     ])("%s: an empty or oversize key is INVALID_ARGUMENT naming the limit", async (_, call) => {
       await expectCode(call(client, ""), Code.INVALID_ARGUMENT, /key must not be empty/);
       await expectCode(call(client, tooLong), Code.INVALID_ARGUMENT, /key is 1025 bytes long; the limit is 1024 bytes/);

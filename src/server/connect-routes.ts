@@ -103,7 +103,10 @@ export class ConnectRoutes {
     response.once("close", () => meter.release());
     const reading = this.#readings.get(path);
     const body = universal.body as AsyncIterable<Uint8Array>;
-    universal.body = meter.read(body, reading?.decode ? readWith(reading, request, values) : undefined);
+    universal.body = meter.read(
+      body,
+      reading?.decode || reading?.decodeJson ? readWith(reading, request, values) : undefined,
+    );
     handler(universal)
       .then((answer) => universalResponseToNodeResponse(answer, response))
       // A response that could not be written had lost its client: nothing is left to tell.
@@ -211,17 +214,16 @@ const ENVELOPE_HEADER_BYTES = 5;
 const COMPRESSED_FLAG = 0b1;
 
 /**
- * The check of a method with its own bounded reader: its request is read by that reader, and
- * the handler is given what it decoded. A JSON request is checked for how many entries it
- * holds before it is parsed.
+ * The check of a method with its own bounded readers: its request is read by the reader for
+ * its codec, and the handler is given what it decoded.
  */
 function readWith(
   reading: RequestReading<unknown>,
   request: HttpRequest,
   values: ContextValues,
 ): (body: Uint8Array) => void {
-  const decode = reading.decode as (bytes: Uint8Array) => unknown;
   const contentType = String(request.headers["content-type"] ?? "").toLowerCase();
+  const decode = contentType.includes("json") ? reading.decodeJson : reading.decode;
   const refuse = (problem: string): never => {
     throw new GenerationServiceError(problem, Code.INVALID_ARGUMENT);
   };
@@ -231,38 +233,9 @@ function readWith(
         "send this request as application/grpc-web+proto or application/connect+proto; base64 (grpc-web-text) is not accepted for it",
       );
     }
-    if (body.length < ENVELOPE_HEADER_BYTES) return; // Connect answers the malformed body
+    if (decode === undefined || body.length < ENVELOPE_HEADER_BYTES) return; // the protocol's own reading answers
     const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
     if ((view.getUint8(0) & COMPRESSED_FLAG) !== 0) refuse("this request must not be compressed");
-    const message = body.subarray(ENVELOPE_HEADER_BYTES, ENVELOPE_HEADER_BYTES + view.getUint32(1));
-    if (contentType.includes("json")) {
-      const limit = reading.jsonEntries ?? Number.POSITIVE_INFINITY;
-      if (jsonEntriesOver(message, limit)) refuse(`the request holds more than ${limit} JSON entries`);
-    } else {
-      setDecodedRequest(values, decode(message));
-    }
+    setDecodedRequest(values, decode(body.subarray(ENVELOPE_HEADER_BYTES, ENVELOPE_HEADER_BYTES + view.getUint32(1))));
   };
-}
-
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const COLON = 0x3a;
-
-/** Whether JSON `text` has more than `limit` separators (commas and colons outside strings): an upper bound of its entries. */
-function jsonEntriesOver(text: Uint8Array, limit: number): boolean {
-  let separators = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const byte = text[i];
-    if (inString) {
-      if (byte === BACKSLASH) i++;
-      else if (byte === QUOTE) inString = false;
-    } else if (byte === QUOTE) {
-      inString = true;
-    } else if ((byte === COMMA || byte === COLON) && ++separators > limit) {
-      return true;
-    }
-  }
-  return false;
 }

@@ -7,9 +7,10 @@
  * whatever a handler throws becomes a ConnectError with the same code and message.
  *
  * A streaming handler pushes into a sink; Connect pulls responses from an async iterable and
- * pulls the next one only once the previous is written. The sink accepts a response at once
- * only while Connect is waiting for one, and tells the handler to wait (`onDrain`) otherwise,
- * so a slow reader holds back the handler exactly as HTTP/2 flow control does on gRPC.
+ * pulls the next one only once the previous is written (and the connection has drained). The
+ * sink queues a few responses, as grpc-js buffers a few writes, and beyond that tells the
+ * handler to wait (`onDrain`) until Connect has taken them all, so a slow reader holds back
+ * the handler as HTTP/2 flow control does on gRPC.
  */
 import type {
   DescMessage,
@@ -47,6 +48,9 @@ const peerKey = createContextKey<string>("");
 /** The request as a method's own bounded reader decoded it, when it has one (set by the HTTP endpoint). */
 const decodedRequestKey = createContextKey<unknown>(undefined);
 
+/** Responses a stream queues before its handler is told to wait for the transport. */
+const QUEUED_RESPONSES = 16;
+
 /** The per-request values a call of this adapter reads: where it comes from. */
 export function requestValues(peer: string): ContextValues {
   return createContextValues().set(peerKey, peer);
@@ -82,9 +86,10 @@ export function addConnectService<T extends GenServiceMethods>(
     // The handler map is typed by method kind; here one loop serves them all.
     const handler = (handlers as Record<string, unknown>)[name];
     // A compressed request would hide its bytes from a method's own reader.
-    const options = { readMaxBytes: reading.bytes, ...(reading.decode ? { acceptCompression: [] } : {}) };
+    const ownReader = reading.decode !== undefined || reading.decodeJson !== undefined;
+    const options = { readMaxBytes: reading.bytes, ...(ownReader ? { acceptCompression: [] } : {}) };
     const requestOf = (request: unknown, context: HandlerContext): unknown =>
-      reading.decode ? (context.values.get(decodedRequestKey) ?? request) : request;
+      ownReader ? (context.values.get(decodedRequestKey) ?? request) : request;
     switch (method.methodKind) {
       case "unary": {
         const unary = handler as (request: unknown, context: CallContext) => Promise<unknown>;
@@ -191,10 +196,8 @@ async function* streamResponses(
     send(response) {
       if (context.signal.aborted) return false;
       queue.push(response as MessageInitShape<DescMessage>);
-      // Taken at once only if Connect is waiting for it; otherwise the handler waits for onDrain.
-      const taken = wake !== undefined;
       notify();
-      return taken;
+      return queue.length < QUEUED_RESPONSES;
     },
     onDrain(listener) {
       drainListeners.push(listener);

@@ -18,7 +18,7 @@ import type { GenerationRecords } from "./store/generation-store.js";
 import { checkWatchKeys, keyProblem, type RequestLimits } from "./validation.js";
 import type { WatchHub } from "./watch-hub.js";
 import type { WatchQuota } from "./watch-quota.js";
-import { readWatchRequest } from "./watch-request.js";
+import { readWatchRequest, readWatchRequestJson } from "./watch-request.js";
 
 /** What each method does to which keys: access control checks a token against this. */
 export const generationServiceAccess: AccessRules<typeof GenerationService> = {
@@ -78,8 +78,7 @@ export function generationServiceReadings(
           ? "server setting --max-message-bytes"
           : "sized from server settings --max-watch-keys and --max-key-bytes, or set by --max-message-bytes",
       decode: (bytes) => readWatchRequest(bytes, config),
-      // Each key, and each `known` entry's colon and comma, and a few fields of newer clients.
-      jsonEntries: 3 * config.maxWatchKeys + 16,
+      decodeJson: (bytes) => readWatchRequestJson(bytes, config),
     },
   };
 }

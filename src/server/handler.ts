@@ -72,11 +72,8 @@ export interface RequestReading<I> {
   readonly setting: string;
   /** Decodes a request of at most `bytes` bytes; throws GenerationServiceError to refuse it. Default: protobuf-es. */
   readonly decode?: (bytes: Uint8Array) => I;
-  /**
-   * Most entries (array elements, object members) a JSON request may hold, counted as its
-   * commas and colons outside strings before it is parsed. Default: no bound beyond `bytes`.
-   */
-  readonly jsonEntries?: number;
+  /** Decodes a JSON request (on the HTTP port) as `decode` does a binary one. Default: the protocol's own. */
+  readonly decodeJson?: (bytes: Uint8Array) => I;
 }
 
 /** How the requests of every method of a service are read. */

@@ -1,6 +1,6 @@
 /**
- * Reads a WatchRequest off the wire within the Watch limits, without building the message
- * first. A Watch request may legitimately be ~21 MB (10,000 keys of 1 KiB, each with its known
+ * Reads a WatchRequest off the wire (binary, or JSON on the HTTP port) within the Watch
+ * limits, without building the message first. A Watch request may legitimately be ~21 MB (10,000 keys of 1 KiB, each with its known
  * generation); decoding that much of something else — millions of tiny `known` entries or
  * duplicate keys — would take seconds of the event loop and keep tens of megabytes alive with
  * the stream. So entries are counted as they are read, and reading stops at the first one
@@ -25,57 +25,158 @@ const ENTRY_VALUE_FIELD = 2;
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+/** Collects a Watch request's entries within the limits, as they are read. */
+class WatchRequestBuilder {
+  readonly #keys = new Set<string>();
+  readonly #known = new Map<string, bigint>();
+  #keyEntries = 0;
+  #knownEntries = 0;
+  #otherFields = 0;
+
+  constructor(private readonly limits: RequestLimits) {}
+
+  /** One entry of `keys`, `bytes` long in UTF-8; `decode` is called only once it is known to fit. */
+  key(bytes: number, decode: () => string): void {
+    const { maxWatchKeys } = this.limits;
+    if (++this.#keyEntries > maxWatchKeys) {
+      refuse(
+        `keys has more than ${maxWatchKeys} entries; the limit is ${maxWatchKeys} keys per Watch (server setting --max-watch-keys)`,
+      );
+    }
+    const problem = keySizeProblem(bytes, this.limits, `keys[${this.#keyEntries - 1}]`);
+    if (problem) refuse(problem);
+    this.#keys.add(decode());
+  }
+
+  /** Counts one entry of `known`; `read` gives it, or undefined for one too long to name a key that can be watched. */
+  known(read: () => [string, bigint] | undefined): void {
+    if (++this.#knownEntries > this.limits.maxWatchKeys) {
+      refuse(
+        `known has more than ${this.limits.maxWatchKeys} entries; it holds at most one per watched key (server setting --max-watch-keys)`,
+      );
+    }
+    const entry = read();
+    if (entry) this.#known.set(entry[0], entry[1]);
+  }
+
+  /** Counts a field this server does not know: skipped, but not millions of them. */
+  other(): void {
+    if (++this.#otherFields > this.limits.maxWatchKeys) {
+      refuse(`the request has more than ${this.limits.maxWatchKeys} fields this server does not know`);
+    }
+  }
+
+  /** The request: keys distinct in the order first named, and `known` of watched keys only. */
+  build(): WatchRequest {
+    const request = create(WatchRequestSchema, { keys: [...this.#keys] });
+    const watchedKnown: Record<string, bigint> = Object.create(null);
+    for (const [key, generation] of this.#known) if (this.#keys.has(key)) watchedKnown[key] = generation;
+    request.known = watchedKnown;
+    return request;
+  }
+}
+
+function refuse(problem: string): never {
+  throw new GenerationServiceError(problem, Code.INVALID_ARGUMENT);
+}
+
 /**
  * Decodes a binary WatchRequest; throws GenerationServiceError (INVALID_ARGUMENT) naming the
  * limit or the flaw. Keys come back distinct, in the order first named.
  */
 export function readWatchRequest(bytes: Uint8Array, limits: RequestLimits): WatchRequest {
-  const refuse = (problem: string): never => {
-    throw new GenerationServiceError(problem, Code.INVALID_ARGUMENT);
-  };
-  const keys = new Set<string>();
-  const known = new Map<string, bigint>();
-  let keyEntries = 0;
-  let knownEntries = 0;
-  let otherFields = 0;
+  const builder = new WatchRequestBuilder(limits);
   const reader = new BinaryReader(bytes);
   try {
     while (reader.pos < reader.len) {
       const [field, wireType] = reader.tag();
       if (field === KEYS_FIELD && wireType === WireType.LengthDelimited) {
-        if (++keyEntries > limits.maxWatchKeys) {
-          refuse(
-            `keys has more than ${limits.maxWatchKeys} entries; the limit is ${limits.maxWatchKeys} keys per Watch (server setting --max-watch-keys)`,
-          );
-        }
         const key = reader.bytes();
-        const problem = keySizeProblem(key.length, limits, `keys[${keyEntries - 1}]`);
-        if (problem) refuse(problem);
-        keys.add(utf8.decode(key));
+        builder.key(key.length, () => utf8.decode(key));
       } else if (field === KNOWN_FIELD && wireType === WireType.LengthDelimited) {
-        if (++knownEntries > limits.maxWatchKeys) {
-          refuse(
-            `known has more than ${limits.maxWatchKeys} entries; it holds at most one per watched key (server setting --max-watch-keys)`,
-          );
-        }
-        const entry = readKnownEntry(reader.bytes(), limits);
-        if (entry) known.set(entry[0], entry[1]);
+        const entry = reader.bytes();
+        builder.known(() => readKnownEntry(entry, limits));
       } else {
-        // Fields of a newer contract are skipped, but not millions of them.
-        if (++otherFields > limits.maxWatchKeys) {
-          refuse(`the request has more than ${limits.maxWatchKeys} fields this server does not know`);
-        }
+        builder.other();
         reader.skip(wireType, field);
       }
     }
   } catch (error) {
     throw error instanceof GenerationServiceError ? error : undecodable(WatchRequestSchema.typeName, error);
   }
-  const request = create(WatchRequestSchema, { keys: [...keys] });
-  const watchedKnown: Record<string, bigint> = Object.create(null);
-  for (const [key, generation] of known) if (keys.has(key)) watchedKnown[key] = generation;
-  request.known = watchedKnown;
-  return request;
+  return builder.build();
+}
+
+/**
+ * Decodes a WatchRequest in proto3 JSON (UTF-8), within the same limits. Its separators are
+ * counted before it is parsed, so text of millions of tiny entries is refused without being
+ * parsed. Fields other than `keys` and `known` are left for the protocol's own JSON reading
+ * to accept or refuse.
+ */
+export function readWatchRequestJson(bytes: Uint8Array, limits: RequestLimits): WatchRequest {
+  // Each key, each `known` entry's colon and comma, and a few fields besides.
+  const entries = 3 * limits.maxWatchKeys + 16;
+  if (separatorsOver(bytes, entries)) {
+    refuse(
+      `the request holds more than ${entries} JSON entries; a Watch names at most ${limits.maxWatchKeys} keys (server setting --max-watch-keys)`,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(utf8.decode(bytes));
+  } catch (error) {
+    throw undecodable(WatchRequestSchema.typeName, error);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    refuse(`the request is not a valid ${WatchRequestSchema.typeName}: expected a JSON object`);
+  }
+  const { keys, known } = json as { keys?: unknown; known?: unknown };
+  const builder = new WatchRequestBuilder(limits);
+  if (keys !== undefined && keys !== null) {
+    if (!Array.isArray(keys)) refuse("keys must be a JSON array of strings");
+    for (const key of keys) {
+      if (typeof key !== "string") refuse("keys must be a JSON array of strings");
+      builder.key(Buffer.byteLength(key, "utf8"), () => key);
+    }
+  }
+  if (known !== undefined && known !== null) {
+    if (typeof known !== "object" || Array.isArray(known)) refuse("known must be a JSON object of generations by key");
+    // JSON.parse makes every name an own property, "__proto__" included.
+    for (const [key, value] of Object.entries(known)) builder.known(() => [key, int64(value, key)]);
+  }
+  return builder.build();
+}
+
+/** A proto3 JSON int64: a decimal string or an integral number. */
+function int64(value: unknown, key: string): bigint {
+  if ((typeof value === "string" && /^-?\d+$/.test(value)) || Number.isSafeInteger(value)) {
+    const generation = BigInt(value as string | number);
+    if (generation >= -(2n ** 63n) && generation < 2n ** 63n) return generation;
+  }
+  return refuse(`known[${JSON.stringify(key)}] must be a generation (an int64, as a decimal string)`);
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const COLON = 0x3a;
+
+/** Whether JSON `text` has more than `limit` separators (commas and colons outside strings): a bound of its entries. */
+function separatorsOver(text: Uint8Array, limit: number): boolean {
+  let separators = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const byte = text[i];
+    if (inString) {
+      if (byte === BACKSLASH) i++;
+      else if (byte === QUOTE) inString = false;
+    } else if (byte === QUOTE) {
+      inString = true;
+    } else if ((byte === COMMA || byte === COLON) && ++separators > limit) {
+      return true;
+    }
+  }
+  return false;
 }
 
 /** Framing of a map entry beyond its key's bytes: two tags, the key's length, a 64-bit varint. */

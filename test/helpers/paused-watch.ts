@@ -5,7 +5,7 @@
 import type { GenerationClient } from "../../src/client/index.js";
 import { Condition } from "./deadline.js";
 
-export function pausedWatch(client: GenerationClient, keys: string[]) {
+export function pausedWatch(client: Pick<GenerationClient, "watch">, keys: string[]) {
   const abort = new AbortController();
   const iterator = client.watch(keys, { signal: abort.signal, resume: false })[Symbol.asyncIterator]();
   const seen = new Map<string, bigint>();

@@ -18,6 +18,8 @@ export interface TestServer {
   readonly address: string;
   /** HOST:PORT of its Prometheus metrics. */
   readonly metricsAddress: string;
+  /** http://HOST:PORT of its HTTP port (Connect, gRPC-Web), when `httpListen` is set; "" otherwise. */
+  readonly httpUrl: string;
   /** The sum of a metric's samples whose labels contain `labels`, scraped now. */
   metric(name: string, labels?: string): Promise<number>;
   /** Calls of a GenerationService method (e.g. "Get") started and not yet answered, from the metrics. */
@@ -64,6 +66,7 @@ export async function startTestServer(
   }
   const address = formatHostPort(server.address);
   const metricsAddress = server.metricsAddress ? formatHostPort(server.metricsAddress) : "";
+  const httpUrl = server.httpAddress ? `http://${formatHostPort(server.httpAddress)}` : "";
   const clients: GenerationClient[] = [];
   const newClient = (clientOptions?: GenerationClientOptions): GenerationClient => {
     const client = createGenerationClient(address, clientOptions);
@@ -76,6 +79,7 @@ export async function startTestServer(
     client: newClient(),
     address,
     metricsAddress,
+    httpUrl,
     metric: (name, labels) => metricValue(metricsAddress, name, labels),
     async callsInFlight(method) {
       const labels = `grpc_method="${method}"`;

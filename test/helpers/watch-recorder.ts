@@ -18,7 +18,7 @@ export interface WatchOptions {
 /** Watches `keys` through `client`, recording everything; the test's teardown closes it. */
 export function recordWatch(
   cleanups: Cleanups,
-  client: GenerationClient,
+  client: Pick<GenerationClient, "watch">,
   keys: readonly string[],
   options: WatchOptions = {},
 ): WatchRecorder {
@@ -43,7 +43,11 @@ export class WatchRecorder {
   readonly done: Promise<void>;
 
   /** `resume` (default false here, to see the server's statuses) reconnects after UNAVAILABLE. */
-  constructor(client: GenerationClient, keys: readonly string[], { known, resume = false }: WatchOptions = {}) {
+  constructor(
+    client: Pick<GenerationClient, "watch">,
+    keys: readonly string[],
+    { known, resume = false }: WatchOptions = {},
+  ) {
     this.done = (async () => {
       try {
         const options = { signal: this.#abort.signal, resume, ...(known ? { known } : {}) };
