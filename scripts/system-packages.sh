@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What `npm test` needs besides Node (run by its pretest, and by .ci/run): redis-server and
-# redis-cli (Redis 7 or later), openssl (test certificates), and for the cross-language tests
+# redis-cli (Redis 7 or later), openssl (test certificates), curl (the HTTP port's recipes), and for the cross-language tests
 # protoc, grpc_python_plugin and a python3 with grpcio. As root on Debian, installs what is
 # missing with apt-get, then checks again; otherwise (or with SYNCGEN_NO_INSTALL=1) names it,
 # with the command to run, and fails.
@@ -15,6 +15,7 @@ check() {
   # The Cluster tests join their nodes with redis-cli --cluster create.
   command -v redis-cli >/dev/null || missing+=(redis-tools)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v curl >/dev/null || missing+=(curl)
   command -v protoc >/dev/null || missing+=(protobuf-compiler)
   command -v grpc_python_plugin >/dev/null || missing+=(protobuf-compiler-grpc)
   "$python" -c "import grpc" 2>/dev/null || missing+=(python3-grpcio)

@@ -19,6 +19,7 @@ import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from
 import {
   addConnectService,
   type ConnectErrorObserver,
+  ENVELOPE_HEADER_BYTES,
   requestValues,
   setDecodedRequest,
   toConnectError,
@@ -103,8 +104,13 @@ export class ConnectRoutes {
     response.once("close", () => meter.release());
     const reading = this.#readings.get(path);
     const body = universal.body as AsyncIterable<Uint8Array>;
+    // The meter refuses a declared length over the limit before reading, with the message
+    // that names the setting (Connect would refuse it with its own).
+    const declared = Number(universal.header.get("content-length") ?? Number.NaN);
+    universal.header.delete("content-length");
     universal.body = meter.read(
       body,
+      declared,
       reading?.decode || reading?.decodeJson ? readWith(reading, request, values) : undefined,
     );
     handler(universal)
@@ -174,12 +180,19 @@ class BodyMeter {
   }
 
   /**
-   * `body`, metered. With `check`, the whole body is gathered and checked before any of it
+   * `body`, metered; refused at once if its declared length (Content-Length) is over the
+   * limit. With `check`, the whole body is gathered and checked before any of it
    * goes on (a server-streaming request is one message, then the end of the body).
    */
-  async *read(body: AsyncIterable<Uint8Array>, check?: (bytes: Uint8Array) => void): AsyncGenerator<Uint8Array> {
+  async *read(
+    body: AsyncIterable<Uint8Array>,
+    declaredBytes: number,
+    check?: (bytes: Uint8Array) => void,
+  ): AsyncGenerator<Uint8Array> {
     const gathered: Uint8Array[] = [];
     try {
+      const tooLarge = Number.isFinite(declaredBytes) ? this.limits.check(this.path, declaredBytes) : undefined;
+      if (tooLarge) throw tooLarge;
       for await (const chunk of body) {
         this.#count(chunk.byteLength);
         if (check) gathered.push(chunk);
@@ -209,8 +222,6 @@ class BodyMeter {
   }
 }
 
-/** Connect's streaming and gRPC-Web bodies carry each message in an envelope: a flags byte and a 32-bit length. */
-const ENVELOPE_HEADER_BYTES = 5;
 const COMPRESSED_FLAG = 0b1;
 
 /**

@@ -48,6 +48,9 @@ const peerKey = createContextKey<string>("");
 /** The request as a method's own bounded reader decoded it, when it has one (set by the HTTP endpoint). */
 const decodedRequestKey = createContextKey<unknown>(undefined);
 
+/** Connect's streaming and gRPC-Web bodies carry each message in an envelope: a flags byte and a 32-bit length. */
+export const ENVELOPE_HEADER_BYTES = 5;
+
 /** Responses a stream queues before its handler is told to wait for the transport. */
 const QUEUED_RESPONSES = 16;
 
@@ -87,7 +90,12 @@ export function addConnectService<T extends GenServiceMethods>(
     const handler = (handlers as Record<string, unknown>)[name];
     // A compressed request would hide its bytes from a method's own reader.
     const ownReader = reading.decode !== undefined || reading.decodeJson !== undefined;
-    const options = { readMaxBytes: reading.bytes, ...(ownReader ? { acceptCompression: [] } : {}) };
+    // The HTTP port meters each body against the method's limit as it arrives, and says which
+    // setting raises it; Connect's own limit sits just above, at the envelope's extra bytes.
+    const options = {
+      readMaxBytes: reading.bytes + ENVELOPE_HEADER_BYTES,
+      ...(ownReader ? { acceptCompression: [] } : {}),
+    };
     const requestOf = (request: unknown, context: HandlerContext): unknown =>
       ownReader ? (context.values.get(decodedRequestKey) ?? request) : request;
     switch (method.methodKind) {

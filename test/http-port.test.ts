@@ -1,0 +1,384 @@
+/**
+ * The HTTP port (--http-listen) as its users meet it: curl in JSON over HTTP/1.1 and HTTP/2
+ * (each unary RPC and a Watch), gRPC-Web, tokens, CORS, limits, TLS, metrics, health and
+ * shutdown — each against a real server. The full contract runs over Connect in
+ * generation-service.contract.test.ts.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { once } from "node:events";
+import { writeFileSync } from "node:fs";
+import { request as http1Request } from "node:http";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { Code } from "../src/client/index.js";
+import { type Certificates, makeCertificates } from "./helpers/certificates.js";
+import { cleanupsAfterEach } from "./helpers/cleanups.js";
+import { connectGenerationClient, type HttpProtocol } from "./helpers/connect-client.js";
+import { Condition, withDeadline } from "./helpers/deadline.js";
+import { expectCode, expectWatchCode } from "./helpers/expect-code.js";
+import { startTestServer, type TestServer } from "./helpers/test-server.js";
+import { recordWatch } from "./helpers/watch-recorder.js";
+
+const cleanups = cleanupsAfterEach();
+const HTTP = { host: "127.0.0.1", port: 0 };
+const SERVICE = "generation.v1.GenerationService";
+
+/** An HTTP answer as curl printed it. */
+interface CurlAnswer {
+  status: number;
+  body: string;
+  headers: string;
+}
+
+/** Runs curl; `args` come after its defaults (silent, headers to stdout, status on the last line). */
+async function curl(args: string[]): Promise<CurlAnswer> {
+  const { stdout } = await promisify(execFile)("curl", ["-s", "-i", "-w", "\n%{http_code}", ...args], {
+    timeout: 30_000,
+  });
+  const status = Number(stdout.slice(stdout.lastIndexOf("\n") + 1));
+  const answer = stdout.slice(0, stdout.lastIndexOf("\n"));
+  const split = answer.indexOf("\r\n\r\n");
+  return { status, headers: answer.slice(0, split).toLowerCase(), body: answer.slice(split + 4) };
+}
+
+/** POSTs JSON to a method, as the README's curl examples do. */
+function postJson(ts: TestServer, method: string, json: string, extra: string[] = []): Promise<CurlAnswer> {
+  return curl(["-X", "POST", "-H", "content-type: application/json", "-d", json, ...extra, `${ts.httpUrl}/${method}`]);
+}
+
+/**
+ * A Watch in Connect JSON through curl: the request is one enveloped message on stdin (5
+ * bytes: flags, then the length), the answer a stream of enveloped JSON messages.
+ */
+class CurlWatch {
+  readonly messages: { changes?: { key: string; generation: string }[]; error?: { code: string } }[] = [];
+  readonly #child: ChildProcess;
+  readonly #arrived = new Condition();
+  #pending = Buffer.alloc(0);
+
+  constructor(url: string, request: object, curlArgs: string[] = []) {
+    const json = Buffer.from(JSON.stringify(request));
+    const envelope = Buffer.alloc(5);
+    envelope.writeUInt32BE(json.length, 1);
+    this.#child = spawn(
+      "curl",
+      [
+        "-s",
+        "-N",
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/connect+json",
+        "--data-binary",
+        "@-",
+        ...curlArgs,
+        url,
+      ],
+      { stdio: ["pipe", "pipe", "inherit"] },
+    );
+    this.#child.stdin?.end(Buffer.concat([envelope, json]));
+    this.#child.stdout?.on("data", (chunk: Buffer) => {
+      this.#pending = Buffer.concat([this.#pending, chunk]);
+      while (this.#pending.length >= 5 && this.#pending.length >= 5 + this.#pending.readUInt32BE(1)) {
+        const length = this.#pending.readUInt32BE(1);
+        this.messages.push(JSON.parse(this.#pending.subarray(5, 5 + length).toString()));
+        this.#pending = this.#pending.subarray(5 + length);
+      }
+      this.#arrived.notify();
+    });
+    this.#child.on("exit", () => this.#arrived.notify());
+    cleanups.push(() => this.close());
+  }
+
+  /** Waits until a message carries `key` at `generation` (as its JSON decimal string). */
+  sees(key: string, generation: bigint | string): Promise<unknown> {
+    return this.#arrived.until(
+      () =>
+        this.messages.some((message) =>
+          message.changes?.some((change) => change.key === key && change.generation === String(generation)),
+        ) || undefined,
+      15_000,
+      () => `${key} at ${generation}; got ${JSON.stringify(this.messages)}`,
+    );
+  }
+
+  /** Waits for the first message. */
+  first(): Promise<unknown> {
+    return this.#arrived.until(() => this.messages[0], 15_000, "the first message");
+  }
+
+  async close(): Promise<void> {
+    if (this.#child.exitCode !== null || this.#child.signalCode !== null) return;
+    const exited = once(this.#child, "exit");
+    this.#child.kill();
+    await exited;
+  }
+}
+
+describe("curl, in JSON", () => {
+  let ts: TestServer;
+  beforeAll(async () => {
+    ts = await startTestServer({ httpListen: HTTP });
+  });
+  afterAll(() => ts.close());
+
+  test.each([["--http1.1"], ["--http2-prior-knowledge"]])(
+    "Get, Bump and Clear (%s): every field shown, generation 0 too",
+    async (version) => {
+      const key = `curl/unary${version}`;
+      const absent = await postJson(ts, `${SERVICE}/Get`, JSON.stringify({ key, peek: true }), [version]);
+      expect(absent.status).toBe(200);
+      expect(absent.headers).toContain(version === "--http1.1" ? "http/1.1 200" : "http/2 200");
+      expect(JSON.parse(absent.body)).toEqual({ generation: "0" });
+      const bumped = JSON.parse((await postJson(ts, `${SERVICE}/Bump`, JSON.stringify({ key }), [version])).body);
+      expect(BigInt(bumped.generation)).toBe(await ts.client.get(key, { peek: true }));
+      expect(JSON.parse((await postJson(ts, `${SERVICE}/Get`, JSON.stringify({ key }), [version])).body)).toEqual(
+        bumped,
+      );
+      expect(JSON.parse((await postJson(ts, `${SERVICE}/Clear`, JSON.stringify({ key }), [version])).body)).toEqual({});
+      expect(await ts.client.get(key, { peek: true })).toBe(0n);
+    },
+  );
+
+  test("bad input: an HTTP status, and the code and message a person can act on", async () => {
+    const empty = await postJson(ts, `${SERVICE}/Bump`, '{"key":""}');
+    expect(empty.status).toBe(400);
+    expect(JSON.parse(empty.body)).toEqual({ code: "invalid_argument", message: "key must not be empty" });
+    const notJson = await postJson(ts, `${SERVICE}/Get`, "{key:");
+    expect(notJson.status).toBe(400);
+    expect(JSON.parse(notJson.body).code).toBe("invalid_argument");
+    const unknown = await postJson(ts, `${SERVICE}/Nothing`, "{}");
+    expect(unknown.status).toBe(404);
+  });
+
+  test.each([["--http1.1"], ["--http2-prior-knowledge"]])(
+    "Watch (%s): the first response, then a Bump made by the TS client",
+    async (version) => {
+      const key = `curl/watch${version}`;
+      const watch = new CurlWatch(`${ts.httpUrl}/${SERVICE}/Watch`, { keys: [key] }, [version]);
+      await watch.sees(key, 0n);
+      const generation = await ts.client.bump(key);
+      await watch.sees(key, generation);
+    },
+  );
+
+  test("Watch: a known entry named __proto__ counts like any other", async () => {
+    const generation = await ts.client.bump("__proto__");
+    const watch = new CurlWatch(`${ts.httpUrl}/${SERVICE}/Watch`, {
+      keys: ["__proto__", "curl/other"],
+      // An own property named "__proto__" (an object literal would set the prototype instead).
+      known: Object.fromEntries([
+        ["__proto__", String(generation)],
+        ["curl/other", "0"],
+      ]),
+    });
+    expect(await watch.first()).toEqual({ changes: [], continued: false });
+  });
+
+  test("Watch: more entries than any Watch may hold is refused before the JSON is parsed", async () => {
+    const keys = Array.from({ length: 30_100 }, (_, i) => String(i));
+    const watch = new CurlWatch(`${ts.httpUrl}/${SERVICE}/Watch`, { keys });
+    const answer = (await watch.first()) as { error?: { code: string; message: string } };
+    expect(answer.error?.code).toBe("invalid_argument");
+    expect(answer.error?.message).toMatch(/^the request holds more than 30016 JSON entries/);
+  });
+});
+
+describe("gRPC-Web and Connect clients", () => {
+  const protocols: HttpProtocol[] = [
+    { name: "gRPC-Web binary over HTTP/1.1", protocol: "grpc-web", binary: true, httpVersion: "1.1" },
+    { name: "gRPC-Web JSON over HTTP/2", protocol: "grpc-web", binary: false, httpVersion: "2" },
+    { name: "Connect binary over HTTP/1.1", protocol: "connect", binary: true, httpVersion: "1.1" },
+  ];
+
+  test.each(protocols)("$name: Get, Bump, a Watch that sees a Bump, and an error status", async (protocol) => {
+    const ts = await startTestServer({ httpListen: HTTP }, { cleanups });
+    const client = connectGenerationClient(ts.httpUrl, protocol);
+    const key = `web/${protocol.name}`;
+    const watch = recordWatch(cleanups, client, [key]);
+    await watch.live();
+    const generation = await client.bump(key);
+    expect(await client.get(key)).toBe(generation);
+    await watch.sees(key, generation);
+    await expectCode(client.get(""), Code.INVALID_ARGUMENT, /key must not be empty/);
+  });
+});
+
+describe("tokens, as on the gRPC port", () => {
+  let certs: Certificates;
+  let authFile: string;
+  beforeAll(() => {
+    certs = makeCertificates();
+    authFile = join(certs.dir, "http-tokens.json");
+    writeFileSync(
+      authFile,
+      JSON.stringify({
+        tokens: [{ name: "web", token: "web-token-0123456789abcdef", read: ["web/"], write: ["web/"] }],
+      }),
+    );
+  });
+  afterAll(() => certs.remove());
+
+  test("no token: UNAUTHENTICATED (HTTP 401), even for a Watch; outside the prefixes: PERMISSION_DENIED; inside: served", async () => {
+    const ts = await startTestServer({ httpListen: HTTP, authFile }, { cleanups });
+    const noToken = await postJson(ts, `${SERVICE}/Get`, '{"key":"web/a"}');
+    expect(noToken.status).toBe(401);
+    expect(JSON.parse(noToken.body).code).toBe("unauthenticated");
+    const protocol: HttpProtocol = { name: "Connect", protocol: "connect", binary: true, httpVersion: "2" };
+    await expectWatchCode(
+      recordWatch(cleanups, connectGenerationClient(ts.httpUrl, protocol), ["web/a"]),
+      Code.UNAUTHENTICATED,
+    );
+    const client = connectGenerationClient(ts.httpUrl, protocol, "web-token-0123456789abcdef");
+    await expectCode(client.bump("other/a"), Code.PERMISSION_DENIED, /"other\/a"/);
+    await expectWatchCode(recordWatch(cleanups, client, ["web/a", "other/a"]), Code.PERMISSION_DENIED);
+    expect(await client.bump("web/a")).toBeGreaterThan(0n);
+    const bearer = await postJson(ts, `${SERVICE}/Get`, '{"key":"web/a"}', [
+      "-H",
+      "authorization: Bearer web-token-0123456789abcdef",
+    ]);
+    expect(bearer.status).toBe(200);
+    expect(await ts.metric("grpc_server_handled_total", 'grpc_code="Unauthenticated"')).toBe(2);
+  });
+});
+
+describe("CORS (--cors-origin)", () => {
+  const origin = "https://app.example.com";
+
+  test("an allowed origin's preflight and calls are answered for the browser; other origins get nothing to read", async () => {
+    const ts = await startTestServer({ httpListen: HTTP, corsOrigins: [origin] }, { cleanups });
+    const preflight = await curl([
+      "-X",
+      "OPTIONS",
+      "-H",
+      `origin: ${origin}`,
+      "-H",
+      "access-control-request-method: POST",
+      "-H",
+      "access-control-request-headers: content-type,authorization",
+      `${ts.httpUrl}/${SERVICE}/Get`,
+    ]);
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers).toContain(`access-control-allow-origin: ${origin}`);
+    expect(preflight.headers).toMatch(/access-control-allow-headers: .*authorization/);
+    const call = await postJson(ts, `${SERVICE}/Get`, '{"key":"cors/a","peek":true}', ["-H", `origin: ${origin}`]);
+    expect(call.headers).toContain(`access-control-allow-origin: ${origin}`);
+    expect(call.headers).toMatch(/access-control-expose-headers: .*grpc-status/);
+
+    const stranger = "https://evil.example";
+    const refused = await curl(["-X", "OPTIONS", "-H", `origin: ${stranger}`, `${ts.httpUrl}/${SERVICE}/Get`]);
+    expect(refused.status).toBe(403);
+    expect(refused.body).toContain("--cors-origin");
+    const strangerCall = await postJson(ts, `${SERVICE}/Get`, '{"key":"cors/a","peek":true}', [
+      "-H",
+      `origin: ${stranger}`,
+    ]);
+    expect(strangerCall.headers).not.toContain("access-control-allow-origin");
+  });
+
+  test("none by default", async () => {
+    const ts = await startTestServer({ httpListen: HTTP }, { cleanups });
+    const preflight = await curl(["-X", "OPTIONS", "-H", `origin: ${origin}`, `${ts.httpUrl}/${SERVICE}/Get`]);
+    expect(preflight.status).toBe(403);
+  });
+});
+
+describe("limits, as on the gRPC port", () => {
+  test("a Get larger than its method's limit is RESOURCE_EXHAUSTED, naming the limit", async () => {
+    const ts = await startTestServer({ httpListen: HTTP }, { cleanups });
+    const answer = await postJson(ts, `${SERVICE}/Get`, JSON.stringify({ key: "k".repeat(4000) }));
+    expect(answer.status).toBe(429);
+    expect(JSON.parse(answer.body).message).toMatch(
+      /a generation\.v1\.GenerationService\.Get request may be at most 2048 bytes/,
+    );
+  });
+
+  test("large requests read at once draw on the budget the gRPC port uses; a call's share comes back when it ends", async () => {
+    const ts = await startTestServer({ httpListen: HTTP, maxPendingRequestBytes: 150_000 }, { cleanups });
+    const url = new URL(`${ts.httpUrl}/${SERVICE}/Watch`);
+    // A Watch whose body is announced at 200 KB and sent as far as 100 KB, then held.
+    const held = http1Request(url, { method: "POST", headers: { "content-type": "application/connect+proto" } });
+    held.on("error", () => {});
+    const header = Buffer.alloc(5);
+    header.writeUInt32BE(200_000, 1);
+    held.write(Buffer.concat([header, Buffer.alloc(100_000, 0x0a)]));
+    await expect.poll(() => ts.callsInFlight("Watch"), { timeout: 10_000 }).toBe(1);
+    const client = connectGenerationClient(ts.httpUrl, {
+      name: "Connect",
+      protocol: "connect",
+      binary: true,
+      httpVersion: "1.1",
+    });
+    const keys = Array.from({ length: 2_000 }, (_, i) => `budget/${i}`.padEnd(60, "."));
+    await expectWatchCode(
+      recordWatch(cleanups, client, keys),
+      Code.RESOURCE_EXHAUSTED,
+      /^RESOURCE_EXHAUSTED: the server is already reading \d+ bytes of large requests.*--max-pending-request-bytes/,
+    );
+    held.destroy();
+    await expect.poll(() => ts.callsInFlight("Watch"), { timeout: 10_000 }).toBe(0);
+    const watch = recordWatch(cleanups, client, keys);
+    await watch.live(15_000);
+  });
+});
+
+describe("the port itself", () => {
+  test("health and reflection over Connect; its calls counted in the metrics", async () => {
+    const ts = await startTestServer({ httpListen: HTTP }, { cleanups });
+    const health = await postJson(ts, "grpc.health.v1.Health/Check", "{}");
+    expect(JSON.parse(health.body)).toEqual({ status: "SERVING" });
+    const { stdout } = await promisify(execFile)(
+      join(import.meta.dirname, "../node_modules/.bin/buf"),
+      ["curl", "--http2-prior-knowledge", "--list-services", ts.httpUrl],
+      { timeout: 30_000 },
+    );
+    expect(stdout).toContain(SERVICE);
+    expect(await ts.metric("grpc_server_handled_total", 'grpc_method="Check",grpc_code="OK"')).toBe(1);
+  });
+
+  test("over TLS: HTTPS with HTTP/2 (ALPN) and HTTP/1.1", async () => {
+    const certs = makeCertificates();
+    cleanups.push(() => certs.remove());
+    const ts = await startTestServer(
+      { httpListen: HTTP, tlsCert: certs.serverCert, tlsKey: certs.serverKey },
+      { cleanups },
+    );
+    const https = ts.httpUrl.replace("http://127.0.0.1", "https://localhost");
+    for (const version of ["--http2", "--http1.1"]) {
+      const answer = await curl([
+        version,
+        "--cacert",
+        certs.caCert,
+        "-X",
+        "POST",
+        "-H",
+        "content-type: application/json",
+        "-d",
+        '{"key":"tls/a","peek":true}',
+        `${https}/${SERVICE}/Get`,
+      ]);
+      expect(answer.headers).toContain(version === "--http2" ? "http/2 200" : "http/1.1 200");
+      expect(JSON.parse(answer.body)).toEqual({ generation: "0" });
+    }
+  });
+
+  test("shutdown ends its Watch streams with UNAVAILABLE and stops listening", async () => {
+    const ts = await startTestServer({ httpListen: HTTP }, { cleanups });
+    const client = connectGenerationClient(ts.httpUrl, {
+      name: "Connect",
+      protocol: "connect",
+      binary: false,
+      httpVersion: "1.1",
+    });
+    const watch = recordWatch(cleanups, client, ["drain/a"]);
+    await watch.live();
+    await withDeadline(ts.server.shutdown("test"), 10_000, "shutdown");
+    await expectWatchCode(watch, Code.UNAVAILABLE, /shutting down/);
+    const refused = await curl(["--max-time", "5", `${ts.httpUrl}/`]).then(
+      () => undefined,
+      (error: { code?: number }) => error.code,
+    );
+    expect(refused, "curl's exit code: 7, could not connect").toBe(7);
+  });
+});
