@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What `npm test` needs besides Node (run by its pretest, and by .ci/run): redis-server and
-# redis-cli (Redis 7 or later), openssl (test certificates), curl (the HTTP port's recipes), and for the cross-language tests
-# protoc, grpc_python_plugin and a python3 with grpcio. As root on Debian, installs what is
+# redis-cli (Redis 7 or later), openssl (test certificates), curl (the HTTP port's recipes),
+# chromium (the status page's browser test), and for the cross-language tests protoc,
+# grpc_python_plugin and a python3 with grpcio. As root on Debian, installs what is
 # missing with apt-get, then checks again; otherwise (or with SYNCGEN_NO_INSTALL=1) names it,
 # with the command to run, and fails.
 set -euo pipefail
@@ -16,6 +17,7 @@ check() {
   command -v redis-cli >/dev/null || missing+=(redis-tools)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v curl >/dev/null || missing+=(curl)
+  command -v "${SYNCGEN_TEST_CHROMIUM:-chromium}" >/dev/null || missing+=(chromium)
   command -v protoc >/dev/null || missing+=(protobuf-compiler)
   command -v grpc_python_plugin >/dev/null || missing+=(protobuf-compiler-grpc)
   "$python" -c "import grpc" 2>/dev/null || missing+=(python3-grpcio)

@@ -21,6 +21,7 @@ import {
   type SettingTexts,
   text,
 } from "../server/settings.js";
+import { VERSION } from "../server/version.js";
 import { exitOnConfigError } from "./config-errors.js";
 import { exitCodeOf, USAGE_ERROR } from "./exit-codes.js";
 
@@ -102,14 +103,9 @@ process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
   (emitWarning as (...args: unknown[]) => void)(warning, ...rest);
 }) as typeof process.emitWarning;
 
-/** The installed package's version (dist/cli/main.js is two levels below package.json). */
-const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
-  version: string;
-};
-
 const program = new Command("syncgen")
   .description("syncgen: generation numbers for cache keys, shared by many processes")
-  .version(version, "-V, --version", "print the version of syncgen")
+  .version(VERSION, "-V, --version", "print the version of syncgen")
   .showHelpAfterError()
   // A missing argument or an unknown flag is a usage error, 2 (commander's own is 1).
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : USAGE_ERROR));

@@ -39,8 +39,10 @@ import { accessInterceptor, metricsInterceptor } from "./interceptors.js";
 import type { Logger, LogOutput } from "./logger.js";
 import { type MetricsEndpoint, ServerMetrics } from "./metrics.js";
 import { ReflectionService } from "./reflection-service.js";
+import { countingBumps, ReplicaStatus } from "./replica-status.js";
 import { RequestSizeLimits } from "./request-limits.js";
 import { ConfigError } from "./settings.js";
+import { statusPageHandler } from "./status-page.js";
 import type { GenerationRecords, GenerationStore, StoreState } from "./store/generation-store.js";
 import { MemoryStore } from "./store/memory-store.js";
 import { RedisStore } from "./store/redis-store.js";
@@ -77,6 +79,8 @@ export class SyncgenServer {
   readonly #grpc: Server;
   /** What the HTTP port serves, when --http-listen is set. */
   readonly #connect: ConnectRoutes | undefined;
+  /** What the status page shows, when --http-listen is set. */
+  readonly #status: ReplicaStatus | undefined;
   #http: HttpEndpoint | undefined;
   #accessControl: AccessControl | undefined;
   #listener: ConnectionListener | undefined;
@@ -131,15 +135,26 @@ export class SyncgenServer {
     feed.on("state", this.#onStoreState);
     const sizeLimits = new RequestSizeLimits(config.maxPendingRequestBytes || 4 * maxWatchRequestBytes(config));
     this.#grpc = new Server({ ...transportOptions(config), interceptors: this.#interceptors(sizeLimits) });
+    let served = records;
     if (config.httpListen !== undefined) {
+      const status = new ReplicaStatus({
+        feed,
+        hub: this.#hub,
+        redis: config.redis,
+        auth: () => this.#accessControl !== undefined,
+      });
+      this.#hub.observe(status);
+      served = countingBumps(records, status);
+      this.#status = status;
       this.#connect = new ConnectRoutes({
         limits: sizeLimits,
         interceptors: this.#connectInterceptors(),
         onError: this.#onCallError,
         corsOrigins: config.corsOrigins,
+        fallback: statusPageHandler(status),
       });
     }
-    this.#registerServices(sizeLimits, records);
+    this.#registerServices(sizeLimits, served);
   }
 
   /** Logs the store's state and makes health follow it. */
@@ -368,6 +383,7 @@ export class SyncgenServer {
     this.#health.setServing(false);
     this.#hub.shutdown();
     this.#health.endWatches(SHUTDOWN_MESSAGE);
+    this.#status?.close();
     let timer: NodeJS.Timeout | undefined;
     const outcome = await Promise.race([
       Promise.all([new Promise<void>((resolve) => this.#grpc.tryShutdown(() => resolve())), this.#http?.drain()]).then(

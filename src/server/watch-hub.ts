@@ -140,7 +140,7 @@ export class WatchHub {
   /** Bumped on every resync so an older, slower one gives up. */
   #resyncRound = 0;
   #shutDown = false;
-  #observer: FanOutObserver | undefined;
+  readonly #observers: FanOutObserver[] = [];
 
   /** Watches through `feed`, and reads the keys it watches from `records`. */
   constructor(feed: ChangeFeed, records: Pick<GenerationRecords, "read">, options: WatchHubOptions) {
@@ -153,9 +153,9 @@ export class WatchHub {
     this.#heartbeat = setInterval(() => this.#sendHeartbeats(), options.heartbeatMs).unref();
   }
 
-  /** Reports every change fanned out to `observer` (metrics). */
+  /** Reports every change fanned out to `observer` (metrics, the status page). */
   observe(observer: FanOutObserver): void {
-    this.#observer = observer;
+    this.#observers.push(observer);
   }
 
   /** What the hub holds now (counted on demand: metrics ask every scrape, not every change). */
@@ -336,7 +336,8 @@ export class WatchHub {
         }
       }
       if (entry.notifiedAt !== undefined && messages > 0) {
-        this.#observer?.fannedOut(messages, (performance.now() - entry.notifiedAt) / 1000);
+        const lagSeconds = (performance.now() - entry.notifiedAt) / 1000;
+        for (const observer of this.#observers) observer.fannedOut(messages, lagSeconds);
       }
       entry.notifiedAt = undefined;
     }
