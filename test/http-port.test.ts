@@ -6,9 +6,9 @@
  */
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { request as http1Request } from "node:http";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Code } from "../src/client/index.js";
@@ -380,5 +380,68 @@ describe("the port itself", () => {
       (error: { code?: number }) => error.code,
     );
     expect(refused, "curl's exit code: 7, could not connect").toBe(7);
+  });
+});
+
+describe("the README's HTTP recipes", () => {
+  const ROOT = resolve(import.meta.dirname, "..");
+
+  /** The commands of the shell block under `heading`, continuation lines joined, comment lines left out. */
+  function readmeCommands(heading: string): string[] {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    const section = readme.slice(readme.indexOf(heading));
+    const block = section.slice(section.indexOf("```sh\n") + 6, section.indexOf("\n```", section.indexOf("```sh")));
+    return block
+      .replace(/\\\n\s*/g, " ")
+      .split("\n")
+      .filter((line) => line.trim() !== "" && !line.startsWith("#"));
+  }
+
+  test("run as printed: each answer is what its comment says, and the Watch pipelines print changes as they happen", async () => {
+    const ts = await startTestServer({ httpListen: HTTP }, { cleanups });
+    const commands = readmeCommands("### Connect and JSON over HTTP");
+    expect(commands[0]).toMatch(/^npx syncgen serve --http-listen 127\.0\.0\.1:8080/);
+    const target = (command: string): string =>
+      command.replaceAll("127.0.0.1:8080", ts.httpUrl.replace("http://", "")).replaceAll("127.0.0.1:50051", ts.address);
+    let assignments = "";
+    for (const command of commands.slice(1)) {
+      if (/^\w+=/.test(command)) {
+        assignments += `${command}\n`;
+        continue;
+      }
+      const script = assignments + target(command);
+      if (command.includes("/Watch")) {
+        // Streams until interrupted: read its first answer, then a Bump made meanwhile.
+        const watch = spawn("bash", ["-c", script], {
+          cwd: ROOT,
+          detached: true,
+          stdio: ["ignore", "pipe", "inherit"],
+        });
+        const stop = (): void => {
+          if (watch.exitCode === null) process.kill(-(watch.pid as number), "SIGTERM");
+        };
+        cleanups.push(stop);
+        let output = "";
+        const arrived = new Condition();
+        watch.stdout.on("data", (chunk: Buffer) => {
+          output += chunk.toString();
+          arrived.notify();
+        });
+        const showing = (generation: bigint): Promise<unknown> =>
+          arrived.until(
+            () => output.replace(/\s/g, "").includes(`"generation":"${generation}"`) || undefined,
+            30_000,
+            () => `${command}: users/42 at ${generation}; got ${output}`,
+          );
+        await showing(await ts.client.get("users/42", { peek: true }));
+        await showing(await ts.client.bump("users/42"));
+        stop();
+        continue;
+      }
+      const { stdout } = await promisify(execFile)("bash", ["-c", script], { cwd: ROOT, timeout: 30_000 });
+      const answer = JSON.parse(stdout) as unknown;
+      const promised = /# (\{.*\})/.exec(command)?.[1];
+      if (promised && !promised.includes("...")) expect(answer, command).toEqual(JSON.parse(promised));
+    }
   });
 });
