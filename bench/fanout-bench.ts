@@ -10,12 +10,75 @@ import type { BenchRow } from "./report.js";
 import { median } from "./report.js";
 import { WatchLoad } from "./watch-load-process.js";
 
-const TRIALS = 7;
+export const TRIALS = 7;
 const now = (): number => performance.timeOrigin + performance.now();
 
 interface FanOut {
   lastMs: number;
   rssPerStream: number;
+}
+
+/** How the watchers reach the server: over gRPC (the default) or Connect on its HTTP port. */
+export interface WatchVia {
+  protocol?: "grpc" | "connect";
+  /** Connect: JSON instead of binary. */
+  json?: boolean;
+}
+
+/** `streams` watchers open on a server, each trial timing `trigger` to the last of them. */
+export class FanOutWatchers {
+  private constructor(
+    private readonly server: ServerProcess,
+    private readonly streams: number,
+    private readonly trigger: () => Promise<unknown>,
+    private readonly load: WatchLoad,
+    private readonly rssBefore: number,
+  ) {}
+
+  /** Opens `streams` watchers of `key` on `server` (over `via`), after a warm-up batch. */
+  static async open(
+    server: ServerProcess,
+    streams: number,
+    key: string,
+    trigger: () => Promise<unknown>,
+    via: WatchVia = {},
+  ): Promise<FanOutWatchers> {
+    const target = via.protocol === "connect" ? server.httpUrl : server.address;
+    if (target === undefined) throw new Error("Connect watchers need a server started with --http-listen");
+    const spec = { ...via, target, key, perConnection: 100 };
+    // Open and close a first batch, so one-off costs (code, pools, the Redis subscription)
+    // are not charged to the streams measured.
+    const warmup = await WatchLoad.start({ ...spec, streams: 500 });
+    await warmup.arm();
+    await trigger();
+    await warmup.result();
+    await warmup.close();
+    const rssBefore = await server.rssBytes();
+    const load = await WatchLoad.start({ ...spec, streams });
+    return new FanOutWatchers(server, streams, trigger, load, rssBefore);
+  }
+
+  /**
+   * Times one `trigger` to the last watcher receiving it (ms), and counts the server's CPU
+   * time from before the trigger until the last watcher has it (seconds).
+   */
+  async trial(): Promise<{ lastMs: number; serverCpuSeconds: number }> {
+    await this.load.arm();
+    const cpuBefore = await this.server.cpuSeconds();
+    const start = now();
+    await this.trigger();
+    const { last } = await this.load.result();
+    return { lastMs: last - start, serverCpuSeconds: (await this.server.cpuSeconds()) - cpuBefore };
+  }
+
+  /** The server's RSS per open stream, in bytes, since before they opened. */
+  async rssPerStream(): Promise<number> {
+    return ((await this.server.rssBytes()) - this.rssBefore) / this.streams;
+  }
+
+  close(): Promise<void> {
+    return this.load.close();
+  }
 }
 
 /** Opens `streams` watchers on `server`, then times `trigger` to the last watcher, TRIALS times. */
@@ -25,30 +88,15 @@ async function fanOut(
   key: string,
   trigger: () => Promise<unknown>,
 ): Promise<FanOut> {
-  // Open and close a first batch, so one-off costs (code, pools, the Redis subscription)
-  // are not charged to the streams measured.
-  const warmup = await WatchLoad.start({ target: server.address, key, streams: 500, perConnection: 100 });
-  await warmup.arm();
-  await trigger();
-  await warmup.result();
-  await warmup.close();
-  const rssBefore = await server.rssBytes();
-  const load = await WatchLoad.start({ target: server.address, key, streams, perConnection: 100 });
+  const watchers = await FanOutWatchers.open(server, streams, key, trigger);
   try {
     const latencies: number[] = [];
-    for (let trial = 0; trial < TRIALS; trial++) {
-      await load.arm();
-      const start = now();
-      await trigger();
-      const { last } = await load.result();
-      latencies.push(last - start);
-    }
+    for (let trial = 0; trial < TRIALS; trial++) latencies.push((await watchers.trial()).lastMs);
     // Read after the trials, in the steady state: right after opening, garbage from the
     // opening itself (decoded requests, first writes) inflates RSS by chance amounts.
-    const rssAfter = await server.rssBytes();
-    return { lastMs: median(latencies), rssPerStream: (rssAfter - rssBefore) / streams };
+    return { lastMs: median(latencies), rssPerStream: await watchers.rssPerStream() };
   } finally {
-    await load.close();
+    await watchers.close();
   }
 }
 

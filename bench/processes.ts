@@ -10,17 +10,25 @@ import { ServeProcess } from "../test/helpers/serve-process.js";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 
-/** A process under test with a gRPC address. */
+/** A process under test with a gRPC address (and, for `syncgen serve --http-listen`, an HTTP one). */
 export class ServerProcess {
   private constructor(
     readonly cli: CliProcess,
     readonly address: string,
+    /** http://HOST:PORT of its HTTP port (Connect, gRPC-Web), when started with --http-listen. */
+    readonly httpUrl?: string,
   ) {}
 
-  /** Starts `syncgen serve` with `args` (no metrics: they cost CPU per call); resolves once its store is ready. */
+  /**
+   * Starts `syncgen serve` with `args` (no metrics: they cost CPU per call); resolves once its
+   * store is ready. With `--http-listen` in `args`, httpUrl is the HTTP port it bound.
+   */
   static async syncgen(args: string[]): Promise<ServerProcess> {
     const served = await ServeProcess.start(["--metrics-listen", "", "--log-level", "info", ...args]);
-    return new ServerProcess(served.cli, served.address);
+    // ServeProcess has read the start line; its `http` field is the HTTP port's HOST:PORT.
+    const start = served.cli.lines.find((line) => line.includes('"event":"start"')) ?? "{}";
+    const http = (JSON.parse(start) as { http?: string }).http;
+    return new ServerProcess(served.cli, served.address, http === undefined ? undefined : `http://${http}`);
   }
 
   /** Starts the bare grpc-js echo server (peers/echo-server.ts). */

@@ -7,6 +7,7 @@ import os from "node:os";
 import { RedisProcess } from "../test/helpers/redis-process.js";
 import { clientBench } from "./client-bench.js";
 import { clusterBench } from "./cluster-bench.js";
+import { connectFanOutBench, connectUnaryBench } from "./connect-bench.js";
 import { fanOutBench } from "./fanout-bench.js";
 import { ServerProcess } from "./processes.js";
 import { type BenchRow, publish } from "./report.js";
@@ -21,6 +22,9 @@ try {
   rows.push(...(await unaryBench(redis.url)));
   console.error("watch fan-out...");
   rows.push(...(await fanOutBench(redis.url)));
+  console.error("the HTTP port (Connect) against the gRPC port...");
+  rows.push(...(await connectUnaryBench()));
+  rows.push(...(await connectFanOutBench()));
   const replicaPrefix = "bench-replicas:";
   const replicaArgs = ["--redis", redis.url, "--prefix", replicaPrefix];
   const [replicaA, replicaB] = await Promise.all([

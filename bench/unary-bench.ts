@@ -20,18 +20,18 @@ interface LoadResult {
   p99: number;
 }
 
-interface Run {
+export interface Run {
   callsPerSecond: number;
   cpuMicrosPerCall: number;
   p99: number;
 }
 
 const CONCURRENCIES = [1, 16, 128];
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
-const TIMING = { durationMs: 1000, warmupMs: 500 };
+export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+export const TIMING = { durationMs: 1000, warmupMs: 500 };
 
 /** One load run; server CPU per call when a server is given. */
-async function run(load: UnaryLoad, spec: object, server?: ServerProcess): Promise<Run> {
+export async function run(load: UnaryLoad, spec: object, server?: ServerProcess): Promise<Run> {
   const before = await server?.cpuSeconds();
   const result = await load.run<LoadResult>({ ...spec, ...TIMING });
   const after = await server?.cpuSeconds();

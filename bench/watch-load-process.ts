@@ -9,7 +9,12 @@ export class WatchLoad {
 
   /** Starts the watchers; resolves once every stream is live. */
   static async start(spec: {
+    /** gRPC HOST:PORT, or with protocol "connect" the HTTP port's http://HOST:PORT. */
     target: string;
+    /** "grpc" (default): bare grpc-js calls; "connect": Connect's Node client over HTTP/2. */
+    protocol?: "grpc" | "connect";
+    /** Connect: JSON instead of binary. */
+    json?: boolean;
     key: string;
     streams: number;
     perConnection: number;

@@ -5,8 +5,10 @@
  * included), seconds, latency p50/p99 in ms.
  *
  * Modes: grpc-get / grpc-bump through the syncgen client (against syncgen or the echo
- * server), redis-get / redis-bump straight to Redis with ioredis (what a service talking to
- * Redis directly would pay: GET, or the same Lua script syncgen runs).
+ * server), connect-json-get through Connect's own Node client to syncgen's HTTP port (Connect
+ * protocol, JSON, over `httpVersion` "2" or "1.1"; `target` is its http:// URL),
+ * redis-get / redis-bump straight to Redis with ioredis (what a service talking to Redis
+ * directly would pay: GET, or the same Lua script syncgen runs).
  */
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
@@ -14,11 +16,15 @@ import { Redis } from "ioredis";
 import { createGenerationClient, type GenerationClient } from "../../src/client/index.js";
 import { RedisKeys } from "../../src/server/store/redis-keys.js";
 import { WRITE_SCRIPT } from "../../src/server/store/redis-scripts.js";
+import { type ContractClient, connectGenerationClient } from "../../test/helpers/connect-client.js";
 import { percentile } from "../report.js";
 
 interface LoadSpec {
-  mode: "grpc-get" | "grpc-bump" | "redis-get" | "redis-bump";
+  mode: "grpc-get" | "grpc-bump" | "connect-json-get" | "redis-get" | "redis-bump";
+  /** HOST:PORT (gRPC), http://HOST:PORT (Connect) or redis:// URL. */
   target: string;
+  /** connect-json-get: the HTTP version (default "2", HTTP/2 with prior knowledge). */
+  httpVersion?: "1.1" | "2";
   concurrency: number;
   durationMs: number;
   warmupMs: number;
@@ -29,6 +35,7 @@ interface LoadSpec {
 }
 
 const grpcClients = new Map<string, GenerationClient>();
+const connectClients = new Map<string, ContractClient>();
 const redisClients = new Map<string, Redis>();
 
 /** The call a spec makes, on a connection kept for later runs against the same target. */
@@ -44,6 +51,22 @@ function callOf(spec: LoadSpec): () => Promise<unknown> {
     let turn = 0;
     const key = count === 1 ? () => spec.key : () => `${spec.key}/${turn++ % count}`;
     return spec.mode === "grpc-get" ? () => c.get(key()) : () => c.bump(key());
+  }
+  if (spec.mode === "connect-json-get") {
+    const httpVersion = spec.httpVersion ?? "2";
+    const id = `${httpVersion} ${spec.target}`;
+    let client = connectClients.get(id);
+    if (client === undefined) {
+      client = connectGenerationClient(spec.target, {
+        name: `Connect JSON, HTTP/${httpVersion}`,
+        protocol: "connect",
+        binary: false,
+        httpVersion,
+      });
+      connectClients.set(id, client);
+    }
+    const c = client;
+    return () => c.get(spec.key);
   }
   let redis = redisClients.get(spec.target);
   if (redis === undefined) {

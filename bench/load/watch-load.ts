@@ -1,7 +1,10 @@
 /**
  * A watcher process: opens `streams` Watch streams of one key, spread over connections of
  * `perConnection` streams each (as real clients are), with bare grpc-js calls so the client
- * costs the same against every server. Driven over stdin/stdout, one JSON line each way:
+ * costs the same against every server. With `protocol: "connect"` the streams go to a syncgen
+ * HTTP port instead (`target` its http:// URL), with Connect's own Node client over HTTP/2
+ * (binary, or JSON when `json`), one transport (so one connection) per `perConnection`
+ * streams. Driven over stdin/stdout, one JSON line each way:
  *
  *   -> {"op":"arm"}     reset: the next message on every stream counts
  *   <- {"first":t,"last":t}  once every stream has received it (epoch ms, fractional)
@@ -11,7 +14,9 @@
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { create } from "@bufbuild/protobuf";
-import { Client, type ClientReadableStream, credentials } from "@grpc/grpc-js";
+import { type Client as ConnectClient, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Client, credentials } from "@grpc/grpc-js";
 import {
   GenerationService,
   WatchRequestSchema,
@@ -20,7 +25,12 @@ import {
 import { grpcServiceDefinition } from "../../src/rpc/service-definition.js";
 
 interface WatchSpec {
+  /** gRPC HOST:PORT, or for Connect the HTTP port's http://HOST:PORT. */
   target: string;
+  /** "grpc" (default) or "connect". */
+  protocol?: "grpc" | "connect";
+  /** Connect: JSON instead of binary. */
+  json?: boolean;
   key: string;
   streams: number;
   perConnection: number;
@@ -31,27 +41,18 @@ const method = grpcServiceDefinition(GenerationService).watch;
 const now = (): number => performance.timeOrigin + performance.now();
 
 const clients: Client[] = [];
-const calls: ClientReadableStream<WatchResponse>[] = [];
+/** Ends every stream. */
+const cancels: (() => void)[] = [];
 let live = 0;
 let armed = false;
 let received = 0;
 let first = 0;
 let last = 0;
 
-for (let i = 0; i < spec.streams; i++) {
-  if (i % spec.perConnection === 0) {
-    // A local subchannel pool gives each client its own connection.
-    clients.push(new Client(spec.target, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }));
-  }
-  const client = clients[clients.length - 1] as Client;
-  const call = client.makeServerStreamRequest(
-    method.path,
-    method.requestSerialize,
-    method.responseDeserialize,
-    create(WatchRequestSchema, { keys: [spec.key] }),
-  );
+/** A stream's handler of each response it receives. */
+function onResponses(): (response: WatchResponse) => void {
   let isLive = false;
-  call.on("data", (response: WatchResponse) => {
+  return (response) => {
     if (!isLive) {
       isLive = true;
       if (++live === spec.streams) process.stdout.write(`${JSON.stringify({ live: true })}\n`);
@@ -65,9 +66,47 @@ for (let i = 0; i < spec.streams; i++) {
       armed = false;
       process.stdout.write(`${JSON.stringify({ first, last })}\n`);
     }
-  });
+  };
+}
+
+/** Opens one stream over bare grpc-js, on a new connection every `perConnection` streams. */
+function watchOverGrpc(i: number): void {
+  if (i % spec.perConnection === 0) {
+    // A local subchannel pool gives each client its own connection.
+    clients.push(new Client(spec.target, credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 }));
+  }
+  const client = clients[clients.length - 1] as Client;
+  const call = client.makeServerStreamRequest(
+    method.path,
+    method.requestSerialize,
+    method.responseDeserialize,
+    create(WatchRequestSchema, { keys: [spec.key] }),
+  );
+  call.on("data", onResponses());
   call.on("error", () => {});
-  calls.push(call);
+  cancels.push(() => call.cancel());
+}
+
+let connectClient: ConnectClient<typeof GenerationService> | undefined;
+
+/** Opens one stream over Connect (HTTP/2), on a new transport (connection) every `perConnection` streams. */
+function watchOverConnect(i: number): void {
+  if (i % spec.perConnection === 0 || connectClient === undefined) {
+    const transport = createConnectTransport({ baseUrl: spec.target, httpVersion: "2", useBinaryFormat: !spec.json });
+    connectClient = createClient(GenerationService, transport);
+  }
+  const client = connectClient;
+  const aborted = new AbortController();
+  const onResponse = onResponses();
+  void (async () => {
+    for await (const response of client.watch({ keys: [spec.key] }, { signal: aborted.signal })) onResponse(response);
+  })().catch(() => {});
+  cancels.push(() => aborted.abort());
+}
+
+for (let i = 0; i < spec.streams; i++) {
+  if (spec.protocol === "connect") watchOverConnect(i);
+  else watchOverGrpc(i);
 }
 
 createInterface({ input: process.stdin }).on("line", (line) => {
@@ -77,7 +116,7 @@ createInterface({ input: process.stdin }).on("line", (line) => {
     armed = true;
     process.stdout.write(`${JSON.stringify({ armed: true })}\n`);
   } else if (op === "close") {
-    for (const call of calls) call.cancel();
+    for (const cancel of cancels) cancel();
     for (const client of clients) client.close();
     process.exit(0);
   }
