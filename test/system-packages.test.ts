@@ -15,7 +15,8 @@ test("without the tools, and told not to install, it names each Debian package a
     (error: { code: number; stderr: string }) => error,
   );
   expect(failed?.code).toBe(1);
-  const packages = "redis-server redis-tools openssl curl chromium protobuf-compiler protobuf-compiler-grpc python3-grpcio";
+  const packages =
+    "redis-server redis-tools openssl curl chromium protobuf-compiler protobuf-compiler-grpc python3-grpcio";
   expect(failed?.stderr).toContain(`npm test needs these system packages (Debian names): ${packages}`);
   expect(failed?.stderr).toContain(`install them, e.g.: sudo apt-get install ${packages}`);
 });
