@@ -17,6 +17,7 @@ import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { connectGenerationClient, type HttpProtocol } from "./helpers/connect-client.js";
 import { Condition, withDeadline } from "./helpers/deadline.js";
 import { expectCode, expectWatchCode } from "./helpers/expect-code.js";
+import { stallingProxy } from "./helpers/stalling-proxy.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { recordWatch } from "./helpers/watch-recorder.js";
 
@@ -241,6 +242,26 @@ describe("tokens, as on the gRPC port", () => {
     expect(bearer.status).toBe(200);
     expect(await ts.metric("grpc_server_handled_total", 'grpc_code="Unauthenticated"')).toBe(2);
   });
+
+  test("a Watch without a token is refused before its body is read: a 10 MB body announced, 1 KB sent", async () => {
+    const ts = await startTestServer({ httpListen: HTTP, authFile }, { cleanups });
+    const request = http1Request(new URL(`${ts.httpUrl}/${SERVICE}/Watch`), {
+      method: "POST",
+      headers: { "content-type": "application/connect+json", "content-length": String(10_000_000) },
+    });
+    request.on("error", () => {});
+    cleanups.push(() => request.destroy());
+    request.write(Buffer.alloc(1024, 0x20));
+    const [response] = (await withDeadline(once(request, "response"), 15_000, "the answer")) as [
+      import("node:http").IncomingMessage,
+    ];
+    let body = "";
+    response.on("data", (chunk: Buffer) => {
+      body += chunk.toString();
+    });
+    await withDeadline(once(response, "end"), 15_000, "the end of the answer");
+    expect(body).toContain('"code":"unauthenticated"');
+  });
 });
 
 describe("CORS (--cors-origin)", () => {
@@ -337,6 +358,18 @@ describe("the port itself", () => {
     expect(await ts.metric("grpc_server_handled_total", 'grpc_method="Check",grpc_code="OK"')).toBe(1);
   });
 
+  test("keepalive: an HTTP/2 connection that stops answering pings is closed and its Watch released", async () => {
+    const ts = await startTestServer({ httpListen: HTTP, keepaliveMs: 1000, keepaliveTimeoutMs: 500 }, { cleanups });
+    const proxy = await stallingProxy(ts.httpUrl.replace("http://", ""));
+    cleanups.push(() => proxy.close());
+    const protocol: HttpProtocol = { name: "Connect", protocol: "connect", binary: true, httpVersion: "2" };
+    const watch = recordWatch(cleanups, connectGenerationClient(`http://${proxy.address}`, protocol), ["stalled"]);
+    await watch.live();
+    expect(await ts.metric("syncgen_watch_streams")).toBe(1);
+    proxy.stall();
+    await expect.poll(() => ts.metric("syncgen_watch_streams"), { timeout: 15_000 }).toBe(0);
+  });
+
   test("over TLS: HTTPS with HTTP/2 (ALPN) and HTTP/1.1", async () => {
     const certs = makeCertificates();
     cleanups.push(() => certs.remove());
@@ -417,8 +450,13 @@ describe("the README's HTTP recipes", () => {
           detached: true,
           stdio: ["ignore", "pipe", "inherit"],
         });
+        // The whole pipeline (bash, curl, perl) is one process group.
         const stop = (): void => {
-          if (watch.exitCode === null) process.kill(-(watch.pid as number), "SIGTERM");
+          try {
+            process.kill(-(watch.pid as number), "SIGTERM");
+          } catch (error) {
+            if ((error as NodeJS.ErrnoException).code !== "ESRCH") throw error; // already gone
+          }
         };
         cleanups.push(stop);
         let output = "";

@@ -41,6 +41,8 @@ export interface HttpEndpointOptions {
   handler: HttpHandler;
   /** Most concurrent requests on one HTTP/2 connection. */
   maxConcurrentStreams: number;
+  /** How often an HTTP/2 connection is pinged, and how long a ping may go unanswered before it is closed. */
+  keepalive: { intervalMs: number; timeoutMs: number };
   logger: Logger;
   observer?: ConnectionObserver | undefined;
 }
@@ -61,7 +63,7 @@ export class HttpEndpoint {
   #idle: (() => void) | undefined;
   #draining = false;
 
-  private constructor({ tls, handler, maxConcurrentStreams, logger, observer }: HttpEndpointOptions) {
+  private constructor({ tls, handler, maxConcurrentStreams, keepalive, logger, observer }: HttpEndpointOptions) {
     const counted: HttpHandler = (request, response) => {
       this.#inFlight++;
       // Both versions' responses emit "close" once, however the request ends.
@@ -86,12 +88,17 @@ export class HttpEndpoint {
       : createHttp2Server({ settings }, counted);
     http2.on("session", (session: Http2Session) => {
       this.#sessions.add(session);
-      session.once("close", () => this.#sessions.delete(session));
+      const pinging = keepPinging(session, keepalive);
+      session.once("close", () => {
+        clearInterval(pinging);
+        this.#sessions.delete(session);
+      });
       if (this.#draining) session.close();
     });
     this.#http1 = createHttp1Server(counted);
     this.#listener = new ConnectionListener(
-      createNetServer({ noDelay: true }, (socket) => {
+      // TCP keepalive finds HTTP/1.1 clients that vanished with a Watch open.
+      createNetServer({ noDelay: true, keepAlive: true, keepAliveInitialDelay: keepalive.intervalMs }, (socket) => {
         this.#listener.accepted(socket);
         if (tls) http2.emit("connection", socket);
         else routeByPreface(socket, (isHttp2) => (isHttp2 ? http2 : this.#http1).emit("connection", socket));
@@ -135,6 +142,25 @@ export class HttpEndpoint {
     this.#listener.stopAccepting();
     this.#listener.closeAll();
   }
+}
+
+/**
+ * Pings `session` every `intervalMs`, and destroys it when a ping goes unanswered for
+ * `timeoutMs`: a client that vanished with Watch streams open would otherwise hold them (and
+ * their quota) until TCP gives up. Returns the timer.
+ */
+function keepPinging(
+  session: Http2Session,
+  { intervalMs, timeoutMs }: HttpEndpointOptions["keepalive"],
+): NodeJS.Timeout {
+  return setInterval(() => {
+    const timer = setTimeout(() => session.destroy(), timeoutMs);
+    const sent = session.ping((error) => {
+      clearTimeout(timer);
+      if (error) session.destroy();
+    });
+    if (!sent) clearTimeout(timer);
+  }, intervalMs).unref();
 }
 
 /**

@@ -62,7 +62,10 @@ export interface ReplicaStatusSources {
 }
 
 /** A viewer's response stream: either HTTP version's response, as far as a stream of text goes. */
-type Viewer = Pick<ServerResponse | Http2ServerResponse, "writeHead" | "once" | "end" | "destroy" | "writableLength"> & {
+type Viewer = Pick<
+  ServerResponse | Http2ServerResponse,
+  "writeHead" | "once" | "end" | "destroy" | "writableLength"
+> & {
   write(text: string): boolean;
 };
 

@@ -281,6 +281,7 @@ export class SyncgenServer {
         tls: transport.files,
         handler: this.#connect.handle,
         maxConcurrentStreams: this.#config.maxConcurrentStreams,
+        keepalive: { intervalMs: this.#config.keepaliveMs, timeoutMs: this.#config.keepaliveTimeoutMs },
         logger: this.#logger,
         observer: this.#metrics,
       }).catch((error: Error) => {

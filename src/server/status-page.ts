@@ -40,6 +40,12 @@ export function statusPageHandler(status: ReplicaStatus): (request: HttpRequest,
   };
   return (request, response) => {
     const path = (request.url ?? "").split("?", 1)[0] ?? "";
+    if (path !== "/status/events" && path !== "/status.json" && FILES[path] === undefined) {
+      response
+        .writeHead(404, { "content-type": "text/plain" })
+        .end("not found: syncgen serves its status page at / and its RPCs at /PACKAGE.SERVICE/METHOD\n");
+      return;
+    }
     if (request.method !== "GET" && request.method !== "HEAD") {
       response.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" }).end("method not allowed\n");
       return;
@@ -58,13 +64,7 @@ export function statusPageHandler(status: ReplicaStatus): (request: HttpRequest,
         .end(`${JSON.stringify(status.snapshot())}\n`);
       return;
     }
-    const known = FILES[path];
-    if (known === undefined) {
-      response
-        .writeHead(404, { "content-type": "text/plain" })
-        .end("not found: syncgen serves its status page at / and its RPCs at /PACKAGE.SERVICE/METHOD\n");
-      return;
-    }
+    const known = FILES[path] as { file: string; type: string };
     asset(known.file).then((body) => {
       if (body === undefined) {
         response

@@ -62,7 +62,11 @@ function formatUptime(seconds: number): string {
   const days = Math.floor(seconds / 86_400);
   const hours = Math.floor((seconds % 86_400) / 3600);
   const minutes = Math.floor((seconds % 3600) / 60);
-  return days > 0 ? `${days} d ${hours} h` : hours > 0 ? `${hours} h ${minutes} min` : `${minutes} min ${seconds % 60} s`;
+  return days > 0
+    ? `${days} d ${hours} h`
+    : hours > 0
+      ? `${hours} h ${minutes} min`
+      : `${minutes} min ${seconds % 60} s`;
 }
 
 /** Follows the replica's snapshots; EventSource reconnects by itself when the server comes back. */
@@ -79,7 +83,8 @@ function followStatus(): void {
     health.textContent = status.health;
     health.className = `badge ${status.health === "SERVING" ? "serving" : "not-serving"}`;
     const nodes = status.store.nodes > 1 ? `, ${status.store.nodes} nodes` : "";
-    element("summary").textContent = `v${status.version} · ${status.store.kind}${nodes} (${status.store.state}) · up ${formatUptime(status.uptimeSeconds)}${status.auth ? " · tokens required" : ""}`;
+    element("summary").textContent =
+      `v${status.version} · ${status.store.kind}${nodes} (${status.store.state}) · up ${formatUptime(status.uptimeSeconds)}${status.auth ? " · tokens required" : ""}`;
     element("watchStreams").textContent = String(status.watchStreams);
     element("watchedKeys").textContent = String(status.watchedKeys);
     element("blockedStreams").textContent = String(status.blockedStreams);
