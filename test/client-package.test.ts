@@ -77,13 +77,18 @@ function copiesOf(nodeModules: string, name: string): { path: string; version: s
   return found;
 }
 
-/** npm install, offline; once, if npm's cache lacks a package, from the registry. */
+/**
+ * npm install, offline; once, if npm's cache lacks a package, from the registry. A cache
+ * without the app's grpc-js fails offline as ENOTCACHED, or (when npm cannot even read the
+ * version's metadata) as an ERESOLVE naming "@grpc/grpc-js@undefined": both fall back.
+ */
 async function install(app: string): Promise<void> {
   const args = ["install", "--no-audit", "--no-fund", "--ignore-scripts"];
   try {
     await run("npm", [...args, "--offline"], { cwd: app, timeout: 180_000 });
   } catch (error) {
-    if (!String((error as { stderr?: string }).stderr).includes("ENOTCACHED")) throw error;
+    const stderr = String((error as { stderr?: string }).stderr);
+    if (!stderr.includes("ENOTCACHED") && !stderr.includes("@undefined")) throw error;
     await run("npm", [...args, "--prefer-offline"], { cwd: app, timeout: 180_000 });
   }
 }
