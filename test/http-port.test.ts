@@ -8,10 +8,15 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { request as http1Request } from "node:http";
+import { connect as connectTcp } from "node:net";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { Code as ConnectCode, ConnectError, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { Code } from "../src/client/index.js";
+import { GenerationService, WatchRequestSchema } from "../src/gen/generation/v1/generation_pb.js";
 import { type Certificates, makeCertificates } from "./helpers/certificates.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { connectGenerationClient, type HttpProtocol } from "./helpers/connect-client.js";
@@ -117,6 +122,47 @@ class CurlWatch {
   }
 }
 
+/** Envelopes `message` as Connect streaming and gRPC-Web frame a message: flags, 32-bit length, bytes. */
+function envelope(flags: number, message: Uint8Array): Buffer {
+  const header = Buffer.alloc(5);
+  header.writeUInt8(flags, 0);
+  header.writeUInt32BE(message.length, 1);
+  return Buffer.concat([header, message]);
+}
+
+/** POSTs `body` to a Watch as `contentType` over HTTP/1.1, and resolves with the answer's text once it ends (or at `ms`). */
+async function rawWatch(
+  ts: TestServer,
+  contentType: string,
+  body: Buffer,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const request = http1Request(new URL(`${ts.httpUrl}/${SERVICE}/Watch`), {
+    method: "POST",
+    headers: { "content-type": contentType, ...headers },
+  });
+  request.on("error", () => {});
+  cleanups.push(() => request.destroy());
+  request.end(body);
+  const [response] = (await withDeadline(once(request, "response"), 15_000, "the answer")) as [
+    import("node:http").IncomingMessage,
+  ];
+  let text = "";
+  let ended = false;
+  const arrived = new Condition();
+  response.on("data", (chunk: Buffer) => {
+    text += chunk.toString("latin1");
+    arrived.notify();
+  });
+  response.on("end", () => {
+    ended = true;
+    arrived.notify();
+  });
+  // A refused Watch ends; an accepted one streams: its first message is enough.
+  await arrived.until(() => ended || /"changes"|"error"/.test(text) || undefined, 15_000, "an answer");
+  return text;
+}
+
 describe("curl, in JSON", () => {
   let ts: TestServer;
   beforeAll(async () => {
@@ -183,6 +229,13 @@ describe("curl, in JSON", () => {
     const answer = (await watch.first()) as { error?: { code: string; message: string } };
     expect(answer.error?.code).toBe("invalid_argument");
     expect(answer.error?.message).toMatch(/^the request holds more than 30016 JSON entries/);
+  });
+
+  test("Watch: JSON nested deeper than a WatchRequest is refused before it is parsed", async () => {
+    const nested = `{"keys":${"[".repeat(100_000)}${"]".repeat(100_000)}}`;
+    const answer = await rawWatch(ts, "application/connect+json", envelope(0, Buffer.from(nested)));
+    expect(answer).toContain('"code":"invalid_argument"');
+    expect(answer).toContain("the request nests deeper than 4 levels");
   });
 });
 
@@ -262,6 +315,28 @@ describe("tokens, as on the gRPC port", () => {
     await withDeadline(once(response, "end"), 15_000, "the end of the answer");
     expect(body).toContain('"code":"unauthenticated"');
   });
+
+  test("a Watch is checked in what it is served: one plain message, decoded one way", async () => {
+    const ts = await startTestServer({ httpListen: HTTP, authFile }, { cleanups });
+    const bearer = { authorization: "Bearer web-token-0123456789abcdef" };
+    const watchOf = (keys: string[]): Uint8Array => toBinary(WatchRequestSchema, create(WatchRequestSchema, { keys }));
+    // A first envelope flagged (end of stream, trailers) is skipped by Connect but not by a reader.
+    for (const [contentType, flag] of [
+      ["application/connect+proto", 0x02],
+      ["application/grpc-web+proto", 0x80],
+    ] as const) {
+      const twoMessages = Buffer.concat([envelope(flag, watchOf(["other/secret"])), envelope(0, watchOf(["web/a"]))]);
+      const answer = await rawWatch(ts, contentType, twoMessages, bearer);
+      // gRPC-Web percent-encodes its grpc-message.
+      expect(answer.replaceAll("%20", " "), contentType).toMatch(/exactly one uncompressed message/);
+      expect(answer, contentType).not.toContain("other/secret");
+    }
+    // `keys` with another wire type: protobuf-es reads other fields from those bytes.
+    const secret = Buffer.from("other/secret");
+    const wrongWireType = Buffer.concat([Buffer.from([0x10, 0x07, 0x0a, secret.length]), secret]);
+    const answer = await rawWatch(ts, "application/connect+proto", envelope(0, wrongWireType), bearer);
+    expect(answer).toMatch(/wrong wire type/);
+  });
 });
 
 describe("CORS (--cors-origin)", () => {
@@ -313,6 +388,8 @@ describe("limits, as on the gRPC port", () => {
     expect(JSON.parse(answer.body).message).toMatch(
       /a generation\.v1\.GenerationService\.Get request may be at most 2048 bytes/,
     );
+    // Refused while it was read, before Connect's interceptors: still counted.
+    expect(await ts.metric("grpc_server_handled_total", 'grpc_method="Get",grpc_code="ResourceExhausted"')).toBe(1);
   });
 
   test("large requests read at once draw on the budget the gRPC port uses; a call's share comes back when it ends", async () => {
@@ -368,6 +445,59 @@ describe("the port itself", () => {
     expect(await ts.metric("syncgen_watch_streams")).toBe(1);
     proxy.stall();
     await expect.poll(() => ts.metric("syncgen_watch_streams"), { timeout: 15_000 }).toBe(0);
+  });
+
+  test("a connection reset before it says anything costs nothing; nor one with pings as slow as their timeout", async () => {
+    const ts = await startTestServer({ httpListen: HTTP, keepaliveMs: 1000, keepaliveTimeoutMs: 1000 }, { cleanups });
+    const { hostname: host, port } = new URL(ts.httpUrl);
+    for (const sent of ["", "P", "PR"]) {
+      const socket = connectTcp(Number(port), host);
+      socket.on("error", () => {});
+      await once(socket, "connect");
+      if (sent) socket.write(sent);
+      socket.resetAndDestroy();
+      await once(socket, "close");
+    }
+    // Pings unanswered while the ping timer and the timeout fire together.
+    const proxy = await stallingProxy(ts.httpUrl.replace("http://", ""));
+    cleanups.push(() => proxy.close());
+    const protocol: HttpProtocol = { name: "Connect", protocol: "connect", binary: true, httpVersion: "2" };
+    const watch = recordWatch(cleanups, connectGenerationClient(`http://${proxy.address}`, protocol), ["reset"]);
+    await watch.live();
+    proxy.stall();
+    await expect.poll(() => ts.metric("syncgen_watch_streams"), { timeout: 15_000 }).toBe(0);
+    // Still serving (a crash would have ended this test's process).
+    expect(JSON.parse((await postJson(ts, "grpc.health.v1.Health/Check", "{}")).body)).toEqual({ status: "SERVING" });
+  });
+
+  test("a Watch past its deadline ends with DEADLINE_EXCEEDED, one cancelled is counted as cancelled", async () => {
+    const ts = await startTestServer({ httpListen: HTTP }, { cleanups });
+    const protocol: HttpProtocol = { name: "Connect", protocol: "connect", binary: true, httpVersion: "2" };
+    const raw = createClient(
+      GenerationService,
+      createConnectTransport({ baseUrl: ts.httpUrl, httpVersion: "2", useBinaryFormat: true }),
+    );
+    const ended = await (async () => {
+      for await (const _ of raw.watch({ keys: ["deadline"] }, { timeoutMs: 500 })) {
+        // The first response, then nothing until the deadline.
+      }
+    })().then(
+      () => undefined,
+      (error: unknown) => ConnectError.from(error),
+    );
+    expect(ended?.code).toBe(ConnectCode.DeadlineExceeded);
+    await expect
+      .poll(() => ts.metric("grpc_server_handled_total", 'grpc_method="Watch",grpc_code="DeadlineExceeded"'))
+      .toBe(1);
+    const watch = recordWatch(cleanups, connectGenerationClient(ts.httpUrl, protocol), ["cancelled"]);
+    await watch.live();
+    await watch.close();
+    await expect
+      .poll(() => ts.metric("grpc_server_handled_total", 'grpc_method="Watch",grpc_code="Canceled"'), {
+        timeout: 10_000,
+      })
+      .toBe(1);
+    expect(await ts.metric("grpc_server_handled_total", 'grpc_method="Watch",grpc_code="OK"')).toBe(0);
   });
 
   test("over TLS: HTTPS with HTTP/2 (ALPN) and HTTP/1.1", async () => {

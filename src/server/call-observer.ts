@@ -3,6 +3,7 @@
  * Connect interceptors): its start, its messages, and its end with a status, labelled as
  * go-grpc-prometheus labels them so existing dashboards work.
  */
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code } from "../rpc/code.js";
 
 /** Receives what the metrics interceptor sees of each call. */
@@ -57,4 +58,28 @@ export function deadlinePassed(deadline: Date | number, startedAtMs: number): bo
 /** A status code as go-grpc-prometheus labels it. */
 export function goCodeName(code: number): string {
   return GO_CODE_NAMES[code] ?? String(code);
+}
+
+/** go-grpc-prometheus's grpc_type of each kind of method. */
+const GRPC_TYPES: Record<DescMethod["methodKind"], MethodLabels["grpc_type"]> = {
+  unary: "unary",
+  server_streaming: "server_stream",
+  client_streaming: "client_stream",
+  bidi_streaming: "bidi_stream",
+};
+
+const labelsByMethod = new WeakMap<DescMethod, MethodLabels>();
+
+/** The labels of a method, from its descriptor (made once per method). */
+export function labelsOf(method: DescMethod): MethodLabels {
+  let labels = labelsByMethod.get(method);
+  if (!labels) {
+    labels = {
+      grpc_type: GRPC_TYPES[method.methodKind],
+      grpc_service: method.parent.typeName,
+      grpc_method: method.name,
+    };
+    labelsByMethod.set(method, labels);
+  }
+  return labels;
 }

@@ -1,87 +1,99 @@
 /**
- * Connect interceptors: on the HTTP port, the same access control and metrics as the grpc-js
- * interceptors give the gRPC port (interceptors.ts). Connect runs interceptors of a streaming
- * call before it reads the request body, so a Watch without a valid token is refused before
- * any of its (possibly large) request is read.
+ * Access control and metrics on the HTTP port, as the grpc-js interceptors give the gRPC port
+ * (interceptors.ts). A call's token is checked before any of its body is read: for a unary
+ * call by the routes as the body is about to be read (Connect reads it before interceptors
+ * run), for a stream by the interceptor (Connect runs a stream's interceptors first). The keys
+ * are checked in what the handler is served: for a method with its own bounded reader
+ * (Watch), that reader's decoding.
  */
-import type { DescMethod } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
-import { Code as ConnectCode, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { RequestOf } from "../rpc/service-definition.js";
 import type { AccessControl, MethodAccess, Principal } from "./access-control.js";
-import { type CallObserver, goCodeName, type MethodLabels } from "./call-observer.js";
+import { type CallObserver, goCodeName, labelsOf } from "./call-observer.js";
 import { toConnectError } from "./connect-service.js";
 import { Code, GenerationServiceError } from "./errors.js";
+import { type HttpCall, httpCallOf } from "./http-call.js";
 import type { DenialObserver } from "./interceptors.js";
 
 /**
  * Refuses calls of `service` without a valid bearer token (UNAUTHENTICATED) and calls naming a
- * key outside the token's prefixes (PERMISSION_DENIED), as accessInterceptor does on gRPC.
- * Other services (health, reflection) pass untouched.
+ * key outside the token's prefixes (PERMISSION_DENIED). Other services (health, reflection)
+ * pass untouched.
  */
-export function connectAccessInterceptor<T extends GenServiceMethods>(
-  tokens: () => AccessControl,
-  service: GenService<T>,
-  rules: { [K in keyof T]: MethodAccess<RequestOf<T[K]>> },
-  onDenied: DenialObserver,
-): Interceptor {
-  const byName = new Map<string, MethodAccess<unknown>>();
-  for (const method of service.methods) {
-    const rule = rules[method.localName] as MethodAccess<unknown> | undefined;
-    // Fail closed: a method without a rule must not pass unchecked.
-    if (!rule) throw new Error(`${service.typeName}.${method.name} has no access rule`);
-    byName.set(method.name, rule);
+export class ConnectAccess<T extends GenServiceMethods> {
+  readonly #rules = new Map<string, MethodAccess<unknown>>();
+
+  constructor(
+    /** The current tokens (the file can be reloaded). */
+    private readonly tokens: () => AccessControl,
+    private readonly service: GenService<T>,
+    rules: { [K in keyof T]: MethodAccess<RequestOf<T[K]>> },
+    private readonly onDenied: DenialObserver,
+  ) {
+    for (const method of service.methods) {
+      const rule = rules[method.localName] as MethodAccess<unknown> | undefined;
+      // Fail closed: a method without a rule must not pass unchecked.
+      if (!rule) throw new Error(`${service.typeName}.${method.name} has no access rule`);
+      this.#rules.set(`/${service.typeName}/${method.name}`, rule);
+    }
   }
-  return (next) => async (request) => {
-    const rule = request.service.typeName === service.typeName ? byName.get(request.method.name) : undefined;
-    if (!rule) return next(request);
-    const path = `/${service.typeName}/${request.method.name}`;
-    // The table as of the call's start: a reload (SIGHUP) affects calls that start after it.
-    const control = tokens();
-    let principal: Principal | undefined;
-    const refuse = (error: unknown): ConnectError => {
-      const failure =
-        error instanceof GenerationServiceError ? error : new GenerationServiceError(String(error), Code.INTERNAL);
-      onDenied(path, failure, principal?.name);
-      return toConnectError(failure);
-    };
-    const authorization = request.header.get("authorization");
-    try {
-      principal = control.authenticate(authorization === null ? [] : [authorization]);
-    } catch (error) {
-      throw refuse(error);
-    }
-    const authorize = (message: unknown): void => {
-      try {
-        control.authorize(principal as Principal, rule.permission, rule.keys(message));
-      } catch (error) {
-        throw refuse(error);
-      }
-    };
-    if (!request.stream) {
-      authorize(request.message);
-      return next(request);
-    }
-    return next({ ...request, message: each(request.message, authorize) });
+
+  /** For the routes' `beforeBody`: authenticates a call of `service` before its body is read. */
+  readonly beforeBody = (path: string, header: Headers, call: HttpCall): void => {
+    if (this.#rules.has(path)) this.#authenticate(path, header, call);
   };
+
+  /** The interceptor: authenticates a stream before its body is read, and checks every call's keys. */
+  interceptor(): Interceptor {
+    return (next) => async (request) => {
+      if (request.service.typeName !== this.service.typeName) return next(request);
+      const path = `/${this.service.typeName}/${request.method.name}`;
+      const rule = this.#rules.get(path) as MethodAccess<unknown>;
+      const call = httpCallOf(request.contextValues);
+      const principal = this.#authenticate(path, request.header, call);
+      const authorize = (message: unknown): void => {
+        try {
+          // What the handler is served: its own reader's decoding when the method has one.
+          this.tokens().authorize(principal, rule.permission, rule.keys(call.decodedRequest ?? message));
+        } catch (error) {
+          throw this.#refuse(path, error, principal, call);
+        }
+      };
+      if (!request.stream) {
+        authorize(request.message);
+        return next(request);
+      }
+      return next({ ...request, message: each(request.message, authorize) });
+    };
+  }
+
+  /** The call's principal, authenticated once per call. */
+  #authenticate(path: string, header: Headers, call: HttpCall): Principal {
+    if (call.principal) return call.principal;
+    const authorization = header.get("authorization");
+    try {
+      // The table as of the call's start: a reload (SIGHUP) affects calls that start after it.
+      call.principal = this.tokens().authenticate(authorization === null ? [] : [authorization]);
+    } catch (error) {
+      throw this.#refuse(path, error, undefined, call);
+    }
+    return call.principal;
+  }
+
+  #refuse(path: string, error: unknown, principal: Principal | undefined, call: HttpCall): ConnectError {
+    const failure =
+      error instanceof GenerationServiceError ? error : new GenerationServiceError(String(error), Code.INTERNAL);
+    call.refusal = failure;
+    this.onDenied(path, failure, principal?.name);
+    return toConnectError(failure);
+  }
 }
 
-/** Reports every call to `observer`, as metricsInterceptor does on gRPC. */
+/** Reports every call that reaches it to `observer`, as metricsInterceptor does on gRPC. */
 export function connectMetricsInterceptor(observer: CallObserver): Interceptor {
-  const labelsByMethod = new Map<DescMethod, MethodLabels>();
-  const labelsOf = (method: DescMethod): MethodLabels => {
-    let labels = labelsByMethod.get(method);
-    if (!labels) {
-      labels = {
-        grpc_type: GRPC_TYPES[method.methodKind],
-        grpc_service: method.parent.typeName,
-        grpc_method: method.name,
-      };
-      labelsByMethod.set(method, labels);
-    }
-    return labels;
-  };
   return (next) => async (request) => {
+    httpCallOf(request.contextValues).observed = true;
     const method = labelsOf(request.method);
     const startedAt = process.hrtime.bigint();
     let finished = false;
@@ -90,11 +102,6 @@ export function connectMetricsInterceptor(observer: CallObserver): Interceptor {
       finished = true;
       observer.handled(method, goCodeName(code), Number(process.hrtime.bigint() - startedAt) / 1e9);
     };
-    // A call that ends without a status of its own was cancelled, by the client or its deadline.
-    const abandoned = (): number =>
-      ConnectError.from(request.signal.reason).code === ConnectCode.DeadlineExceeded
-        ? Code.DEADLINE_EXCEEDED
-        : Code.CANCELLED;
     observer.started(method);
     // Connect has read a unary request before interceptors run; a stream's as it is iterated.
     if (!request.stream) observer.received(method);
@@ -127,20 +134,13 @@ export function connectMetricsInterceptor(observer: CallObserver): Interceptor {
           finish(ConnectError.from(error).code);
           throw error;
         } finally {
-          finish(abandoned());
+          // Left unfinished: Connect stopped pulling, because the client went away.
+          finish(Code.CANCELLED);
         }
       })(),
     };
   };
 }
-
-/** go-grpc-prometheus's grpc_type of each kind of method. */
-const GRPC_TYPES: Record<DescMethod["methodKind"], MethodLabels["grpc_type"]> = {
-  unary: "unary",
-  server_streaming: "server_stream",
-  client_streaming: "client_stream",
-  bidi_streaming: "bidi_stream",
-};
 
 /** `messages`, with `visit` called on each as it is read. */
 async function* each<M>(messages: AsyncIterable<M>, visit: (message: M) => void): AsyncGenerator<M> {

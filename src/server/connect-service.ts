@@ -20,15 +20,7 @@ import type {
   MessageInitShape,
 } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
-import {
-  type Code as ConnectCode,
-  ConnectError,
-  type ConnectRouter,
-  type ContextValues,
-  createContextKey,
-  createContextValues,
-  type HandlerContext,
-} from "@connectrpc/connect";
+import { Code as ConnectCode, ConnectError, type ConnectRouter, type HandlerContext } from "@connectrpc/connect";
 import { type GenerationServiceError, toServiceError } from "./errors.js";
 import {
   type CallContext,
@@ -38,31 +30,16 @@ import {
   type ServiceReadings,
   withinDeadline,
 } from "./handler.js";
+import { httpCallOf } from "./http-call.js";
 
 /** Called with every error a handler ends a call with, for logging. */
 export type ConnectErrorObserver = (method: string, error: GenerationServiceError) => void;
-
-/** The client's connection ("IP:PORT"), set per request by the HTTP endpoint. */
-const peerKey = createContextKey<string>("");
-
-/** The request as a method's own bounded reader decoded it, when it has one (set by the HTTP endpoint). */
-const decodedRequestKey = createContextKey<unknown>(undefined);
 
 /** Connect's streaming and gRPC-Web bodies carry each message in an envelope: a flags byte and a 32-bit length. */
 export const ENVELOPE_HEADER_BYTES = 5;
 
 /** Responses a stream queues before its handler is told to wait for the transport. */
 const QUEUED_RESPONSES = 16;
-
-/** The per-request values a call of this adapter reads: where it comes from. */
-export function requestValues(peer: string): ContextValues {
-  return createContextValues().set(peerKey, peer);
-}
-
-/** Records the request a method's own reader decoded; its handler is given this instead of Connect's decoding. */
-export function setDecodedRequest(values: ContextValues, request: unknown): void {
-  values.set(decodedRequestKey, request);
-}
 
 /** syncgen's error as Connect's (the codes share gRPC's numbers). */
 export function toConnectError(error: GenerationServiceError): ConnectError {
@@ -96,8 +73,10 @@ export function addConnectService<T extends GenServiceMethods>(
       readMaxBytes: reading.bytes + ENVELOPE_HEADER_BYTES,
       ...(ownReader ? { acceptCompression: [] } : {}),
     };
+    // A method with its own reader is served what that reader decoded (and access control
+    // checked); Connect's own decoding of the same bytes is let go at once.
     const requestOf = (request: unknown, context: HandlerContext): unknown =>
-      ownReader ? (context.values.get(decodedRequestKey) ?? request) : request;
+      ownReader ? (httpCallOf(context.values).decodedRequest ?? request) : request;
     switch (method.methodKind) {
       case "unary": {
         const unary = handler as (request: unknown, context: CallContext) => Promise<unknown>;
@@ -129,12 +108,10 @@ export function addConnectService<T extends GenServiceMethods>(
         ) => Promise<void>;
         router.rpc(
           method as DescMethodServerStreaming,
-          (request: unknown, handlerContext: HandlerContext) =>
-            streamResponses(
-              handlerContext,
-              (context, sink) => streaming(requestOf(request, handlerContext), context, sink),
-              fail,
-            ),
+          (request: unknown, handlerContext: HandlerContext) => {
+            const served = requestOf(request, handlerContext);
+            return streamResponses(handlerContext, (context, sink) => streaming(served, context, sink), fail);
+          },
           options,
         );
         break;
@@ -170,7 +147,7 @@ function callContext(handlerContext: HandlerContext): { context: CallContext; en
     context: {
       signal: controller.signal,
       deadline: timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs,
-      peer: handlerContext.values.get(peerKey),
+      peer: httpCallOf(handlerContext.values).peer,
     },
     end: () => {
       handlerContext.signal.removeEventListener("abort", end);
@@ -220,11 +197,12 @@ async function* streamResponses(
   running
     .then(
       () => {
-        outcome = {};
+        // A stream ended by its client or its deadline ends with that, not OK (the handler
+        // resolves when its signal aborts).
+        outcome = handlerContext.signal.aborted ? { error: abortReason(handlerContext.signal) } : {};
       },
       (error: unknown) => {
-        // A stream the client left ends with nothing more to say.
-        outcome = context.signal.aborted ? {} : { error: fail(error) };
+        outcome = { error: fail(error) };
       },
     )
     .finally(notify);
@@ -251,4 +229,11 @@ async function* streamResponses(
   } finally {
     end();
   }
+}
+
+/** Why Connect aborted a call: its deadline (DEADLINE_EXCEEDED), or the client's going (CANCELLED). */
+function abortReason(signal: AbortSignal): ConnectError {
+  return signal.reason instanceof ConnectError
+    ? signal.reason
+    : new ConnectError("the client cancelled the call", ConnectCode.Canceled);
 }

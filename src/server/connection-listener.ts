@@ -93,6 +93,9 @@ export class ConnectionListener {
   }
 
   accepted(socket: Socket): void {
+    // A reset before an HTTP server has taken the socket (it listens for errors from then on)
+    // must not be an unhandled 'error' event: the socket closes, and is logged as closed.
+    socket.on("error", () => {});
     const peer = formatHostPort({ host: socket.remoteAddress ?? "", port: socket.remotePort ?? 0 });
     const openedAt = Date.now();
     this.#sockets.add(socket);

@@ -153,7 +153,12 @@ function keepPinging(
   session: Http2Session,
   { intervalMs, timeoutMs }: HttpEndpointOptions["keepalive"],
 ): NodeJS.Timeout {
-  return setInterval(() => {
+  const pinging = setInterval(() => {
+    // A session destroyed a moment ago may not have emitted "close" yet; ping() would throw.
+    if (session.destroyed || session.closed) {
+      clearInterval(pinging);
+      return;
+    }
     const timer = setTimeout(() => session.destroy(), timeoutMs);
     const sent = session.ping((error) => {
       clearTimeout(timer);
@@ -161,6 +166,7 @@ function keepPinging(
     });
     if (!sent) clearTimeout(timer);
   }, intervalMs).unref();
+  return pinging;
 }
 
 /**

@@ -83,6 +83,10 @@ export class ReplicaStatus implements FanOutObserver {
   #lagSecondsMax = 0;
   /** The last snapshot's text, sent to viewers who join between snapshots. */
   #latest: string | undefined;
+  /** The last snapshot made, and when: asked for again within an interval, it is reused. */
+  #cached: { at: number; snapshot: StatusSnapshot } | undefined;
+  /** Set at shutdown: no more viewers. */
+  #closed = false;
 
   constructor(sources: ReplicaStatusSources) {
     this.#sources = sources;
@@ -100,8 +104,25 @@ export class ReplicaStatus implements FanOutObserver {
     if (lagSeconds > this.#lagSecondsMax) this.#lagSecondsMax = lagSeconds;
   }
 
-  /** The figures now; the rates are over the time since the last snapshot sent to viewers. */
+  /**
+   * The figures, at most one interval old (a snapshot walks every Watch stream, so asking
+   * often costs no more than asking every interval). Rates are over the interval before it.
+   */
   snapshot(): StatusSnapshot {
+    const now = performance.now();
+    if (this.#cached === undefined || now - this.#cached.at >= STATUS_INTERVAL_MS) {
+      this.#cached = { at: now, snapshot: this.#figures() };
+    }
+    return this.#cached.snapshot;
+  }
+
+  /** Whether shutdown has ended the status streams (no more are taken). */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** The figures now; the rates are over the time since the last snapshot sent to viewers. */
+  #figures(): StatusSnapshot {
     const { feed, hub, redis, auth } = this.#sources;
     const seconds = Math.max((performance.now() - this.#intervalStartedAt) / 1000, 0.001);
     const stats = hub.stats();
@@ -139,7 +160,7 @@ export class ReplicaStatus implements FanOutObserver {
    * written) when the most viewers are already connected.
    */
   stream(response: Viewer): boolean {
-    if (this.#viewers.size >= MAX_VIEWERS) return false;
+    if (this.#closed || this.#viewers.size >= MAX_VIEWERS) return false;
     response.writeHead(200, {
       "content-type": "text/event-stream",
       "cache-control": "no-store",
@@ -158,13 +179,15 @@ export class ReplicaStatus implements FanOutObserver {
 
   /** Ends every status stream (the server is shutting down). */
   close(): void {
+    this.#closed = true;
     for (const viewer of this.#viewers) viewer.end();
     this.#viewers.clear();
     this.#stop();
   }
 
   #broadcast(): void {
-    this.#latest = `data: ${JSON.stringify(this.snapshot())}\n\n`;
+    this.#cached = { at: performance.now(), snapshot: this.#figures() };
+    this.#latest = `data: ${JSON.stringify(this.#cached.snapshot)}\n\n`;
     this.#restartInterval();
     // A viewer that does not read gets no more than its socket buffers: snapshots are small,
     // and one that falls behind by a whole buffer is dropped.

@@ -9,7 +9,6 @@
  */
 import { readFile } from "node:fs/promises";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
-import type { Interceptor } from "@connectrpc/connect";
 import { type ChannelOptions, Server, ServerCredentials, type ServerInterceptor } from "@grpc/grpc-js";
 import { file_generation_v1_generation, GenerationService } from "../gen/generation/v1/generation_pb.js";
 import { file_grpc_health_v1_health, Health } from "../gen/grpc/health/v1/health_pb.js";
@@ -20,7 +19,7 @@ import {
 } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { AccessControl } from "./access-control.js";
 import { checkServerConfig, type ServerConfig } from "./config.js";
-import { connectAccessInterceptor, connectMetricsInterceptor } from "./connect-interceptors.js";
+import { ConnectAccess, connectMetricsInterceptor } from "./connect-interceptors.js";
 import { ConnectRoutes } from "./connect-routes.js";
 import { type ConnectionListener, listenForConnections } from "./connection-listener.js";
 import { Code, type GenerationServiceError } from "./errors.js";
@@ -146,12 +145,26 @@ export class SyncgenServer {
       this.#hub.observe(status);
       served = countingBumps(records, status);
       this.#status = status;
+      const access = accessControl
+        ? new ConnectAccess(
+            () => this.#accessControl as AccessControl,
+            GenerationService,
+            generationServiceAccess,
+            this.#onCallRefused,
+          )
+        : undefined;
       this.#connect = new ConnectRoutes({
         limits: sizeLimits,
-        interceptors: this.#connectInterceptors(),
+        // Metrics outermost, so they count the calls access control refuses.
+        interceptors: [
+          ...(this.#metrics ? [connectMetricsInterceptor(this.#metrics)] : []),
+          ...(access ? [access.interceptor()] : []),
+        ],
         onError: this.#onCallError,
         corsOrigins: config.corsOrigins,
         fallback: statusPageHandler(status),
+        ...(access ? { beforeBody: access.beforeBody } : {}),
+        observer: this.#metrics,
       });
     }
     this.#registerServices(sizeLimits, served);
@@ -181,23 +194,6 @@ export class SyncgenServer {
     if (this.#accessControl) {
       interceptors.push(
         accessInterceptor(
-          () => this.#accessControl as AccessControl,
-          GenerationService,
-          generationServiceAccess,
-          this.#onCallRefused,
-        ),
-      );
-    }
-    return interceptors;
-  }
-
-  /** The HTTP port's interceptors: metrics outermost, so they count the calls access control refuses. */
-  #connectInterceptors(): Interceptor[] {
-    const interceptors: Interceptor[] = [];
-    if (this.#metrics) interceptors.push(connectMetricsInterceptor(this.#metrics));
-    if (this.#accessControl) {
-      interceptors.push(
-        connectAccessInterceptor(
           () => this.#accessControl as AccessControl,
           GenerationService,
           generationServiceAccess,

@@ -54,7 +54,11 @@ export function statusPageHandler(status: ReplicaStatus): (request: HttpRequest,
       if (!status.stream(response)) {
         response
           .writeHead(503, { "content-type": "text/plain", "retry-after": "10" })
-          .end("too many status viewers on this replica; try again shortly\n");
+          .end(
+            status.closed
+              ? "this replica is shutting down\n"
+              : "too many status viewers on this replica; try again shortly\n",
+          );
       }
       return;
     }

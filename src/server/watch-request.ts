@@ -96,6 +96,10 @@ export function readWatchRequest(bytes: Uint8Array, limits: RequestLimits): Watc
       } else if (field === KNOWN_FIELD && wireType === WireType.LengthDelimited) {
         const entry = reader.bytes();
         builder.known(() => readKnownEntry(entry, limits));
+      } else if (field === KEYS_FIELD || field === KNOWN_FIELD) {
+        // protobuf-es would read these bytes another way than this reader: refuse, so that
+        // what access control checks and what is served cannot differ.
+        refuse(`field ${field} of ${WatchRequestSchema.typeName} has the wrong wire type`);
       } else {
         builder.other();
         reader.skip(wireType, field);
@@ -108,19 +112,16 @@ export function readWatchRequest(bytes: Uint8Array, limits: RequestLimits): Watc
 }
 
 /**
- * Decodes a WatchRequest in proto3 JSON (UTF-8), within the same limits. Its separators are
- * counted before it is parsed, so text of millions of tiny entries is refused without being
- * parsed. Fields other than `keys` and `known` are left for the protocol's own JSON reading
+ * Decodes a WatchRequest in proto3 JSON (UTF-8), within the same limits. Its separators and
+ * brackets are counted before it is parsed, so text of millions of tiny entries, or nested
+ * millions deep, is refused without being parsed. Fields other than `keys` and `known` are left for the protocol's own JSON reading
  * to accept or refuse.
  */
 export function readWatchRequestJson(bytes: Uint8Array, limits: RequestLimits): WatchRequest {
-  // Each key, each `known` entry's colon and comma, and a few fields besides.
+  // Each key, each `known` entry's colon and comma, and a few fields and brackets besides.
   const entries = 3 * limits.maxWatchKeys + 16;
-  if (separatorsOver(bytes, entries)) {
-    refuse(
-      `the request holds more than ${entries} JSON entries; a Watch names at most ${limits.maxWatchKeys} keys (server setting --max-watch-keys)`,
-    );
-  }
+  const costly = jsonCostProblem(bytes, entries);
+  if (costly) refuse(`${costly}; a Watch names at most ${limits.maxWatchKeys} keys (server setting --max-watch-keys)`);
   let json: unknown;
   try {
     json = JSON.parse(utf8.decode(bytes));
@@ -160,10 +161,22 @@ const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const COMMA = 0x2c;
 const COLON = 0x3a;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
 
-/** Whether JSON `text` has more than `limit` separators (commas and colons outside strings): a bound of its entries. */
-function separatorsOver(text: Uint8Array, limit: number): boolean {
+/** A WatchRequest in JSON nests two deep ({"known": {...}}); a little room for newer fields. */
+const MAX_JSON_DEPTH = 4;
+
+/**
+ * What keeps JSON `text` from being parsed cheaply: more than `limit` separators (commas and
+ * colons outside strings, a bound of its entries) or opening brackets, or nesting deeper than
+ * a WatchRequest does; undefined when it may be parsed.
+ */
+function jsonCostProblem(text: Uint8Array, limit: number): string | undefined {
   let separators = 0;
+  let depth = 0;
   let inString = false;
   for (let i = 0; i < text.length; i++) {
     const byte = text[i];
@@ -172,11 +185,17 @@ function separatorsOver(text: Uint8Array, limit: number): boolean {
       else if (byte === QUOTE) inString = false;
     } else if (byte === QUOTE) {
       inString = true;
+    } else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+      if (++depth > MAX_JSON_DEPTH)
+        return `the request nests deeper than ${MAX_JSON_DEPTH} levels; a WatchRequest nests two`;
+      if (++separators > limit) return `the request holds more than ${limit} JSON entries`;
+    } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+      depth--;
     } else if ((byte === COMMA || byte === COLON) && ++separators > limit) {
-      return true;
+      return `the request holds more than ${limit} JSON entries`;
     }
   }
-  return false;
+  return undefined;
 }
 
 /** Framing of a map entry beyond its key's bytes: two tags, the key's length, a 64-bit varint. */

@@ -34,10 +34,11 @@ class FakeViewer {
 
 describe("ReplicaStatus", () => {
   let status: ReplicaStatus;
+  /** A snapshot's cost: it walks the hub's streams. */
   let snapshots: ReturnType<typeof vi.spyOn>;
 
   beforeEach(async () => {
-    vi.useFakeTimers();
+    vi.useFakeTimers({ toFake: ["setInterval", "clearInterval", "setTimeout", "clearTimeout", "Date", "performance"] });
     const store = new MemoryStore();
     await store.connect();
     const hub = new WatchHub(store.feed, store.records, { heartbeatMs: 60_000 });
@@ -46,7 +47,7 @@ describe("ReplicaStatus", () => {
       () => store.close(),
     );
     status = new ReplicaStatus({ feed: store.feed, hub, redis: undefined, auth: () => false });
-    snapshots = vi.spyOn(status, "snapshot");
+    snapshots = vi.spyOn(hub, "stats");
   });
   afterEach(() => {
     status.close();
@@ -63,7 +64,7 @@ describe("ReplicaStatus", () => {
     expect(viewers[0]?.written).toHaveLength(6);
   });
 
-  test("no snapshots while nobody looks; rates count from the last one sent", () => {
+  test("no snapshots while nobody looks; asked often, one per interval; rates count from the last one sent", () => {
     const viewer = new FakeViewer();
     status.stream(viewer as never);
     viewer.end();
@@ -74,6 +75,13 @@ describe("ReplicaStatus", () => {
     const figures = status.snapshot();
     expect(figures.bumpsPerSecond).toBeGreaterThan(0);
     expect(figures.fanOutLagMs).toEqual({ mean: 2, max: 2 });
+    for (let i = 0; i < 100; i++) status.snapshot();
+    expect(snapshots).toHaveBeenCalledTimes(2);
+  });
+
+  test("after shutdown, no new viewers", () => {
+    status.close();
+    expect(status.stream(new FakeViewer() as never)).toBe(false);
   });
 
   test("a viewer that stops reading is dropped, not buffered for", () => {
