@@ -25,9 +25,7 @@ export class ServerProcess {
    */
   static async syncgen(args: string[]): Promise<ServerProcess> {
     const served = await ServeProcess.start(["--metrics-listen", "", "--log-level", "info", ...args]);
-    // ServeProcess has read the start line; its `http` field is the HTTP port's HOST:PORT.
-    const start = served.cli.lines.find((line) => line.includes('"event":"start"')) ?? "{}";
-    const http = (JSON.parse(start) as { http?: string }).http;
+    const http = served.httpAddress;
     return new ServerProcess(served.cli, served.address, http === undefined ? undefined : `http://${http}`);
   }
 

@@ -22,6 +22,7 @@ import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { connectGenerationClient, type HttpProtocol } from "./helpers/connect-client.js";
 import { Condition, withDeadline } from "./helpers/deadline.js";
 import { expectCode, expectWatchCode } from "./helpers/expect-code.js";
+import { ServeProcess } from "./helpers/serve-process.js";
 import { stallingProxy } from "./helpers/stalling-proxy.js";
 import { startTestServer, type TestServer } from "./helpers/test-server.js";
 import { recordWatch } from "./helpers/watch-recorder.js";
@@ -448,8 +449,13 @@ describe("the port itself", () => {
   });
 
   test("a connection reset before it says anything costs nothing; nor one with pings as slow as their timeout", async () => {
-    const ts = await startTestServer({ httpListen: HTTP, keepaliveMs: 1000, keepaliveTimeoutMs: 1000 }, { cleanups });
-    const { hostname: host, port } = new URL(ts.httpUrl);
+    // A real `syncgen serve`: an unhandled socket error would end its process.
+    const served = await ServeProcess.start(
+      ["--http-listen", "127.0.0.1:0", "--keepalive-ms", "1000", "--keepalive-timeout-ms", "1000"],
+      { cleanups },
+    );
+    const httpAddress = served.httpAddress as string;
+    const [host, port] = httpAddress.split(":") as [string, string];
     for (const sent of ["", "P", "PR"]) {
       const socket = connectTcp(Number(port), host);
       socket.on("error", () => {});
@@ -459,15 +465,24 @@ describe("the port itself", () => {
       await once(socket, "close");
     }
     // Pings unanswered while the ping timer and the timeout fire together.
-    const proxy = await stallingProxy(ts.httpUrl.replace("http://", ""));
+    const proxy = await stallingProxy(httpAddress);
     cleanups.push(() => proxy.close());
     const protocol: HttpProtocol = { name: "Connect", protocol: "connect", binary: true, httpVersion: "2" };
     const watch = recordWatch(cleanups, connectGenerationClient(`http://${proxy.address}`, protocol), ["reset"]);
     await watch.live();
     proxy.stall();
-    await expect.poll(() => ts.metric("syncgen_watch_streams"), { timeout: 15_000 }).toBe(0);
-    // Still serving (a crash would have ended this test's process).
-    expect(JSON.parse((await postJson(ts, "grpc.health.v1.Health/Check", "{}")).body)).toEqual({ status: "SERVING" });
+    await expect.poll(() => served.metric("syncgen_watch_streams"), { timeout: 15_000 }).toBe(0);
+    const health = await curl([
+      "-X",
+      "POST",
+      "-H",
+      "content-type: application/json",
+      "-d",
+      "{}",
+      `http://${httpAddress}/grpc.health.v1.Health/Check`,
+    ]);
+    expect(JSON.parse(health.body)).toEqual({ status: "SERVING" });
+    expect(served.cli.child.exitCode).toBeNull();
   });
 
   test("a Watch past its deadline ends with DEADLINE_EXCEEDED, one cancelled is counted as cancelled", async () => {

@@ -69,15 +69,23 @@ export class CliProcess {
 
   /**
    * For `syncgen serve`: waits for its start line and resolves with the addresses it
-   * actually bound. Start it with `--listen 127.0.0.1:0` (and `--metrics-listen 127.0.0.1:0`):
+   * actually bound. Start it with `--listen 127.0.0.1:0` (and `--metrics-listen 127.0.0.1:0`,
+   * `--http-listen 127.0.0.1:0`):
    * a port chosen free beforehand can be taken by another test before the server binds it.
    */
-  async listening(ms = 20_000): Promise<{ address: string; metricsAddress: string | undefined }> {
+  async listening(
+    ms = 20_000,
+  ): Promise<{ address: string; metricsAddress: string | undefined; httpAddress: string | undefined }> {
     const start = JSON.parse(await this.line((line) => line.includes('"event":"start"'), ms)) as {
       address: string;
       metrics?: string;
+      http?: string;
     };
-    return { address: start.address, metricsAddress: start.metrics?.replace(/^http:\/\/|\/metrics$/g, "") };
+    return {
+      address: start.address,
+      metricsAddress: start.metrics?.replace(/^http:\/\/|\/metrics$/g, ""),
+      httpAddress: start.http,
+    };
   }
 
   /** Resident memory, in bytes (from /proc, the counter process.memoryUsage().rss reads inside). */

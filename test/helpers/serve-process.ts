@@ -42,6 +42,8 @@ export class ServeProcess {
     readonly address: string,
     /** HOST:PORT of its metrics endpoint (undefined when started with `--metrics-listen ""`). */
     readonly metricsAddress: string | undefined,
+    /** HOST:PORT of its HTTP port, when started with `--http-listen`. */
+    readonly httpAddress: string | undefined,
   ) {}
 
   /**
@@ -63,11 +65,11 @@ export class ServeProcess {
     const stop = (): Promise<unknown> => cli.stop("SIGKILL").catch(() => {});
     options.cleanups?.push(stop);
     try {
-      const { address, metricsAddress } = await cli.listening();
+      const { address, metricsAddress, httpAddress } = await cli.listening();
       if (options.storeReady ?? true) {
         await cli.line((line) => line.includes('"event":"store_state"') && line.includes('"state":"ready"'), 20_000);
       }
-      return new ServeProcess(cli, address, metricsAddress);
+      return new ServeProcess(cli, address, metricsAddress, httpAddress);
     } catch (error) {
       await stop();
       throw error;
