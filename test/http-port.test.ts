@@ -8,6 +8,7 @@ import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { once } from "node:events";
 import { readFileSync, writeFileSync } from "node:fs";
 import { request as http1Request } from "node:http";
+import { connect as connectHttp2, constants as httpConstants } from "node:http2";
 import { connect as connectTcp } from "node:net";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -483,6 +484,26 @@ describe("the port itself", () => {
     ]);
     expect(JSON.parse(health.body)).toEqual({ status: "SERVING" });
     expect(served.cli.child.exitCode).toBeNull();
+  });
+
+  test("a client that resets more streams than HTTP/2 allows is closed at once, not at keepalive", async () => {
+    const ts = await startTestServer({ httpListen: HTTP }, { cleanups });
+    const open = await ts.metric("syncgen_connections");
+    const session = connectHttp2(ts.httpUrl);
+    cleanups.push(() => session.destroy());
+    session.on("error", () => {});
+    await once(session, "connect");
+    for (let i = 0; i < 1100 && !session.closed && !session.destroyed; i++) {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": `/${SERVICE}/Get`,
+        "content-type": "application/json",
+      });
+      stream.on("error", () => {});
+      stream.close(httpConstants.NGHTTP2_CANCEL);
+    }
+    await expect.poll(() => ts.metric("syncgen_connections_abandoned_total"), { timeout: 30_000 }).toBe(1);
+    await expect.poll(() => ts.metric("syncgen_connections"), { timeout: 30_000 }).toBe(open);
   });
 
   test("a Watch past its deadline ends with DEADLINE_EXCEEDED, one cancelled is counted as cancelled", async () => {

@@ -20,7 +20,7 @@
  * A PING's timer may fire late when this process was busy; answers already received are read
  * (one turn of the event loop) before a session is judged.
  */
-import { constants, type Http2Server, type Http2Session } from "node:http2";
+import { constants, type Http2SecureServer, type Http2Server, type Http2Session } from "node:http2";
 
 /** nghttp2's stream reset limit (NGHTTP2_DEFAULT_STREAM_RESET_BURST and _RATE). */
 const RESET_BURST = 1000;
@@ -54,11 +54,11 @@ export function injectorHttp2Server(grpcServer: object): Http2Server | undefined
  * `probeTimeoutMs` is how long a routine PING may go unanswered (the keepalive timeout).
  */
 export function closeAbandonedSessions(
-  http2Server: Http2Server,
+  http2Server: Http2Server | Http2SecureServer,
   probeTimeoutMs: number,
   onClosed: AbandonedObserver,
 ): void {
-  http2Server.on("session", (session) => watchSession(session, probeTimeoutMs, onClosed));
+  http2Server.on("session", (session: Http2Session) => watchSession(session, probeTimeoutMs, onClosed));
 }
 
 function watchSession(session: Http2Session, probeTimeoutMs: number, onClosed: AbandonedObserver): void {

@@ -15,6 +15,7 @@ import {
   type Http2Session,
 } from "node:http2";
 import { createServer as createNetServer, type Socket } from "node:net";
+import { closeAbandonedSessions } from "./abandoned-sessions.js";
 import { ConnectionListener, type ConnectionObserver } from "./connection-listener.js";
 import type { HostPort } from "./host-port.js";
 import type { Logger } from "./logger.js";
@@ -86,6 +87,15 @@ export class HttpEndpoint {
           counted,
         )
       : createHttp2Server({ settings }, counted);
+    // As on the gRPC port: sessions Node stopped reading (a client past nghttp2's reset limit)
+    // are closed at once, not left to keepalive.
+    closeAbandonedSessions(http2, keepalive.timeoutMs, (reason) => {
+      observer?.connectionAbandoned();
+      logger.debug(
+        { event: "connection_abandoned", reason },
+        `closed a connection Node had stopped reading: ${reason}`,
+      );
+    });
     http2.on("session", (session: Http2Session) => {
       this.#sessions.add(session);
       const pinging = keepPinging(session, keepalive);
