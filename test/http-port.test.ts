@@ -506,6 +506,19 @@ describe("the port itself", () => {
     await expect.poll(() => ts.metric("syncgen_connections"), { timeout: 30_000 }).toBe(open);
   });
 
+  test("max connection age: an HTTP/2 connection is asked to go, and its Watch ended, so clients rebalance", async () => {
+    const ts = await startTestServer(
+      { httpListen: HTTP, maxConnectionAgeMs: 1000, maxConnectionAgeGraceMs: 200 },
+      { cleanups },
+    );
+    const protocol: HttpProtocol = { name: "Connect", protocol: "connect", binary: true, httpVersion: "2" };
+    const watch = recordWatch(cleanups, connectGenerationClient(ts.httpUrl, protocol), ["aged"]);
+    await watch.live();
+    await withDeadline(watch.done, 15_000, "the aged connection's Watch to end");
+    expect(watch.error).toBeDefined();
+    expect(await ts.metric("syncgen_watch_streams")).toBe(0);
+  });
+
   test("a Watch past its deadline ends with DEADLINE_EXCEEDED, one cancelled is counted as cancelled", async () => {
     const ts = await startTestServer({ httpListen: HTTP }, { cleanups });
     const protocol: HttpProtocol = { name: "Connect", protocol: "connect", binary: true, httpVersion: "2" };

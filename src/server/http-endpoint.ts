@@ -44,6 +44,11 @@ export interface HttpEndpointOptions {
   maxConcurrentStreams: number;
   /** How often an HTTP/2 connection is pinged, and how long a ping may go unanswered before it is closed. */
   keepalive: { intervalMs: number; timeoutMs: number };
+  /**
+   * After about `ageMs` (±10%) an HTTP/2 connection is asked to go (GOAWAY), so clients
+   * rebalance over replicas; what is still open on it `graceMs` later is cut off. 0: never.
+   */
+  maxConnectionAge: { ageMs: number; graceMs: number };
   logger: Logger;
   observer?: ConnectionObserver | undefined;
 }
@@ -64,7 +69,15 @@ export class HttpEndpoint {
   #idle: (() => void) | undefined;
   #draining = false;
 
-  private constructor({ tls, handler, maxConcurrentStreams, keepalive, logger, observer }: HttpEndpointOptions) {
+  private constructor({
+    tls,
+    handler,
+    maxConcurrentStreams,
+    keepalive,
+    maxConnectionAge,
+    logger,
+    observer,
+  }: HttpEndpointOptions) {
     const counted: HttpHandler = (request, response) => {
       this.#inFlight++;
       // Both versions' responses emit "close" once, however the request ends.
@@ -99,8 +112,10 @@ export class HttpEndpoint {
     http2.on("session", (session: Http2Session) => {
       this.#sessions.add(session);
       const pinging = keepPinging(session, keepalive);
+      const aging = maxConnectionAge.ageMs > 0 ? retireWhenOld(session, maxConnectionAge) : undefined;
       session.once("close", () => {
         clearInterval(pinging);
+        clearTimeout(aging);
         this.#sessions.delete(session);
       });
       if (this.#draining) session.close();
@@ -177,6 +192,19 @@ function keepPinging(
     if (!sent) clearTimeout(timer);
   }, intervalMs).unref();
   return pinging;
+}
+
+/** Asks `session` to go after about `ageMs` (±10%), and cuts it off `graceMs` later. Returns the first timer. */
+function retireWhenOld(
+  session: Http2Session,
+  { ageMs, graceMs }: HttpEndpointOptions["maxConnectionAge"],
+): NodeJS.Timeout {
+  const jittered = ageMs * (0.9 + Math.random() * 0.2);
+  return setTimeout(() => {
+    if (session.destroyed || session.closed) return;
+    session.close();
+    setTimeout(() => session.destroy(), graceMs).unref();
+  }, jittered).unref();
 }
 
 /**

@@ -278,6 +278,7 @@ export class SyncgenServer {
         handler: this.#connect.handle,
         maxConcurrentStreams: this.#config.maxConcurrentStreams,
         keepalive: { intervalMs: this.#config.keepaliveMs, timeoutMs: this.#config.keepaliveTimeoutMs },
+        maxConnectionAge: { ageMs: this.#config.maxConnectionAgeMs, graceMs: this.#config.maxConnectionAgeGraceMs },
         logger: this.#logger,
         observer: this.#metrics,
       }).catch((error: Error) => {
