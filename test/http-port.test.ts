@@ -527,7 +527,7 @@ describe("the port itself", () => {
       createConnectTransport({ baseUrl: ts.httpUrl, httpVersion: "2", useBinaryFormat: true }),
     );
     const ended = await (async () => {
-      for await (const _ of raw.watch({ keys: ["deadline"] }, { timeoutMs: 500 })) {
+      for await (const _ of raw.watch({ keys: ["deadline"] }, { timeoutMs: 3000 })) {
         // The first response, then nothing until the deadline.
       }
     })().then(
@@ -536,7 +536,9 @@ describe("the port itself", () => {
     );
     expect(ended?.code).toBe(ConnectCode.DeadlineExceeded);
     await expect
-      .poll(() => ts.metric("grpc_server_handled_total", 'grpc_method="Watch",grpc_code="DeadlineExceeded"'))
+      .poll(() => ts.metric("grpc_server_handled_total", 'grpc_method="Watch",grpc_code="DeadlineExceeded"'), {
+        timeout: 10_000,
+      })
       .toBe(1);
     const watch = recordWatch(cleanups, connectGenerationClient(ts.httpUrl, protocol), ["cancelled"]);
     await watch.live();

@@ -10,7 +10,7 @@ import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2
 import { ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { RequestOf } from "../rpc/service-definition.js";
 import type { AccessControl, MethodAccess, Principal } from "./access-control.js";
-import { type CallObserver, goCodeName, labelsOf } from "./call-observer.js";
+import { type CallObserver, deadlinePassed, goCodeName, labelsOf } from "./call-observer.js";
 import { toConnectError } from "./connect-service.js";
 import { Code, GenerationServiceError } from "./errors.js";
 import { type HttpCall, httpCallOf } from "./http-call.js";
@@ -96,6 +96,8 @@ export function connectMetricsInterceptor(observer: CallObserver): Interceptor {
     httpCallOf(request.contextValues).observed = true;
     const method = labelsOf(request.method);
     const startedAt = process.hrtime.bigint();
+    const startedAtMs = Date.now();
+    const timeoutMs = requestedTimeoutMs(request.header);
     let finished = false;
     const finish = (code: number): void => {
       if (finished) return;
@@ -134,8 +136,11 @@ export function connectMetricsInterceptor(observer: CallObserver): Interceptor {
           finish(ConnectError.from(error).code);
           throw error;
         } finally {
-          // Left unfinished: Connect stopped pulling, because the client went away.
-          finish(Code.CANCELLED);
+          // Left unfinished: Connect stopped pulling, because the client went away. Its own
+          // timer may have ended the call just before the server's did: a cancel near the
+          // deadline counts as the deadline, as on the gRPC port.
+          const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : startedAtMs + timeoutMs;
+          finish(deadlinePassed(deadline, startedAtMs) ? Code.DEADLINE_EXCEEDED : Code.CANCELLED);
         }
       })(),
     };
@@ -148,4 +153,16 @@ async function* each<M>(messages: AsyncIterable<M>, visit: (message: M) => void)
     visit(message);
     yield message;
   }
+}
+
+/** gRPC-Web's grpc-timeout units, in milliseconds. */
+const GRPC_TIMEOUT_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/** The timeout a call asked for: Connect's connect-timeout-ms, or gRPC-Web's grpc-timeout. */
+function requestedTimeoutMs(header: Headers): number | undefined {
+  const connect = header.get("connect-timeout-ms");
+  if (connect !== null && /^\d{1,10}$/.test(connect)) return Number(connect);
+  const grpc = /^(\d{1,8})([HMSmun])$/.exec(header.get("grpc-timeout") ?? "");
+  if (grpc) return Number(grpc[1]) * (GRPC_TIMEOUT_UNITS[grpc[2] as string] ?? 1);
+  return undefined;
 }
