@@ -99,10 +99,14 @@ export function connectMetricsInterceptor(observer: CallObserver): Interceptor {
     const startedAtMs = Date.now();
     const timeoutMs = requestedTimeoutMs(request.header);
     let finished = false;
+    const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : startedAtMs + timeoutMs;
     const finish = (code: number): void => {
       if (finished) return;
       finished = true;
-      observer.handled(method, goCodeName(code), Number(process.hrtime.bigint() - startedAt) / 1e9);
+      // The client's own timer ends a call a trip before the server's: a cancel near the
+      // deadline counts as the deadline, as on the gRPC port.
+      const counted = code === Code.CANCELLED && deadlinePassed(deadline, startedAtMs) ? Code.DEADLINE_EXCEEDED : code;
+      observer.handled(method, goCodeName(counted), Number(process.hrtime.bigint() - startedAt) / 1e9);
     };
     observer.started(method);
     // Connect has read a unary request before interceptors run; a stream's as it is iterated.
@@ -110,11 +114,17 @@ export function connectMetricsInterceptor(observer: CallObserver): Interceptor {
     const counted = request.stream
       ? { ...request, message: each(request.message, () => observer.received(method)) }
       : request;
+    /** The code a call ended with: a call its client reset (whatever HTTP/2 code it used) was cancelled. */
+    const endedWith = (error: unknown): number => {
+      // Connect's codes are gRPC's numbers.
+      const code = ConnectError.from(error).code as number;
+      return request.signal.aborted && code !== Code.DEADLINE_EXCEEDED ? Code.CANCELLED : code;
+    };
     let response: Awaited<ReturnType<typeof next>>;
     try {
       response = await next(counted);
     } catch (error) {
-      finish(ConnectError.from(error).code);
+      finish(endedWith(error));
       throw error;
     }
     if (!response.stream) {
@@ -133,14 +143,11 @@ export function connectMetricsInterceptor(observer: CallObserver): Interceptor {
           }
           finish(Code.OK);
         } catch (error) {
-          finish(ConnectError.from(error).code);
+          finish(endedWith(error));
           throw error;
         } finally {
-          // Left unfinished: Connect stopped pulling, because the client went away. Its own
-          // timer may have ended the call just before the server's did: a cancel near the
-          // deadline counts as the deadline, as on the gRPC port.
-          const deadline = timeoutMs === undefined ? Number.POSITIVE_INFINITY : startedAtMs + timeoutMs;
-          finish(deadlinePassed(deadline, startedAtMs) ? Code.DEADLINE_EXCEEDED : Code.CANCELLED);
+          // Left unfinished: Connect stopped pulling, because the client went away.
+          finish(Code.CANCELLED);
         }
       })(),
     };
