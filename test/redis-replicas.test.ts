@@ -5,6 +5,7 @@
 import { Redis } from "ioredis";
 import { beforeEach, describe, expect, test } from "vitest";
 import { Code, type GenerationServiceError } from "../src/client/index.js";
+import { decodeRecord } from "../src/server/store/generation-scheme.js";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { WRITE_SCRIPT } from "../src/server/store/redis-scripts.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
@@ -262,6 +263,24 @@ describe("Redis faults", () => {
     expect(w.responses.flatMap((r) => r.changes).map((c) => c.generation)).toEqual([generation, next]);
   });
 
+  test("a record from another epoch (a failover that lost Bumps) is bumped to the clock, not + 1; one of this epoch by + 1", async () => {
+    const admin = new Redis(redis.url);
+    const record = new RedisKeys(prefix).record("epoch");
+    try {
+      const epoch = /master_replid:([0-9a-f]{12})/.exec(await admin.info("replication"))?.[1];
+      const [seconds] = (await admin.time()) as [string | number, string | number];
+      const hourAgo = (BigInt(seconds) - 3600n) * 1_000_000n;
+      // What a promoted replica holds: an older generation, written under the old master.
+      await admin.set(record, `${hourAgo}:000000000000`);
+      const bumped = await ts.client.bump("epoch");
+      expect(bumped).toBeGreaterThan(hourAgo + 3_000_000_000n); // the clock, not hourAgo + 1
+      expect(await admin.get(record)).toBe(`${bumped}:${epoch}`);
+      expect(await ts.client.bump("epoch")).toBe(bumped + 1n);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
   test("a key re-created right after Clear gets a generation above its last, even one ahead of the clock", async () => {
     const admin = new Redis(redis.url);
     const record = new RedisKeys(prefix).record("ahead");
@@ -327,7 +346,7 @@ describe("Redis faults", () => {
           "PUBLISH",
         )
         .exec();
-      const bumped = BigInt(String(results?.[1]?.[1]));
+      const bumped = decodeRecord(String(results?.[1]?.[1])).generation;
       await resynced;
       await w.sees("k", bumped);
     } finally {

@@ -109,12 +109,29 @@ export function describeGenerationServiceContract(transports: readonly ContractT
         expect(await client.get(k)).toBe(second);
       });
 
-      test("1,000 concurrent Bumps of one key return 1,000 different generations", async () => {
+      test("while the key exists, each Bump gives exactly the previous generation + 1 (djblets' increment)", async () => {
+        const k = key("increment");
+        const created = await client.get(k);
+        expect(created).toBeGreaterThanOrEqual(nowMicros() - 5_000_000n); // creation takes the clock
+        expect(await client.bump(k)).toBe(created + 1n);
+        expect(await client.bump(k)).toBe(created + 2n);
+        expect(await client.get(k, { peek: true })).toBe(created + 2n);
+        // Re-creation after a Clear takes the clock again (still above every earlier value).
+        await client.clear(k);
+        const recreated = await client.bump(k);
+        expect(recreated).toBeGreaterThan(created + 2n);
+        expect(recreated).toBeGreaterThanOrEqual(nowMicros() - 5_000_000n);
+        expect(await client.bump(k)).toBe(recreated + 1n);
+      });
+
+      test("1,000 concurrent Bumps of one key return 1,000 consecutive generations", async () => {
         const k = key("concurrent");
+        const created = await client.get(k);
         // Uniqueness is the point, not speed: a deadline for a busy host.
         const results = await Promise.all(Array.from({ length: 1000 }, () => client.bump(k, { deadlineMs: 30_000 })));
         expect(new Set(results).size).toBe(1000);
         const max = maxOf(results);
+        expect(max).toBe(created + 1000n);
         expect(await client.get(k, { peek: true })).toBe(max);
       });
     });

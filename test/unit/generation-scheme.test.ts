@@ -2,14 +2,31 @@ import { describe, expect, test } from "vitest";
 import { decodeRecord, encodeRecord, nextRevision, tombstoneTtlMs } from "../../src/server/store/generation-scheme.js";
 
 describe("nextRevision()", () => {
+  const live = (generation: bigint) => ({ generation, revision: generation });
+  const tombstone = (revision: bigint) => ({ generation: 0n, revision });
+  const absent = { generation: 0n, revision: 0n };
+  const NOW = 1_700_000_000_000_000n;
+
   test.each([
-    // [previous, now, next]
-    [0n, 1_700_000_000_000_000n, 1_700_000_000_000_000n], // nothing recorded: the clock
-    [1_700_000_000_000_000n, 1_700_000_000_000_000n, 1_700_000_000_000_001n], // same µs: +1
-    [1_700_000_000_000_005n, 1_700_000_000_000_000n, 1_700_000_000_000_006n], // clock behind: +1
-    [1_600_000_000_000_000n, 1_700_000_000_000_000n, 1_700_000_000_000_000n], // clock ahead: clock
-  ])("max(%s + 1, %s) = %s", (previous, now, next) => {
-    expect(nextRevision(previous, now)).toBe(next);
+    // [the key, the write, its state, the revision the write gives]
+    ["a live key", "bump", live(1_600_000_000_000_000n), 1_600_000_000_000_001n], // +1, the clock unread
+    ["a live key ahead of the clock", "bump", live(NOW + 5n), NOW + 6n],
+    ["an absent key", "create", absent, NOW], // the clock
+    ["an absent key", "bump", absent, NOW], // a bump creates: the clock
+    ["a tombstone behind the clock", "create", tombstone(NOW - 10n), NOW],
+    ["a tombstone of this microsecond", "bump", tombstone(NOW), NOW + 1n], // never the cleared revision again
+    ["a live key", "clear", live(NOW - 10n), NOW], // a clear takes the clock, as creation does
+    ["a live key ahead of the clock", "clear", live(NOW + 5n), NOW + 6n],
+  ] as const)("%s, then a %s", (_what, write, previous, next) => {
+    expect(nextRevision(previous, write, () => NOW)).toBe(next);
+  });
+
+  test("a Bump of a live key reads no clock", () => {
+    expect(
+      nextRevision(live(5n), "bump", () => {
+        throw new Error("clock read");
+      }),
+    ).toBe(6n);
   });
 
   test("stays an exact JavaScript number until the 23rd century", () => {
@@ -28,6 +45,15 @@ describe("decodeRecord() / encodeRecord()", () => {
     const state = decodeRecord(raw);
     expect(state).toEqual({ generation, revision });
     if (raw) expect(String(encodeRecord(state))).toBe(raw);
+  });
+
+  test.each([
+    ["1700000000000000:2e1891b2fd1f", 1_700_000_000_000_000n, 1_700_000_000_000_000n], // live, with its epoch
+    ["1700000000000000abc", 0n, 0n], // not a record of ours: nothing recorded
+    ["-5:2e1891b2fd1f", 0n, 0n], // tombstones carry no epoch
+    ["12:", 0n, 0n],
+  ])("%j is generation %s at revision %s", (raw, generation, revision) => {
+    expect(decodeRecord(raw)).toEqual({ generation, revision });
   });
 });
 

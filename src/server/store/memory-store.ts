@@ -4,7 +4,14 @@
  */
 import { EventEmitter } from "node:events";
 import { performance } from "node:perf_hooks";
-import { decodeRecord, encodeRecord, nextRevision, TOMBSTONE_MARGIN_MS, tombstoneTtlMs } from "./generation-scheme.js";
+import {
+  decodeRecord,
+  encodeRecord,
+  nextRevision,
+  TOMBSTONE_MARGIN_MS,
+  tombstoneTtlMs,
+  type Write,
+} from "./generation-scheme.js";
 import {
   type ChangeFeed,
   type ChangeFeedEvents,
@@ -67,19 +74,19 @@ export class MemoryStore
   async get(key: string): Promise<bigint> {
     this.#ensureReady();
     const current = this.#load(key);
-    return current.generation > 0n ? current.generation : this.#write(key, current, "live").generation;
+    return current.generation > 0n ? current.generation : this.#write(key, current, "create").generation;
   }
 
   async bump(key: string): Promise<bigint> {
     this.#ensureReady();
-    return this.#write(key, this.#load(key), "live").generation;
+    return this.#write(key, this.#load(key), "bump").generation;
   }
 
   async clear(key: string): Promise<void> {
     this.#ensureReady();
     const current = this.#load(key);
     // Clearing an absent key changes nothing; a live key becomes a tombstone.
-    if (current.generation > 0n) this.#write(key, current, "tombstone");
+    if (current.generation > 0n) this.#write(key, current, "clear");
   }
 
   async read(keys: readonly string[]): Promise<KeyState[]> {
@@ -112,14 +119,19 @@ export class MemoryStore
     return decodeRecord(record.value);
   }
 
-  #write(key: string, previous: KeyState, kind: "live" | "tombstone"): KeyState {
-    const now = this.#clock();
-    const revision = nextRevision(previous.revision, now);
-    const state: KeyState = { generation: kind === "live" ? revision : 0n, revision };
+  #write(key: string, previous: KeyState, write: Write): KeyState {
+    // The clock is read once, and only by a write that needs it.
+    let now: bigint | undefined;
+    const clock = (): bigint => {
+      now ??= this.#clock();
+      return now;
+    };
+    const revision = nextRevision(previous, write, clock);
+    const state: KeyState = { generation: write === "clear" ? 0n : revision, revision };
     const expiresAt =
-      kind === "live"
-        ? Number.POSITIVE_INFINITY
-        : performance.now() + tombstoneTtlMs(revision, now, TOMBSTONE_MARGIN_MS);
+      write === "clear"
+        ? performance.now() + tombstoneTtlMs(revision, clock(), TOMBSTONE_MARGIN_MS)
+        : Number.POSITIVE_INFINITY;
     this.#records.set(key, { value: encodeRecord(state), expiresAt });
     if (this.#subscriptions.has(key)) this.emit("change", key, state);
     return state;

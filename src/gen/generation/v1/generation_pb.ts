@@ -269,7 +269,8 @@ export const GenerationService: GenService<{
   },
   /**
    * Bump atomically advances the key's generation (creating it if absent) and returns the
-   * new value. Two Bumps of one key, on any server replicas, never return the same value.
+   * new value: while the key exists, exactly the previous generation + 1. Two Bumps of one
+   * key, on any server replicas, never return the same value.
    *
    * @generated from rpc generation.v1.GenerationService.Bump
    */

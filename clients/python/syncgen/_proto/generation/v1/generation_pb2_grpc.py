@@ -62,7 +62,8 @@ class GenerationServiceServicer(object):
 
     def Bump(self, request, context):
         """Bump atomically advances the key's generation (creating it if absent) and returns the
-        new value. Two Bumps of one key, on any server replicas, never return the same value.
+        new value: while the key exists, exactly the previous generation + 1. Two Bumps of one
+        key, on any server replicas, never return the same value.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
