@@ -24,6 +24,7 @@ import { Code as ConnectCode, ConnectError, type ConnectRouter, type HandlerCont
 import { type GenerationServiceError, toServiceError } from "./errors.js";
 import {
   type CallContext,
+  methodHandler,
   type RequestReading,
   type ResponseSink,
   type ServiceHandlers,
@@ -63,8 +64,7 @@ export function addConnectService<T extends GenServiceMethods>(
       onError(path, serviceError);
       return toConnectError(serviceError);
     };
-    // The handler map is typed by method kind; here one loop serves them all.
-    const handler = (handlers as Record<string, unknown>)[name];
+    const served = methodHandler(handlers, method);
     // A compressed request would hide its bytes from a method's own reader.
     const ownReader = reading.decode !== undefined || reading.decodeJson !== undefined;
     // The HTTP port meters each body against the method's limit as it arrives, and says which
@@ -77,9 +77,9 @@ export function addConnectService<T extends GenServiceMethods>(
     // checked); Connect's own decoding of the same bytes is let go at once.
     const requestOf = (request: unknown, context: HandlerContext): unknown =>
       ownReader ? (httpCallOf(context.values).decodedRequest ?? request) : request;
-    switch (method.methodKind) {
+    switch (served.kind) {
       case "unary": {
-        const unary = handler as (request: unknown, context: CallContext) => Promise<unknown>;
+        const unary = served.handle;
         router.rpc(
           method as DescMethodUnary,
           async (request: unknown, handlerContext: HandlerContext) => {
@@ -101,11 +101,7 @@ export function addConnectService<T extends GenServiceMethods>(
         break;
       }
       case "server_streaming": {
-        const streaming = handler as (
-          request: unknown,
-          context: CallContext,
-          sink: ResponseSink<unknown>,
-        ) => Promise<void>;
+        const streaming = served.handle;
         router.rpc(
           method as DescMethodServerStreaming,
           (request: unknown, handlerContext: HandlerContext) => {
@@ -117,11 +113,7 @@ export function addConnectService<T extends GenServiceMethods>(
         break;
       }
       case "bidi_streaming": {
-        const bidi = handler as (
-          requests: AsyncIterable<unknown>,
-          context: CallContext,
-          sink: ResponseSink<unknown>,
-        ) => Promise<void>;
+        const bidi = served.handle;
         router.rpc(
           method as DescMethodBiDiStreaming,
           (requests: AsyncIterable<unknown>, handlerContext: HandlerContext) =>
@@ -130,8 +122,6 @@ export function addConnectService<T extends GenServiceMethods>(
         );
         break;
       }
-      default:
-        throw new Error(`${path}: ${method.methodKind} methods are not supported`);
     }
   }
 }

@@ -22,6 +22,7 @@ import { grpcServiceDefinition } from "../rpc/service-definition.js";
 import { GenerationServiceError, toServiceError, undecodable } from "./errors.js";
 import {
   type CallContext,
+  methodHandler,
   type RequestReading,
   type ResponseSink,
   type ServiceHandlers,
@@ -86,11 +87,10 @@ export function addService<T extends GenServiceMethods>(
       onError(path, serviceError);
       return serviceError;
     };
-    // The handler map is typed by method kind; here one loop serves them all.
-    const handler = (handlers as Record<string, unknown>)[name];
-    switch (method.methodKind) {
+    const served = methodHandler(handlers, method);
+    switch (served.kind) {
       case "unary": {
-        const unary = handler as (request: unknown, context: CallContext) => Promise<unknown>;
+        const unary = served.handle;
         implementation[name] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
           if (call.request instanceof RefusedRequest) return callback(toStatus(fail(call.request.error)));
           const { context, end } = callContext(call);
@@ -104,11 +104,7 @@ export function addService<T extends GenServiceMethods>(
         break;
       }
       case "server_streaming": {
-        const streaming = handler as (
-          request: unknown,
-          context: CallContext,
-          sink: ResponseSink<unknown>,
-        ) => Promise<void>;
+        const streaming = served.handle;
         implementation[name] = (call: ServerWritableStream<unknown, unknown>) => {
           const request = call.request;
           if (request instanceof RefusedRequest) return endStream(call, fail(request.error));
@@ -117,18 +113,12 @@ export function addService<T extends GenServiceMethods>(
         break;
       }
       case "bidi_streaming": {
-        const bidi = handler as (
-          requests: AsyncIterable<unknown>,
-          context: CallContext,
-          sink: ResponseSink<unknown>,
-        ) => Promise<void>;
+        const bidi = served.handle;
         implementation[name] = (call: ServerDuplexStream<unknown, unknown>) => {
           serveStream(call, (context, sink) => bidi(readRequests(call), context, sink), fail);
         };
         break;
       }
-      default:
-        throw new Error(`${path}: ${method.methodKind} methods are not supported`);
     }
   }
   server.addService(adapted, implementation);

@@ -4,6 +4,7 @@
  * for grpc-js) decodes requests, builds the context, encodes responses and turns what a
  * handler throws into a status.
  */
+import type { DescMethod } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import { Code, GenerationServiceError } from "../rpc/generation-service-error.js";
 import type { RequestOf, ResponseOf } from "../rpc/service-definition.js";
@@ -60,6 +61,33 @@ export type ServiceHandlers<T extends GenServiceMethods> = {
         ? BidiStreamHandler<RequestOf<T[K]>, ResponseOf<T[K]>>
         : never;
 };
+
+/** One method's handler with its kind, untyped by message: what an adapter serves. */
+export type MethodHandler =
+  | { readonly kind: "unary"; readonly handle: UnaryHandler<unknown, unknown> }
+  | { readonly kind: "server_streaming"; readonly handle: ServerStreamHandler<unknown, unknown> }
+  | { readonly kind: "bidi_streaming"; readonly handle: BidiStreamHandler<unknown, unknown> };
+
+/**
+ * The handler of `method` in `handlers`, with its kind. The map is typed by method kind; an
+ * adapter serves every method in one loop, switching on the kind.
+ */
+export function methodHandler<T extends GenServiceMethods>(
+  handlers: ServiceHandlers<T>,
+  method: DescMethod,
+): MethodHandler {
+  const handle = (handlers as Record<string, unknown>)[method.localName];
+  switch (method.methodKind) {
+    case "unary":
+      return { kind: "unary", handle: handle as UnaryHandler<unknown, unknown> };
+    case "server_streaming":
+      return { kind: "server_streaming", handle: handle as ServerStreamHandler<unknown, unknown> };
+    case "bidi_streaming":
+      return { kind: "bidi_streaming", handle: handle as BidiStreamHandler<unknown, unknown> };
+    default:
+      throw new Error(`${method.parent.typeName}.${method.name}: ${method.methodKind} methods are not supported`);
+  }
+}
 
 /** The handlers of a generated service object, e.g. `HandlersOf<typeof GenerationService>`. */
 export type HandlersOf<S> = S extends GenService<infer T> ? ServiceHandlers<T> : never;

@@ -7,6 +7,7 @@
  */
 import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
+import type { StatusSnapshot } from "./status-snapshot.js";
 import type { ChangeFeed, GenerationRecords } from "./store/generation-store.js";
 import type { RedisTarget } from "./store/redis-target.js";
 import { VERSION } from "./version.js";
@@ -17,27 +18,6 @@ export const STATUS_INTERVAL_MS = 2000;
 
 /** Most status streams open at once; more are refused (each is a connection held open). */
 const MAX_VIEWERS = 100;
-
-/** One snapshot, as the page reads it. */
-export interface StatusSnapshot {
-  version: string;
-  uptimeSeconds: number;
-  /** The store: its kind (memory, Redis, Sentinel, Cluster), how many nodes it names, its state. */
-  store: { kind: string; nodes: number; state: string };
-  /** SERVING while the store is ready (as grpc.health.v1 says). */
-  health: "SERVING" | "NOT_SERVING";
-  /** Whether calls need a token. */
-  auth: boolean;
-  watchStreams: number;
-  watchedKeys: number;
-  blockedStreams: number;
-  /** Bumps this replica made, per second, over the last interval. */
-  bumpsPerSecond: number;
-  /** Watch responses with changes written, per second, over the last interval. */
-  fanOutPerSecond: number;
-  /** From a change reaching this replica to its last write to a watcher, over the last interval; 0 without fan-out. */
-  fanOutLagMs: { mean: number; max: number };
-}
 
 /** `records`, with every successful Bump counted in `status`. */
 export function countingBumps(records: GenerationRecords, status: ReplicaStatus): GenerationRecords {

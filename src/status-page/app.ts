@@ -8,23 +8,10 @@
 import { type Client, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-web";
 import { GenerationService } from "../gen/generation/v1/generation_pb.js";
+import type { StatusSnapshot } from "../server/status-snapshot.js";
 
 /** Snapshots kept for the plots: two minutes at one every two seconds. */
 const PLOT_POINTS = 60;
-
-interface StatusSnapshot {
-  version: string;
-  uptimeSeconds: number;
-  store: { kind: string; nodes: number; state: string };
-  health: "SERVING" | "NOT_SERVING";
-  auth: boolean;
-  watchStreams: number;
-  watchedKeys: number;
-  blockedStreams: number;
-  bumpsPerSecond: number;
-  fanOutPerSecond: number;
-  fanOutLagMs: { mean: number; max: number };
-}
 
 function element<T extends HTMLElement>(id: string): T {
   const found = document.getElementById(id);
