@@ -6,7 +6,7 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { cp, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -82,6 +82,31 @@ describe("a Python client generated from proto/ alone", () => {
 });
 
 describe("the Python client library (clients/python)", () => {
+  test("installs with pip, offline, from Debian's setuptools, and works from outside the repository", async () => {
+    // A copy: building writes build/ and syncgen.egg-info next to pyproject.toml.
+    const dir = await mkdtemp(join(tmpdir(), "syncgen-pip-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    await cp(pythonClient, join(dir, "src"), { recursive: true });
+    const venv = join(dir, "venv");
+    // Debian's grpcio, protobuf, setuptools and pip, seen from the venv.
+    await run(PYTHON, ["-m", "venv", "--system-site-packages", "--without-pip", venv], { timeout: 60_000 });
+    const python = join(venv, "bin", "python");
+    await run(
+      python,
+      ["-m", "pip", "install", "--no-index", "--no-build-isolation", "--disable-pip-version-check", join(dir, "src")],
+      { env: PYTHON_ENV, timeout: 120_000 },
+    );
+    const script = [
+      "import importlib.resources, syncgen",
+      "assert importlib.resources.files('syncgen').joinpath('py.typed').is_file()",
+      `client = syncgen.SyncgenClient(${JSON.stringify(ts.address)})`,
+      "print(client.bump('pip/installed'))",
+    ].join("\n");
+    // From a directory with no syncgen in it: the installed package is what is imported.
+    const { stdout } = await run(python, ["-c", script], { cwd: dir, env: PYTHON_ENV, timeout: 30_000 });
+    expect(BigInt(stdout.trim())).toBe(await isolatedClient(cleanups, ts.address).get("pip/installed", { peek: true }));
+  });
+
   test("passes its unit tests (djblets' cases) against the Node server, none skipped", async () => {
     const { stderr } = await run(PYTHON, ["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-v"], {
       cwd: pythonClient,
