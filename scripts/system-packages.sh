@@ -2,7 +2,7 @@
 # What `npm test` needs besides Node (run by its pretest, and by .ci/run): redis-server and
 # redis-cli (Redis 7 or later), openssl (test certificates), curl (the HTTP port's recipes),
 # chromium (the status page's browser test), and for the cross-language tests protoc,
-# grpc_python_plugin and a python3 with grpcio, pip, setuptools, wheel and venv. As root on Debian, installs what is
+# grpc_python_plugin and a python3 with grpcio, pip, setuptools and wheel. As root on Debian, installs what is
 # missing with apt-get, then checks again; otherwise (or with SYNCGEN_NO_INSTALL=1) names it,
 # with the command to run, and fails.
 set -euo pipefail
@@ -21,8 +21,11 @@ check() {
   command -v protoc >/dev/null || missing+=(protobuf-compiler)
   command -v grpc_python_plugin >/dev/null || missing+=(protobuf-compiler-grpc)
   "$python" -c "import grpc" 2>/dev/null || missing+=(python3-grpcio)
-  # The Python client is installed with pip, offline, from Debian's build tools.
-  "$python" -c "import pip, setuptools, wheel, venv" 2>/dev/null || missing+=(python3-pip python3-setuptools python3-wheel python3-venv)
+  # The Python client is installed with pip, offline, from Debian's build tools. One module
+  # a process: pip imported before setuptools trips setuptools' distutils check.
+  "$python" -c "import pip" 2>/dev/null || missing+=(python3-pip)
+  "$python" -c "import setuptools" 2>/dev/null || missing+=(python3-setuptools)
+  "$python" -c "import wheel" 2>/dev/null || missing+=(python3-wheel)
   # Sharded pub/sub (the Cluster store) came with Redis 7.
   if command -v redis-server >/dev/null; then
     major=$(redis-server --version | sed -n 's/.*v=\([0-9]*\)\..*/\1/p')
