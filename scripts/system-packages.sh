@@ -2,7 +2,7 @@
 # What `npm test` needs besides Node (run by its pretest, and by .ci/run): redis-server and
 # redis-cli (Redis 7 or later), openssl (test certificates), curl (the HTTP port's recipes),
 # chromium (the status page's browser test), and for the cross-language tests protoc,
-# grpc_python_plugin and a python3 with grpcio, pip, setuptools and wheel. As root on Debian, installs what is
+# grpc_python_plugin and a python3 with grpcio, pip, setuptools, wheel and Django. As root on Debian, installs what is
 # missing with apt-get, then checks again; otherwise (or with SYNCGEN_NO_INSTALL=1) names it,
 # with the command to run, and fails.
 set -euo pipefail
@@ -26,6 +26,8 @@ check() {
   "$python" -c "import pip" 2>/dev/null || missing+=(python3-pip)
   "$python" -c "import setuptools" 2>/dev/null || missing+=(python3-setuptools)
   "$python" -c "import wheel" 2>/dev/null || missing+=(python3-wheel)
+  # The djblets drop-in is tested in a real Django.
+  "$python" -c "import django" 2>/dev/null || missing+=(python3-django)
   # Sharded pub/sub (the Cluster store) came with Redis 7.
   if command -v redis-server >/dev/null; then
     major=$(redis-server --version | sed -n 's/.*v=\([0-9]*\)\..*/\1/p')

@@ -16,7 +16,7 @@ test("without the tools, and told not to install, it names each Debian package a
   );
   expect(failed?.code).toBe(1);
   const packages =
-    "redis-server redis-tools openssl curl chromium protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-pip python3-setuptools python3-wheel";
+    "redis-server redis-tools openssl curl chromium protobuf-compiler protobuf-compiler-grpc python3-grpcio python3-pip python3-setuptools python3-wheel python3-django";
   expect(failed?.stderr).toContain(`npm test needs these system packages (Debian names): ${packages}`);
   expect(failed?.stderr).toContain(`install them, e.g.: sudo apt-get install ${packages}`);
 });
