@@ -97,7 +97,7 @@ describe("the Python client library (clients/python)", () => {
       { env: PYTHON_ENV, timeout: 120_000 },
     );
     const script = [
-      "import importlib.resources, syncgen",
+      "import importlib.resources, syncgen, syncgen.aio, syncgen.djblets",
       "assert importlib.resources.files('syncgen').joinpath('py.typed').is_file()",
       `client = syncgen.SyncgenClient(${JSON.stringify(ts.address)})`,
       "print(client.bump('pip/installed'))",

@@ -1,7 +1,9 @@
 """syncgen's Python client: djblets' GenerationSynchronizer on a syncgen server.
 
 A Python service joins the same keys as TypeScript services: ``make_cache_key`` is djblets'
-own algorithm, so with the same prefix both sides name a key the same way.
+own algorithm, so with the same prefix both sides name a key the same way. asyncio code uses
+``syncgen.aio.AsyncSyncgenClient``; a Django project on djblets switches with
+``syncgen.djblets.GenerationSynchronizer``.
 
     from syncgen import SyncgenClient, GenerationSynchronizer
 

@@ -10,10 +10,10 @@ import grpc
 from syncgen._proto.generation.v1 import generation_pb2, generation_pb2_grpc
 
 
-# Ping an idle connection every 30 s and drop it after 10 s without an answer, so a Watch on a
+# Shared with the asyncio client (aio.py). Ping an idle connection every 30 s and drop it after 10 s without an answer, so a Watch on a
 # server that vanished without closing the connection resumes instead of hanging. Balance
 # round robin over every replica the target names or resolves to, as the TypeScript client does.
-_CHANNEL_OPTIONS = (
+CHANNEL_OPTIONS = (
     ("grpc.keepalive_time_ms", 30_000),
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
@@ -47,9 +47,9 @@ class SyncgenClient:
         timeout: float = 5.0,
     ) -> None:
         self._channel = (
-            grpc.secure_channel(address, credentials, options=_CHANNEL_OPTIONS)
+            grpc.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
             if credentials
-            else grpc.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            else grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         )
         self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
