@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Optional, Sequence
+import threading
+from typing import TYPE_CHECKING, Iterator, Mapping, Optional, Sequence
 
 import grpc
 
 # The stubs generated from proto/ live inside this package (scripts/generate-python.sh).
 from syncgen._proto.generation.v1 import generation_pb2, generation_pb2_grpc
+
+if TYPE_CHECKING:
+    from syncgen.shared_watch import SharedWatch
 
 
 # Shared with the asyncio client (aio.py). Ping an idle connection every 30 s and drop it after 10 s without an answer, so a Watch on a
@@ -54,6 +58,8 @@ class SyncgenClient:
         self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
         self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
         self.timeout = timeout
+        self._shared_watch_lock = threading.Lock()
+        self._shared_watch: Optional["SharedWatch"] = None
 
     def get(self, key: str, *, peek: bool = False, timeout: Optional[float] = None) -> int:
         """The key's generation, created if absent; with ``peek``, 0 for an absent key."""
@@ -74,11 +80,10 @@ class SyncgenClient:
         Heartbeats are skipped. Raises SyncgenError when the stream fails; resume by calling
         again with ``known`` set to what you hold.
         """
-        request = generation_pb2.WatchRequest(keys=list(keys), known=dict(known or {}))
         try:
             first = True
             batch: dict = {}
-            for response in self._stub.Watch(request, metadata=self._metadata):
+            for response in self.open_watch(keys, known):
                 batch.update({change.key: change.generation for change in response.changes})
                 if response.continued:  # a large batch split over several responses
                     continue
@@ -89,7 +94,29 @@ class SyncgenClient:
         except grpc.RpcError as error:
             raise SyncgenError(error.code(), error.details()) from error
 
+    def open_watch(self, keys: Sequence[str], known: Optional[Mapping[str, int]] = None):
+        """The raw Watch call: iterates WatchResponse messages, and ``cancel()`` ends it.
+
+        For code that must end a stream from another thread (the shared watch); most code
+        wants ``watch()``.
+        """
+        request = generation_pb2.WatchRequest(keys=list(keys), known=dict(known or {}))
+        return self._stub.Watch(request, metadata=self._metadata)
+
+    @property
+    def shared_watch(self) -> "SharedWatch":
+        """The one Watch stream this client's synchronizers in watch mode share (made on first use)."""
+        with self._shared_watch_lock:
+            if self._shared_watch is None:
+                from syncgen.shared_watch import SharedWatch
+
+                self._shared_watch = SharedWatch(self)
+            return self._shared_watch
+
     def close(self) -> None:
+        with self._shared_watch_lock:
+            if self._shared_watch is not None:
+                self._shared_watch.close()
         self._channel.close()
 
     def _call(self, method, request, timeout: Optional[float]):

@@ -6,6 +6,11 @@ absent; ``refresh()`` adopts; ``clear()`` deletes without touching ``sync_gen``;
 ``mark_updated()`` bumps and adopts. Service errors are logged (at most once per key per
 interval) and never raised; ``is_expired()`` then answers True (fail safe) after one short
 attempt.
+
+With ``watch=True`` the synchronizer follows its key through the client's one shared Watch
+stream (shared_watch.py): while the stream is live, ``is_expired()`` answers from memory,
+without a call; while it is down, it asks the server as without watch mode. ``close()``
+stops following.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ class GenerationSynchronizer:
         hmac_key: Optional[Union[str, bytes]] = None,
         check_timeout: float = 0.5,
         log_interval: float = 60.0,
+        watch: bool = False,
     ) -> None:
         if normalize_cache_key:
             cache_key = make_cache_key(cache_key, prefix=key_prefix, hmac_key=hmac_key)
@@ -61,10 +67,16 @@ class GenerationSynchronizer:
         self._client = client
         self._check_timeout = check_timeout
         self._log_interval = log_interval
+        self._watch = client.shared_watch if watch else None
+        if self._watch is not None:
+            self._watch.join(self.cache_key)
         self.refresh()
 
     def is_expired(self) -> bool:
         """Whether the shared generation differs from ``sync_gen`` or is absent."""
+        followed = self._watch.current(self.cache_key) if self._watch is not None else None
+        if followed is not None:
+            return followed == 0 or followed != self.sync_gen
         try:
             current = self._client.get(self.cache_key, peek=True, timeout=self._check_timeout)
         except Exception as error:  # noqa: BLE001 - fail safe on any error, as djblets does
@@ -76,6 +88,7 @@ class GenerationSynchronizer:
         """Adopts the shared generation, creating one if the key is absent."""
         try:
             self.sync_gen = self._client.get(self.cache_key)
+            self._observe()
         except Exception as error:  # noqa: BLE001
             self._warn("refreshing", error)
 
@@ -90,8 +103,20 @@ class GenerationSynchronizer:
         """Bumps the shared generation and adopts the result."""
         try:
             self.sync_gen = self._client.bump(self.cache_key)
+            self._observe()
         except Exception as error:  # noqa: BLE001
             self._warn("marking as updated", error)
+
+    def close(self) -> None:
+        """Stops following the key (watch mode); checks then ask the server."""
+        if self._watch is not None:
+            self._watch.leave(self.cache_key)
+            self._watch = None
+
+    def _observe(self) -> None:
+        # What the server just answered may be newer than what the stream has said so far.
+        if self._watch is not None and self.sync_gen is not None:
+            self._watch.observe(self.cache_key, self.sync_gen)
 
     def _warn(self, action: str, error: Exception) -> None:
         _warn(

@@ -6,8 +6,10 @@ Needs SYNCGEN_TEST_SERVER=HOST:PORT (test/python-client.test.ts starts the serve
 import os
 import socket
 import sys
+import time
 import unittest
 import uuid
+from unittest import mock
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -96,6 +98,65 @@ class GenerationSynchronizerTests(unittest.TestCase):
         bumped = self.other.bump(self.sync.cache_key)
         self.assertEqual(next(stream), {self.sync.cache_key: bumped})
         stream.close()
+
+
+def wait_until(condition, seconds: float = 15.0) -> None:
+    """Waits for ``condition()`` (a stream's answer arrives on another thread); fails at the deadline."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within %s s" % seconds)
+        time.sleep(0.01)
+
+
+@unittest.skipUnless(SERVER, "SYNCGEN_TEST_SERVER is not set")
+class WatchModeTests(unittest.TestCase):
+    def setUp(self) -> None:
+        self.client = SyncgenClient(SERVER)
+        self.other = SyncgenClient(SERVER)
+        self.key = "test-watch-mode-" + uuid.uuid4().hex
+
+    def tearDown(self) -> None:
+        self.client.close()
+        self.other.close()
+
+    def test_is_expired_answers_from_the_live_stream_without_a_call(self) -> None:
+        sync = GenerationSynchronizer(self.client, self.key, watch=True)
+        wait_until(lambda: self.client.shared_watch.current(sync.cache_key) is not None)
+        with mock.patch.object(self.client, "get", side_effect=AssertionError("a call in watch mode")):
+            self.assertFalse(sync.is_expired())
+            self.other.bump(sync.cache_key)  # another process
+            wait_until(sync.is_expired)
+        sync.refresh()
+        self.assertFalse(sync.is_expired())
+        sync.mark_updated()
+        self.assertFalse(sync.is_expired())  # the writer itself is current
+        sync.close()
+
+    def test_synchronizers_of_one_client_share_one_stream_and_see_clears(self) -> None:
+        first = GenerationSynchronizer(self.client, self.key, watch=True)
+        second = GenerationSynchronizer(self.client, [self.key, "other"], watch=True)
+        watch = self.client.shared_watch
+        wait_until(lambda: watch.current(first.cache_key) is not None and watch.current(second.cache_key) is not None)
+        self.other.clear(first.cache_key)
+        wait_until(first.is_expired)
+        self.assertFalse(second.is_expired())
+        first.close()
+        self.assertIsNone(watch.current(first.cache_key))  # no longer followed: checks call the server
+        self.assertTrue(first.is_expired())
+        second.close()
+
+    def test_a_stream_down_falls_back_to_calls(self) -> None:
+        address = free_address()
+        lonely = SyncgenClient(address, timeout=0.5)
+        try:
+            sync = GenerationSynchronizer(lonely, self.key, watch=True, check_timeout=0.2, log_interval=0)
+            self.assertIsNone(lonely.shared_watch.current(sync.cache_key))
+            with self.assertLogs("syncgen.synchronizer", "WARNING"):
+                self.assertTrue(sync.is_expired())  # nothing known, the server unreachable: expired
+            sync.close()
+        finally:
+            lonely.close()
 
 
 if __name__ == "__main__":
