@@ -16,7 +16,7 @@ import grpc
 import grpc.aio
 
 from syncgen._proto.generation.v1 import generation_pb2, generation_pb2_grpc
-from syncgen.client import CHANNEL_OPTIONS, SyncgenError
+from syncgen.client import CHANNEL_OPTIONS, SyncgenError, WatchBatches, bearer_metadata
 
 
 class AsyncSyncgenClient:
@@ -36,7 +36,7 @@ class AsyncSyncgenClient:
             else grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
         )
         self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata = bearer_metadata(token)
         self.timeout = timeout
 
     async def get(self, key: str, *, peek: bool = False, timeout: Optional[float] = None) -> int:
@@ -56,17 +56,12 @@ class AsyncSyncgenClient:
         """Yields ``{key: generation}`` dicts as SyncgenClient.watch does; raises SyncgenError when the stream fails."""
         request = generation_pb2.WatchRequest(keys=list(keys), known=dict(known or {}))
         call = self._stub.Watch(request, metadata=self._metadata)
+        batches = WatchBatches()
         try:
-            first = True
-            batch: dict = {}
             async for response in call:
-                batch.update({change.key: change.generation for change in response.changes})
-                if response.continued:  # a large batch split over several responses
-                    continue
-                if batch or first:
+                batch = batches.add(response)
+                if batch is not None:
                     yield batch
-                first = False
-                batch = {}
         except grpc.aio.AioRpcError as error:
             raise SyncgenError(error.code(), error.details() or "") from error
         finally:

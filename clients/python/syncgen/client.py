@@ -25,6 +25,32 @@ CHANNEL_OPTIONS = (
 )
 
 
+def bearer_metadata(token: Optional[str]) -> tuple:
+    """The call metadata that carries ``token`` (none without one)."""
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+class WatchBatches:
+    """Turns Watch responses into what ``watch()`` yields: ``{key: generation}`` per batch.
+
+    A batch split over several responses (``continued``) is joined; heartbeats are skipped,
+    except the first response, which says the watch is live even when nothing differs.
+    """
+
+    def __init__(self) -> None:
+        self._first = True
+        self._batch: dict = {}
+
+    def add(self, response) -> Optional[dict]:
+        """The batch to yield once ``response`` completes one; None otherwise."""
+        self._batch.update({change.key: change.generation for change in response.changes})
+        if response.continued:
+            return None
+        batch, first = self._batch, self._first
+        self._batch, self._first = {}, False
+        return batch if batch or first else None
+
+
 class SyncgenError(Exception):
     """A call failed; ``code`` is the gRPC status (grpc.StatusCode)."""
 
@@ -56,7 +82,7 @@ class SyncgenClient:
             else grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         )
         self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self._metadata = bearer_metadata(token)
         self.timeout = timeout
         self._shared_watch_lock = threading.Lock()
         self._shared_watch: Optional["SharedWatch"] = None
@@ -80,17 +106,12 @@ class SyncgenClient:
         Heartbeats are skipped. Raises SyncgenError when the stream fails; resume by calling
         again with ``known`` set to what you hold.
         """
+        batches = WatchBatches()
         try:
-            first = True
-            batch: dict = {}
             for response in self.open_watch(keys, known):
-                batch.update({change.key: change.generation for change in response.changes})
-                if response.continued:  # a large batch split over several responses
-                    continue
-                if batch or first:
+                batch = batches.add(response)
+                if batch is not None:
                     yield batch
-                first = False
-                batch = {}
         except grpc.RpcError as error:
             raise SyncgenError(error.code(), error.details()) from error
 
