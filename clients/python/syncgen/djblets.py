@@ -10,7 +10,9 @@
 
 The server comes from Django's settings, else the environment: ``SYNCGEN_SERVER``
 (HOST:PORT, default 127.0.0.1:50051), ``SYNCGEN_TOKEN`` (a bearer token, if the server asks
-for one) and ``SYNCGEN_TIMEOUT`` (seconds per call, default 5). One client per process
+for one), ``SYNCGEN_TIMEOUT`` (seconds per call, default 5) and ``SYNCGEN_WATCH`` (true: each
+synchronizer follows its key through the client's one shared Watch stream, and
+``is_expired()`` answers from memory while the stream is live). One client per process
 serves every synchronizer. Keys are built as djblets builds them, with the current site's
 domain (and ``settings.SITE_ROOT`` when set) in front when ``django.contrib.sites`` is in use.
 
@@ -71,6 +73,11 @@ def shared_client() -> SyncgenClient:
         return _client
 
 
+def _watching() -> bool:
+    """Whether SYNCGEN_WATCH asks for watch mode (a Django boolean, or "1"/"true" in the environment)."""
+    return (_setting("SYNCGEN_WATCH") or "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def site_prefix() -> List[str]:
     """djblets' key prefix: the current site's domain, and SITE_ROOT when set; none without sites."""
     try:
@@ -101,14 +108,21 @@ class GenerationSynchronizer:
             )
         self.sync_gen = None
         self._client = shared_client()
+        self._watch = self._client.shared_watch if _watching() else None
+        if self._watch is not None:
+            self._watch.join(self.cache_key)
         try:
             self.sync_gen = self._client.get(self.cache_key)
+            self._observe()
         except Exception:  # noqa: BLE001 - logged, never raised, as djblets does
             logger.exception('Unable to fetch or create the generation of cache key "%s"', self.cache_key)
             self.sync_gen = int(time.time())
 
     def is_expired(self) -> bool:
         """Whether the shared generation differs from ``sync_gen`` or is absent; True on errors."""
+        followed = self._watch.current(self.cache_key) if self._watch is not None else None
+        if followed is not None:
+            return followed == 0 or followed != self.sync_gen
         try:
             current = self._client.get(self.cache_key, peek=True)
         except Exception:  # noqa: BLE001
@@ -120,6 +134,7 @@ class GenerationSynchronizer:
         """Adopts the shared generation, creating one if the key is absent."""
         try:
             self.sync_gen = self._client.get(self.cache_key)
+            self._observe()
         except Exception:  # noqa: BLE001
             logger.exception('Unable to refresh the generation of cache key "%s"', self.cache_key)
 
@@ -134,5 +149,17 @@ class GenerationSynchronizer:
         """Advances the shared generation (by exactly 1 while the key exists) and adopts it."""
         try:
             self.sync_gen = self._client.bump(self.cache_key)
+            self._observe()
         except Exception:  # noqa: BLE001
             logger.exception('Unable to mark cache key "%s" as updated', self.cache_key)
+
+    def close(self) -> None:
+        """Stops following the key (with SYNCGEN_WATCH); not in djblets, which has nothing to stop."""
+        if self._watch is not None:
+            self._watch.leave(self.cache_key)
+            self._watch = None
+
+    def _observe(self) -> None:
+        # What the server just answered may be newer than what the stream has said so far.
+        if self._watch is not None and self.sync_gen is not None:
+            self._watch.observe(self.cache_key, self.sync_gen)

@@ -35,9 +35,11 @@ if not settings.configured:
 
 from django.contrib.sites.models import Site  # noqa: E402
 from django.core.management import call_command  # noqa: E402
+from django.test import override_settings  # noqa: E402
 
 from syncgen import SyncgenClient, SyncgenError  # noqa: E402
 from syncgen.djblets import GenerationSynchronizer, site_prefix  # noqa: E402
+from tests.test_synchronizer import wait_until  # noqa: E402
 
 LOGGER = "syncgen.djblets"
 
@@ -132,6 +134,17 @@ class DjbletsGenerationSynchronizerTests(unittest.TestCase):
         self.assertGreaterEqual(sync.sync_gen, before)
         self.assertLessEqual(sync.sync_gen, int(time.time()))
         self.assertEqual(len(logs.records), 1)
+
+    def test_with_syncgen_watch_is_expired_answers_from_the_stream(self) -> None:
+        with override_settings(SYNCGEN_WATCH=True):
+            sync = GenerationSynchronizer(self.key)
+        watch = sync._client.shared_watch
+        wait_until(lambda: watch.current(sync.cache_key) is not None)
+        with mock.patch.object(sync._client, "get", side_effect=AssertionError("a call in watch mode")):
+            self.assertFalse(sync.is_expired())
+            self.other.bump(sync.cache_key)
+            wait_until(sync.is_expired)
+        sync.close()
 
     def test_without_sites_no_prefix(self) -> None:
         with mock.patch.object(Site.objects, "get_current", side_effect=RuntimeError("no sites app")):
