@@ -108,9 +108,7 @@ class GenerationSynchronizer:
             )
         self.sync_gen = None
         self._client = shared_client()
-        self._watch = self._client.shared_watch if _watching() else None
-        if self._watch is not None:
-            self._watch.join(self.cache_key)
+        self._follower = self._client.shared_watch.follow(self.cache_key) if _watching() else None
         try:
             self.sync_gen = self._client.get(self.cache_key)
             self._observe()
@@ -120,7 +118,7 @@ class GenerationSynchronizer:
 
     def is_expired(self) -> bool:
         """Whether the shared generation differs from ``sync_gen`` or is absent; True on errors."""
-        followed = self._watch.current(self.cache_key) if self._watch is not None else None
+        followed = self._follower.current() if self._follower is not None else None
         if followed is not None:
             return followed == 0 or followed != self.sync_gen
         try:
@@ -155,11 +153,10 @@ class GenerationSynchronizer:
 
     def close(self) -> None:
         """Stops following the key (with SYNCGEN_WATCH); not in djblets, which has nothing to stop."""
-        if self._watch is not None:
-            self._watch.leave(self.cache_key)
-            self._watch = None
+        if self._follower is not None:
+            self._follower.close()
 
     def _observe(self) -> None:
         # What the server just answered may be newer than what the stream has said so far.
-        if self._watch is not None and self.sync_gen is not None:
-            self._watch.observe(self.cache_key, self.sync_gen)
+        if self._follower is not None:
+            self._follower.observe(self.sync_gen)

@@ -32,6 +32,30 @@ _FINAL = {
 _BACKOFF_SECONDS = (0.1, 5.0)  # first and largest pause between reconnects, with jitter
 
 
+class Follower:
+    """One key followed through a SharedWatch, for one synchronizer."""
+
+    def __init__(self, watch: "SharedWatch", key: str) -> None:
+        self._watch: Optional[SharedWatch] = watch
+        self._key = key
+        watch.join(key)
+
+    def current(self) -> Optional[int]:
+        """The key's generation as the live stream reported it; None while no live stream covers it."""
+        return self._watch.current(self._key) if self._watch is not None else None
+
+    def observe(self, generation: Optional[int]) -> None:
+        """Records a generation the synchronizer just got from the server."""
+        if self._watch is not None and generation is not None:
+            self._watch.observe(self._key, generation)
+
+    def close(self) -> None:
+        """Stops following (once)."""
+        if self._watch is not None:
+            self._watch.leave(self._key)
+            self._watch = None
+
+
 class SharedWatch:
     """The shared Watch of one SyncgenClient."""
 
@@ -47,6 +71,10 @@ class SharedWatch:
         self._run = 0
         self._call = None
         self._closed = False
+
+    def follow(self, key: str) -> Follower:
+        """Follows ``key`` for one synchronizer, until the Follower is closed."""
+        return Follower(self, key)
 
     def join(self, key: str) -> None:
         """Watches ``key`` (once for any number of joins)."""

@@ -67,14 +67,12 @@ class GenerationSynchronizer:
         self._client = client
         self._check_timeout = check_timeout
         self._log_interval = log_interval
-        self._watch = client.shared_watch if watch else None
-        if self._watch is not None:
-            self._watch.join(self.cache_key)
+        self._follower = client.shared_watch.follow(self.cache_key) if watch else None
         self.refresh()
 
     def is_expired(self) -> bool:
         """Whether the shared generation differs from ``sync_gen`` or is absent."""
-        followed = self._watch.current(self.cache_key) if self._watch is not None else None
+        followed = self._follower.current() if self._follower is not None else None
         if followed is not None:
             return followed == 0 or followed != self.sync_gen
         try:
@@ -109,14 +107,13 @@ class GenerationSynchronizer:
 
     def close(self) -> None:
         """Stops following the key (watch mode); checks then ask the server."""
-        if self._watch is not None:
-            self._watch.leave(self.cache_key)
-            self._watch = None
+        if self._follower is not None:
+            self._follower.close()
 
     def _observe(self) -> None:
         # What the server just answered may be newer than what the stream has said so far.
-        if self._watch is not None and self.sync_gen is not None:
-            self._watch.observe(self.cache_key, self.sync_gen)
+        if self._follower is not None:
+            self._follower.observe(self.sync_gen)
 
     def _warn(self, action: str, error: Exception) -> None:
         _warn(
