@@ -14,6 +14,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { GenerationSynchronizer, makeCacheKey } from "../src/client/index.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
+import { CLI } from "./helpers/cli.js";
 import { LineAgent } from "./helpers/line-agent.js";
 import { PYTHON, pythonEnv } from "./helpers/python.js";
 import { sharedRedis } from "./helpers/redis-process.js";
@@ -110,7 +111,13 @@ describe("the Python client library (clients/python)", () => {
   test("passes its unit tests (djblets' cases) against the Node server, none skipped", async () => {
     const { stderr } = await run(PYTHON, ["-m", "unittest", "discover", "-s", "tests", "-t", ".", "-v"], {
       cwd: pythonClient,
-      env: { ...PYTHON_ENV, SYNCGEN_TEST_SERVER: ts.address },
+      // The CLI, for the tests that stop and restart servers of their own.
+      env: {
+        ...PYTHON_ENV,
+        SYNCGEN_TEST_SERVER: ts.address,
+        SYNCGEN_TEST_CLI: CLI,
+        SYNCGEN_TEST_NODE: process.execPath,
+      },
       timeout: 60_000,
     });
     expect(stderr).toMatch(/^Ran \d+ tests/m);

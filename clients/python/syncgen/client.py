@@ -22,6 +22,12 @@ CHANNEL_OPTIONS = (
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.lb_policy_name", "round_robin"),
+    # gRPC's own reconnect backoff starts at 1 s (at least 20 s per attempt by default) and
+    # grows to 120 s: after an outage a client waited ~10 s, or minutes, to see the server back.
+    # 5 s at most, as the shared watch's own backoff.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
 )
 
 
@@ -133,6 +139,12 @@ class SyncgenClient:
 
                 self._shared_watch = SharedWatch(self)
             return self._shared_watch
+
+    def __enter__(self) -> "SyncgenClient":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         with self._shared_watch_lock:

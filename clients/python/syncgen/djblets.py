@@ -108,13 +108,17 @@ class GenerationSynchronizer:
             )
         self.sync_gen = None
         self._client = shared_client()
-        self._follower = self._client.shared_watch.follow(self.cache_key) if _watching() else None
+        self._follower = None
         try:
             self.sync_gen = self._client.get(self.cache_key)
-            self._observe()
+            read = self.sync_gen
         except Exception:  # noqa: BLE001 - logged, never raised, as djblets does
             logger.exception('Unable to fetch or create the generation of cache key "%s"', self.cache_key)
             self.sync_gen = int(time.time())
+            read = None
+        # Followed once read, with what was read as the stream's known generation.
+        if _watching():
+            self._follower = self._client.shared_watch.follow(self.cache_key, read)
 
     def is_expired(self) -> bool:
         """Whether the shared generation differs from ``sync_gen`` or is absent; True on errors."""

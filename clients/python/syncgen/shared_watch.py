@@ -35,10 +35,10 @@ _BACKOFF_SECONDS = (0.1, 5.0)  # first and largest pause between reconnects, wit
 class Follower:
     """One key followed through a SharedWatch, for one synchronizer."""
 
-    def __init__(self, watch: "SharedWatch", key: str) -> None:
+    def __init__(self, watch: "SharedWatch", key: str, generation: Optional[int]) -> None:
         self._watch: Optional[SharedWatch] = watch
         self._key = key
-        watch.join(key)
+        watch.join(key, generation)
 
     def current(self) -> Optional[int]:
         """The key's generation as the live stream reported it; None while no live stream covers it."""
@@ -72,14 +72,20 @@ class SharedWatch:
         self._call = None
         self._closed = False
 
-    def follow(self, key: str) -> Follower:
-        """Follows ``key`` for one synchronizer, until the Follower is closed."""
-        return Follower(self, key)
+    def follow(self, key: str, generation: Optional[int] = None) -> Follower:
+        """Follows ``key`` for one synchronizer, until the Follower is closed.
 
-    def join(self, key: str) -> None:
-        """Watches ``key`` (once for any number of joins)."""
+        ``generation``: what the synchronizer just read, sent as the stream's ``known``, so
+        the server's first answer cannot be older than it.
+        """
+        return Follower(self, key, generation)
+
+    def join(self, key: str, generation: Optional[int] = None) -> None:
+        """Watches ``key`` (once for any number of joins); ``generation`` as in follow()."""
         with self._lock:
             self._users[key] = self._users.get(key, 0) + 1
+            if generation is not None:
+                self._record(key, generation)
             if self._users[key] > 1:
                 return
             self._generations.setdefault(key, None)
@@ -104,9 +110,18 @@ class SharedWatch:
     def observe(self, key: str, generation: int) -> None:
         """Records a generation just read from the server (Get, Bump), newer than what the stream said so far."""
         with self._lock:
-            known = self._generations.get(key)
-            if key in self._generations and (known is None or generation > known):
-                self._generations[key] = generation
+            if key in self._generations:
+                self._record(key, generation)
+
+    def _record(self, key: str, generation: int) -> None:
+        """Keeps ``generation`` unless what is held is newer (called with the lock held).
+
+        A key's live generations only grow; 0 (absent) supersedes any, as a Clear does. A
+        report older than what a Get or Bump just answered is the stream catching up.
+        """
+        held = self._generations.get(key)
+        if held is None or held == 0 or generation == 0 or generation > held:
+            self._generations[key] = generation
 
     def close(self) -> None:
         """Ends the stream; nothing is watched any more."""
@@ -151,7 +166,7 @@ class SharedWatch:
                             return
                         for change in response.changes:
                             if change.key in self._generations:
-                                self._generations[change.key] = change.generation
+                                self._record(change.key, change.generation)
                         if not response.continued:
                             self._live = keys
                             pause = _BACKOFF_SECONDS[0]

@@ -67,8 +67,11 @@ class GenerationSynchronizer:
         self._client = client
         self._check_timeout = check_timeout
         self._log_interval = log_interval
-        self._follower = client.shared_watch.follow(self.cache_key) if watch else None
+        self._follower = None
         self.refresh()
+        # Followed once read, with what was read as the stream's known generation.
+        if watch:
+            self._follower = client.shared_watch.follow(self.cache_key, self.sync_gen)
 
     def is_expired(self) -> bool:
         """Whether the shared generation differs from ``sync_gen`` or is absent."""

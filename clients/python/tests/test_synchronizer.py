@@ -5,6 +5,7 @@ Needs SYNCGEN_TEST_SERVER=HOST:PORT (test/python-client.test.ts starts the serve
 
 import os
 import socket
+import subprocess
 import sys
 import time
 import unittest
@@ -16,6 +17,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from syncgen import GenerationSynchronizer, SyncgenClient  # noqa: E402
 
 SERVER = os.environ.get("SYNCGEN_TEST_SERVER", "")
+# The syncgen CLI (bin/syncgen.js) and the node to run it with, for tests that run servers of their own.
+CLI = os.environ.get("SYNCGEN_TEST_CLI", "")
+NODE = os.environ.get("SYNCGEN_TEST_NODE", "node")
 
 
 def free_address() -> str:
@@ -100,6 +104,34 @@ class GenerationSynchronizerTests(unittest.TestCase):
         stream.close()
 
 
+class ServeProcess:
+    """A `syncgen serve` of its own (memory store) on ``address``, for tests that stop and restart it."""
+
+    def __init__(self, address: str) -> None:
+        # The memory store, whatever REDIS_URL the tests run with: a restart starts it empty.
+        env = {name: value for name, value in os.environ.items() if name != "REDIS_URL"}
+        self._process = subprocess.Popen(
+            [NODE, CLI, "serve", "--listen", address, "--metrics-listen", ""],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        for line in self._process.stdout:  # its first line says it listens
+            if '"event":"start"' in line:
+                break
+        else:
+            raise AssertionError("syncgen serve exited before listening")
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            self._process.wait(15)
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
 def wait_until(condition, seconds: float = 15.0) -> None:
     """Waits for ``condition()`` (a stream's answer arrives on another thread); fails at the deadline."""
     deadline = time.monotonic() + seconds
@@ -145,6 +177,35 @@ class WatchModeTests(unittest.TestCase):
         self.assertIsNone(watch.current(first.cache_key))  # no longer followed: checks call the server
         self.assertTrue(first.is_expired())
         second.close()
+
+    @unittest.skipUnless(CLI, "SYNCGEN_TEST_CLI is not set")
+    def test_a_server_gone_and_back(self) -> None:
+        address = free_address()
+        server = ServeProcess(address)
+        client = SyncgenClient(address, timeout=1.0)
+        try:
+            sync = GenerationSynchronizer(client, self.key, watch=True, check_timeout=0.3, log_interval=0)
+            wait_until(lambda: client.shared_watch.current(sync.cache_key) is not None)
+            self.assertFalse(sync.is_expired())
+
+            server.stop()
+            wait_until(lambda: client.shared_watch.current(sync.cache_key) is None)
+            with self.assertLogs("syncgen.synchronizer", "WARNING"):
+                self.assertTrue(sync.is_expired())  # nothing known, the server gone: expired
+
+            # Back, from an empty memory store: the key is absent, so the watcher is expired.
+            server = ServeProcess(address)
+            wait_until(lambda: client.shared_watch.current(sync.cache_key) is not None, 30)
+            self.assertTrue(sync.is_expired())
+            sync.refresh()
+            self.assertFalse(sync.is_expired())
+            with SyncgenClient(address) as other:
+                other.bump(sync.cache_key)
+            wait_until(sync.is_expired)
+            sync.close()
+        finally:
+            client.close()
+            server.stop()
 
     def test_a_stream_down_falls_back_to_calls(self) -> None:
         address = free_address()
