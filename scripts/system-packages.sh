@@ -2,12 +2,15 @@
 # What `npm test` needs besides Node (run by its pretest, and by .ci/run): redis-server and
 # redis-cli (Redis 7 or later), openssl (test certificates), curl (the HTTP port's recipes),
 # chromium (the status page's browser test), and for the cross-language tests protoc,
-# grpc_python_plugin and a python3 with grpcio, pip, setuptools, wheel and Django. As root on Debian, installs what is
+# grpc_python_plugin, a python3 with grpcio, pip, setuptools, wheel and Django, and Go with
+# its protoc plugins and the grpc-go and protobuf-go sources. As root on Debian, installs what is
 # missing with apt-get, then checks again; otherwise (or with SYNCGEN_NO_INSTALL=1) names it,
 # with the command to run, and fails.
 set -euo pipefail
 
 python="${SYNCGEN_TEST_PYTHON:-/usr/bin/python3}"
+# Where Debian's golang-*-dev packages put Go sources (test/helpers/go.ts builds against it).
+gocode="${SYNCGEN_TEST_GOCODE:-/usr/share/gocode}"
 
 # Fills `missing` with the Debian packages of what is not there.
 check() {
@@ -28,6 +31,15 @@ check() {
   "$python" -c "import wheel" 2>/dev/null || missing+=(python3-wheel)
   # The djblets drop-in is tested in a real Django.
   "$python" -c "import django" 2>/dev/null || missing+=(python3-django)
+  # The Go client: built offline in GOPATH mode against /usr/share/gocode. The APIv2-based
+  # github.com/golang/protobuf (1.5) is named, or apt would pick the old 1.3 library.
+  command -v go >/dev/null || missing+=(golang-go)
+  command -v protoc-gen-go >/dev/null || missing+=(protoc-gen-go)
+  command -v protoc-gen-go-grpc >/dev/null || missing+=(protoc-gen-go-grpc)
+  [ -d "$gocode"/src/google.golang.org/grpc ] || missing+=(golang-google-grpc-dev)
+  [ -d "$gocode"/src/google.golang.org/protobuf ] || missing+=(golang-google-protobuf-dev)
+  grep -qs google.golang.org/protobuf "$gocode"/src/github.com/golang/protobuf/go.mod ||
+    missing+=(golang-github-golang-protobuf-1-5-dev)
   # Sharded pub/sub (the Cluster store) came with Redis 7.
   if command -v redis-server >/dev/null; then
     major=$(redis-server --version | sed -n 's/.*v=\([0-9]*\)\..*/\1/p')
