@@ -5,8 +5,8 @@
  * Debian's protoc, grpc_python_plugin and python3-grpcio (.ci/run installs them).
  */
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import { cp, mkdtemp, rm } from "node:fs/promises";
+import { existsSync, readFileSync } from "node:fs";
+import { cp, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -80,20 +80,19 @@ describe("a Python client generated from proto/ alone", () => {
 });
 
 describe("the Python client library (clients/python)", () => {
-  test("installs with pip, offline, from Debian's setuptools, and works from outside the repository", async () => {
-    // A copy: building writes build/ and syncgen.egg-info next to pyproject.toml.
+  test("installs with the README's offline pip line, and works from outside the repository", async () => {
+    // A copy, laid out as the README has it: building writes build/ next to pyproject.toml.
     const dir = await mkdtemp(join(tmpdir(), "syncgen-pip-"));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    await cp(pythonClient, join(dir, "src"), { recursive: true });
-    const venv = join(dir, "venv");
-    // Debian's grpcio, protobuf, setuptools and pip, seen from the venv.
-    await run(PYTHON, ["-m", "venv", "--system-site-packages", "--without-pip", venv], { timeout: 60_000 });
-    const python = join(venv, "bin", "python");
-    await run(
-      python,
-      ["-m", "pip", "install", "--no-index", "--no-build-isolation", "--disable-pip-version-check", join(dir, "src")],
-      { env: PYTHON_ENV, timeout: 120_000 },
-    );
+    await cp(pythonClient, join(dir, "clients", "python"), { recursive: true });
+    // The README's line, with Debian's python3 (where apt puts grpcio, setuptools and pip).
+    const install = /^python3 -m venv .*$/m.exec(readmeSection("## The Python client", "### Django"))?.[0];
+    expect(install).toContain("pip install --no-index --no-build-isolation ./clients/python");
+    await run("/bin/sh", ["-c", (install as string).replace(/^python3 /, `${PYTHON} `)], {
+      cwd: dir,
+      env: PYTHON_ENV,
+      timeout: 180_000,
+    });
     const script = [
       "import importlib.resources, syncgen, syncgen.aio, syncgen.djblets",
       "assert importlib.resources.files('syncgen').joinpath('py.typed').is_file()",
@@ -101,7 +100,11 @@ describe("the Python client library (clients/python)", () => {
       "print(client.bump('pip/installed'))",
     ].join("\n");
     // From a directory with no syncgen in it: the installed package is what is imported.
-    const { stdout } = await run(python, ["-c", script], { cwd: dir, env: PYTHON_ENV, timeout: 30_000 });
+    const { stdout } = await run(join(dir, "venv", "bin", "python"), ["-c", script], {
+      cwd: tmpdir(),
+      env: PYTHON_ENV,
+      timeout: 30_000,
+    });
     expect(BigInt(stdout.trim())).toBe(await isolatedClient(cleanups, ts.address).get("pip/installed", { peek: true }));
   });
 
@@ -121,6 +124,61 @@ describe("the Python client library (clients/python)", () => {
     expect(stderr).toMatch(/^OK$/m);
   });
 });
+
+describe("the README's Python and Django sections", () => {
+  /** Runs a README example as a script, with the package importable and the server's address in it. */
+  async function runExample(code: string, dir: string): Promise<string[]> {
+    await writeFile(join(dir, "example.py"), code.replaceAll("127.0.0.1:50051", ts.address));
+    const { stdout } = await run(PYTHON, ["example.py"], {
+      cwd: dir,
+      env: pythonEnv({ PYTHONPATH: `${pythonClient}${delimiter}${dir}` }),
+      timeout: 60_000,
+    });
+    return stdout.trim().split("\n");
+  }
+
+  async function scratch(): Promise<string> {
+    const dir = await mkdtemp(join(tmpdir(), "syncgen-readme-python-"));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    return dir;
+  }
+
+  test("its Python examples run as pasted into a script", async () => {
+    const [sync, asyncio, ...rest] = pythonBlocks(readmeSection("## The Python client", "### Django"));
+    expect(rest).toEqual([]);
+    expect(await runExample(sync as string, await scratch())).toEqual(["example.com:users:42 False", "{}"]);
+    expect(await runExample(asyncio as string, await scratch())).toEqual(["{}"]);
+  });
+
+  test("its Django example runs in a Django project with its settings", async () => {
+    const [example, settings, ...rest] = pythonBlocks(readmeSection("### Django", "## The Go client"));
+    expect(rest).toEqual([]);
+    const dir = await scratch();
+    // The README's settings, pointed at the test server, in a project with nothing else.
+    const project = `${(settings as string).replaceAll("syncgen.internal:50051", ts.address)}\nSECRET_KEY = "readme"\nINSTALLED_APPS = []\n`;
+    await writeFile(join(dir, "readme_settings.py"), project);
+    const setup = [
+      "import os, django",
+      'os.environ["DJANGO_SETTINGS_MODULE"] = "readme_settings"',
+      "django.setup()",
+      'def reload(): print("reloaded")',
+    ].join("\n");
+    const lines = await runExample(`${setup}\n${example}\nprint(sync.cache_key, sync.is_expired())\n`, dir);
+    expect(lines).toEqual(["my-cache-key False"]);
+  });
+});
+
+/** A part of the README: from the heading `from` to the heading `to`. */
+function readmeSection(from: string, to: string): string {
+  const readme = readFileSync(join(root, "README.md"), "utf8");
+  const start = readme.indexOf(from);
+  return readme.slice(start, readme.indexOf(to, start));
+}
+
+/** The ```python blocks of a README section. */
+function pythonBlocks(section: string): string[] {
+  return [...section.matchAll(/```python\n([\s\S]*?)\n```/g)].map((match) => match[1] as string);
+}
 
 /** Where `command` is on PATH: protoc takes a plugin by its path. */
 function onPath(command: string): string {
