@@ -22,7 +22,7 @@ type CacheKeyOptions struct {
 	// Prefix parts are joined in front, where djblets puts the site's domain (and SITE_ROOT):
 	// e.g. {"example.com"} or {"example.com", "/subdir/"}. Not escaped.
 	Prefix []string
-	// HMACKey, when set, is djblets' use_encryption: the key becomes the hex HMAC-SHA256 of
+	// HMACKey, when not empty, is djblets' use_encryption: the key becomes the hex HMAC-SHA256 of
 	// itself under this secret, so key names reveal nothing. djblets' default secret is the
 	// first 16 characters of Django's SECRET_KEY.
 	HMACKey []byte
@@ -54,7 +54,7 @@ func MakeCacheKey(key Key, options CacheKeyOptions) string {
 		parts = append(parts, key...)
 	}
 	joined := strings.Join(parts, ":")
-	if options.HMACKey != nil {
+	if len(options.HMACKey) > 0 {
 		mac := hmac.New(sha256.New, options.HMACKey)
 		mac.Write([]byte(joined))
 		return hex.EncodeToString(mac.Sum(nil))

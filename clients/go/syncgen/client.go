@@ -177,13 +177,13 @@ func (c *Client) Close() error {
 		shared.close()
 	}
 	for watch := range watches {
-		watch.Close()
+		watch.cancel()
 	}
 	return c.conn.Close()
 }
 
-// errClientClosed is what a Watch opened on a closed client ends with.
-var errClientClosed = errors.New("syncgen: the client is closed")
+// ErrClientClosed is what a Watch ends with once its client is closed.
+var ErrClientClosed = errors.New("syncgen: the client is closed")
 
 // outgoing adds the token to a call's metadata.
 func (c *Client) outgoing(ctx context.Context) context.Context {

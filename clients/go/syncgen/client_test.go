@@ -3,14 +3,19 @@ package syncgen
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	generationv1 "syncgen/clients/go/generation/v1"
 )
 
 func TestGetPeekBumpClear(t *testing.T) {
@@ -138,6 +143,81 @@ func TestWatchReportsChangesAndResumesAfterTheServerComesBack(t *testing.T) {
 	}
 }
 
+// splitThenDrop is a Watch server that sends the first part of a split batch, then fails
+// with UNAVAILABLE, as a replica shutting down mid-batch does; later Watches are answered
+// like syncgen answers them, from what they say they know.
+type splitThenDrop struct {
+	generationv1.UnimplementedGenerationServiceServer
+	mu     sync.Mutex
+	knowns []map[string]int64
+}
+
+func (s *splitThenDrop) Watch(request *generationv1.WatchRequest, stream generationv1.GenerationService_WatchServer) error {
+	s.mu.Lock()
+	s.knowns = append(s.knowns, request.GetKnown())
+	first := len(s.knowns) == 1
+	s.mu.Unlock()
+	current := map[string]int64{"a": 5, "b": 7}
+	if first {
+		part := &generationv1.WatchResponse{Changes: []*generationv1.KeyGeneration{{Key: "a", Generation: 5}}, Continued: true}
+		if err := stream.Send(part); err != nil {
+			return err
+		}
+		return status.Error(codes.Unavailable, "replica shutting down")
+	}
+	var changes []*generationv1.KeyGeneration
+	for _, key := range request.GetKeys() {
+		if known, ok := request.GetKnown()[key]; !ok || known != current[key] {
+			changes = append(changes, &generationv1.KeyGeneration{Key: key, Generation: current[key]})
+		}
+	}
+	if err := stream.Send(&generationv1.WatchResponse{Changes: changes}); err != nil {
+		return err
+	}
+	<-stream.Context().Done()
+	return nil
+}
+
+func TestWatchAsksAgainForABatchCutShortByADrop(t *testing.T) {
+	listener, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := grpc.NewServer()
+	script := &splitThenDrop{}
+	generationv1.RegisterGenerationServiceServer(server, script)
+	go func() { _ = server.Serve(listener) }()
+	t.Cleanup(server.Stop)
+
+	client := dial(t, listener.Addr().String(), Options{Backoff: Backoff{Initial: time.Millisecond, Max: 10 * time.Millisecond}})
+	watch := client.Watch(within(t, 30), []string{"a", "b"}, WatchOptions{})
+	defer watch.Close()
+	if event := nextEvent(t, watch, Heartbeat); event.Type != Down {
+		t.Fatalf("first event %+v; want Down", event)
+	}
+	// The part received before the drop was never reported, so it is not sent as known.
+	expect(t, watch, Live, []KeyGeneration{{"a", 5}, {"b", 7}})
+	script.mu.Lock()
+	defer script.mu.Unlock()
+	if len(script.knowns[1]) != 0 {
+		t.Fatalf("the resumed Watch said it knew %v", script.knowns[1])
+	}
+}
+
+func TestAWatchWhoseContextEndedIsForgotten(t *testing.T) {
+	client := dial(t, sharedServer(t), Options{})
+	for i := 0; i < 20; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		client.Watch(ctx, []string{"k"}, WatchOptions{})
+		cancel() // and never read again
+	}
+	eventually(t, "the client to forget its ended watches", func() bool {
+		client.mu.Lock()
+		defer client.mu.Unlock()
+		return len(client.watches) == 0
+	})
+}
+
 func TestWatchEndsWithWhatItCannotResumeFrom(t *testing.T) {
 	client := dial(t, sharedServer(t), Options{})
 	watch := client.Watch(within(t, 30), []string{""}, WatchOptions{})
@@ -158,8 +238,8 @@ func TestClosingTheClientEndsItsWatches(t *testing.T) {
 	if err := client.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := watch.Next(); !errors.Is(err, errClientClosed) {
-		t.Fatalf("Next after the client closed = %v; want %v", err, errClientClosed)
+	if _, err := watch.Next(); !errors.Is(err, ErrClientClosed) {
+		t.Fatalf("Next after the client closed = %v; want %v", err, ErrClientClosed)
 	}
 }
 

@@ -2,6 +2,7 @@ package syncgen
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -10,7 +11,7 @@ import (
 type keyListener struct {
 	// changed is told the key's new generation (0: absent).
 	changed func(generation int64)
-	// failed is told why the stream ended for good (PERMISSION_DENIED, say).
+	// failed is told why the stream was refused (PERMISSION_DENIED, say).
 	failed func(err error)
 }
 
@@ -28,10 +29,21 @@ type streamRun struct {
 	live   bool
 }
 
+// note is one call of a listener, queued for the delivering goroutine.
+type note struct {
+	listener   *keyListener
+	generation int64
+	failure    error
+}
+
 // sharedWatch is the one Watch stream of a Client, shared by all its synchronizers in watch
 // mode. A key that joins or leaves restarts the stream with the new key set and with what is
 // already held as known (so the server answers only what differs); the old stream keeps
 // serving until the new one is live ("make before break").
+//
+// Listeners are called one at a time, in the order the changes were recorded, by one
+// delivering goroutine, never with a lock held: the last generation a listener is told is
+// the latest known.
 type sharedWatch struct {
 	client *Client
 
@@ -41,6 +53,11 @@ type sharedWatch struct {
 	next           *streamRun // a stream started for a new key set, not yet live
 	restartPending bool
 	closed         bool
+	// refused paces restarts after the server refused a stream (a token rotated, say).
+	refused *backoffCounter
+
+	pending    []note
+	delivering bool
 }
 
 // sharedWatch is the client's shared watch, made on first use.
@@ -48,7 +65,12 @@ func (c *Client) sharedWatch() *sharedWatch {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.shared == nil {
-		c.shared = &sharedWatch{client: c, keys: map[string]*watchedKey{}, closed: c.closed}
+		c.shared = &sharedWatch{
+			client:  c,
+			keys:    map[string]*watchedKey{},
+			closed:  c.closed,
+			refused: newBackoffCounter(Backoff{Initial: time.Second, Max: time.Minute}),
+		}
 	}
 	return c.shared
 }
@@ -63,10 +85,10 @@ func (w *sharedWatch) join(key string, generation int64, listener *keyListener) 
 	if entry == nil {
 		entry = &watchedKey{listeners: map[*keyListener]struct{}{}}
 		w.keys[key] = entry
-		w.scheduleRestart()
+		w.scheduleRestart(restartDelay)
 	}
 	if generation != 0 {
-		entry.record(generation)
+		w.record(entry, generation)
 	}
 	entry.listeners[listener] = struct{}{}
 	var once sync.Once
@@ -77,7 +99,7 @@ func (w *sharedWatch) join(key string, generation int64, listener *keyListener) 
 			delete(entry.listeners, listener)
 			if len(entry.listeners) == 0 && w.keys[key] == entry {
 				delete(w.keys, key)
-				w.scheduleRestart()
+				w.scheduleRestart(restartDelay)
 			}
 		})
 	}
@@ -101,13 +123,22 @@ func (w *sharedWatch) current(key string) (generation int64, ok bool) {
 	return entry.generation, true
 }
 
-// observe records a generation the caller just got from the server (Get, Bump), which may be
-// newer than what the stream has reported so far.
+// observe records a generation the caller just got from the server (Get, Bump, Clear), which
+// may be newer than what the stream has reported so far; the key's other listeners are told.
 func (w *sharedWatch) observe(key string, generation int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if entry := w.keys[key]; entry != nil {
-		entry.record(generation)
+		w.record(entry, generation)
+	}
+}
+
+// tellLatest tells listener the latest generation known for key, live stream or not.
+func (w *sharedWatch) tellLatest(key string, listener *keyListener) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if entry := w.keys[key]; entry != nil && entry.known {
+		w.enqueue(note{listener: listener, generation: entry.generation})
 	}
 }
 
@@ -117,6 +148,7 @@ func (w *sharedWatch) close() {
 	defer w.mu.Unlock()
 	w.closed = true
 	w.keys = map[string]*watchedKey{}
+	w.pending = nil
 	for _, run := range []*streamRun{w.active, w.next} {
 		if run != nil {
 			run.cancel()
@@ -130,13 +162,13 @@ func (w *sharedWatch) close() {
 // one per key. Until the restart, a new key is checked by calls.
 const restartDelay = 20 * time.Millisecond
 
-// scheduleRestart restarts the stream soon (with w.mu held).
-func (w *sharedWatch) scheduleRestart() {
+// scheduleRestart restarts the stream after delay (with w.mu held).
+func (w *sharedWatch) scheduleRestart(delay time.Duration) {
 	if w.restartPending || w.closed {
 		return
 	}
 	w.restartPending = true
-	time.AfterFunc(restartDelay, w.restart)
+	time.AfterFunc(delay, w.restart)
 }
 
 func (w *sharedWatch) restart() {
@@ -177,31 +209,19 @@ func (w *sharedWatch) consume(ctx context.Context, run *streamRun, watch *Watch)
 	defer watch.Close()
 	for {
 		event, err := watch.Next()
+		w.mu.Lock()
 		if err != nil {
-			w.mu.Lock()
 			run.live = false
-			var told []*keyListener
-			if ctx.Err() == nil {
-				// Not resumable (e.g. PERMISSION_DENIED): checks fall back to calls, and whoever
-				// follows the keys of this stream is told.
-				for key := range run.keys {
-					if entry := w.keys[key]; entry != nil {
-						for listener := range entry.listeners {
-							told = append(told, listener)
-						}
-					}
-				}
+			if ctx.Err() == nil && !errors.Is(err, ErrClientClosed) {
+				w.refusedRun(run, err)
 			}
 			w.mu.Unlock()
-			for _, listener := range told {
-				listener.failed(err)
-			}
 			return
 		}
-		w.mu.Lock()
 		switch event.Type {
 		case Live:
 			run.live = true
+			w.refused.reset()
 			if w.next == run {
 				if w.active != nil {
 					w.active.cancel()
@@ -211,44 +231,78 @@ func (w *sharedWatch) consume(ctx context.Context, run *streamRun, watch *Watch)
 		case Down:
 			run.live = false
 		}
-		notes := w.apply(run, event.Changes)
+		if w.active == run {
+			for _, change := range event.Changes {
+				if entry := w.keys[change.Key]; entry != nil {
+					w.record(entry, change.Generation)
+				}
+			}
+		}
 		w.mu.Unlock()
-		for _, note := range notes {
-			note.listener.changed(note.generation)
-		}
 	}
 }
 
-type changeNote struct {
-	listener   *keyListener
-	generation int64
-}
-
-// apply records a stream's changes (with w.mu held) and returns whom to tell.
-func (w *sharedWatch) apply(run *streamRun, changes []KeyGeneration) []changeNote {
-	if w.active != run {
-		return nil
-	}
-	var notes []changeNote
-	for _, change := range changes {
-		entry := w.keys[change.Key]
-		if entry == nil || !entry.record(change.Generation) {
-			continue
-		}
-		for listener := range entry.listeners {
-			notes = append(notes, changeNote{listener, change.Generation})
+// refusedRun handles a stream the server refused for good (with w.mu held): checks fall back
+// to calls, whoever follows its keys is told, and the stream is tried again later, slowly,
+// in case what refused it changes (a token's access, a server setting).
+func (w *sharedWatch) refusedRun(run *streamRun, err error) {
+	for key := range run.keys {
+		if entry := w.keys[key]; entry != nil {
+			for listener := range entry.listeners {
+				w.enqueue(note{listener: listener, failure: err})
+			}
 		}
 	}
-	return notes
+	if w.active == run || w.next == run {
+		delay := w.refused.next()
+		if delay < w.refused.settings.Initial {
+			delay = w.refused.settings.Initial
+		}
+		w.scheduleRestart(delay)
+	}
 }
 
-// record keeps generation unless what is held is as new or newer, and says whether it did.
-// A key's live generations only grow; 0 (absent) supersedes any, as a Clear does. A report
-// older than what a Get or Bump just answered is the stream catching up.
-func (k *watchedKey) record(generation int64) bool {
-	if k.known && (generation == k.generation || (k.generation != 0 && generation != 0 && generation < k.generation)) {
-		return false
+// record keeps generation unless what is held is as new or newer (with w.mu held), and then
+// queues it for the key's listeners. A key's live generations only grow; 0 (absent)
+// supersedes any, as a Clear does. A report older than what a Get or Bump just answered is
+// the stream catching up.
+func (w *sharedWatch) record(entry *watchedKey, generation int64) {
+	if entry.known && (generation == entry.generation || (entry.generation != 0 && generation != 0 && generation < entry.generation)) {
+		return
 	}
-	k.generation, k.known = generation, true
-	return true
+	entry.generation, entry.known = generation, true
+	for listener := range entry.listeners {
+		w.enqueue(note{listener: listener, generation: generation})
+	}
+}
+
+// enqueue queues a call of a listener (with w.mu held) and makes sure a goroutine delivers it.
+func (w *sharedWatch) enqueue(n note) {
+	w.pending = append(w.pending, n)
+	if !w.delivering {
+		w.delivering = true
+		go w.deliver()
+	}
+}
+
+// deliver calls queued listeners in order until the queue is empty.
+func (w *sharedWatch) deliver() {
+	for {
+		w.mu.Lock()
+		batch := w.pending
+		w.pending = nil
+		if len(batch) == 0 {
+			w.delivering = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		for _, n := range batch {
+			if n.failure != nil {
+				n.listener.failed(n.failure)
+			} else {
+				n.listener.changed(n.generation)
+			}
+		}
+	}
 }

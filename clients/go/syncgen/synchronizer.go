@@ -71,10 +71,12 @@ type Synchronizer struct {
 	checkTimeout time.Duration
 	watch        *sharedWatch
 
-	mu      sync.Mutex
-	syncGen int64
-	leave   func()
-	expired map[*expiredListener]struct{}
+	mu       sync.Mutex
+	syncGen  int64
+	listener *keyListener
+	leave    func()
+	closed   bool
+	expired  map[*expiredListener]struct{}
 	// adopting counts this synchronizer's calls in flight whose answer it will adopt;
 	// heldBack marks a change the stream told meanwhile, checked once they end. (The stream
 	// may report a Bump, or the creation by a Get, before the call's reply arrives: told then,
@@ -126,9 +128,9 @@ func NewSynchronizer(ctx context.Context, client *Client, key Key, options *Sync
 	s.Refresh(ctx)
 	if options.Watch {
 		s.watch = client.sharedWatch()
-		listener := &keyListener{changed: s.tell, failed: func(err error) { s.warn(Watching, err) }}
+		s.listener = &keyListener{changed: s.tell, failed: func(err error) { s.warn(Watching, err) }}
 		// Joined with what was just read, so the stream's first answer cannot be older.
-		s.leave = s.watch.join(cacheKey, s.SyncGen(), listener)
+		s.leave = s.watch.join(cacheKey, s.SyncGen(), s.listener)
 	}
 	return s, nil
 }
@@ -254,8 +256,10 @@ func (s *Synchronizer) Load(ctx context.Context, read func(context.Context) erro
 }
 
 // OnExpired calls listener, in watch mode, whenever the shared generation moves away from
-// SyncGen; it returns the function that stops it. Listeners run on the shared stream's
-// goroutine, one at a time: they should return quickly. Without watch mode it does nothing.
+// SyncGen (a Clear, this synchronizer's own included, tells 0); it returns the function that
+// stops it. Listeners of a client's synchronizers run on one goroutine, one at a time, in
+// the order the changes were learnt: they should return quickly. Once Close has returned,
+// no new call starts. Without watch mode it does nothing.
 func (s *Synchronizer) OnExpired(listener func(generation int64)) (stop func()) {
 	entry := &expiredListener{call: listener}
 	s.mu.Lock()
@@ -273,6 +277,7 @@ func (s *Synchronizer) Close() {
 	s.mu.Lock()
 	leave := s.leave
 	s.leave = nil
+	s.closed = true
 	s.expired = map[*expiredListener]struct{}{}
 	s.mu.Unlock()
 	if leave != nil {
@@ -315,9 +320,7 @@ func (s *Synchronizer) release() {
 	}
 	s.mu.Unlock()
 	if missed {
-		if current, ok := s.watch.current(s.cacheKey); ok {
-			s.tell(current)
-		}
+		s.watch.tellLatest(s.cacheKey, s.listener)
 	}
 }
 
@@ -325,6 +328,10 @@ func (s *Synchronizer) release() {
 // differs from SyncGen.
 func (s *Synchronizer) tell(generation int64) {
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
 	if s.adopting > 0 {
 		s.heldBack = true
 		s.mu.Unlock()

@@ -98,18 +98,25 @@ func (c *Client) Watch(ctx context.Context, keys []string, options WatchOptions)
 		c.watches[watch] = struct{}{}
 	}
 	c.mu.Unlock()
+	// Forgotten by the client once it ends, however it ends (Close, ctx, the client closing).
+	go func() {
+		<-ctx.Done()
+		c.mu.Lock()
+		delete(c.watches, watch)
+		c.mu.Unlock()
+	}()
 	return watch
 }
 
 // Next blocks until the next event. It returns an error, and no more events, when the watch
-// ends: the context's error after ctx ended or Close, or a gRPC status error it cannot resume
-// from (a status error of any code when NoResume is set).
+// ends: ErrClientClosed after the client closed, the context's error after ctx ended or
+// Close, or a gRPC status error it cannot resume from (of any code when NoResume is set).
 func (w *Watch) Next() (WatchEvent, error) {
 	for {
 		if err := w.ctx.Err(); err != nil {
 			w.Close()
 			if w.client.isClosed() {
-				return WatchEvent{}, errClientClosed
+				return WatchEvent{}, ErrClientClosed
 			}
 			return WatchEvent{}, err
 		}
@@ -127,6 +134,9 @@ func (w *Watch) Next() (WatchEvent, error) {
 			}
 		}
 		response, err := w.stream.Recv()
+		if w.ctx.Err() != nil {
+			continue // closed: a message grpc-go had buffered is not reported
+		}
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				// The server never ends a Watch with OK; treat it like a drop.
@@ -139,7 +149,6 @@ func (w *Watch) Next() (WatchEvent, error) {
 		}
 		changes := make([]KeyGeneration, 0, len(response.GetChanges()))
 		for _, change := range response.GetChanges() {
-			w.reported[change.GetKey()] = change.GetGeneration()
 			changes = append(changes, KeyGeneration{Key: change.GetKey(), Generation: change.GetGeneration()})
 		}
 		if response.GetContinued() {
@@ -149,6 +158,10 @@ func (w *Watch) Next() (WatchEvent, error) {
 		if len(w.partial) > 0 {
 			changes = append(w.partial, changes...)
 			w.partial = nil
+		}
+		// Known only once reported: a batch cut short by a drop is asked for again.
+		for _, change := range changes {
+			w.reported[change.Key] = change.Generation
 		}
 		switch {
 		case !w.live:
@@ -164,12 +177,7 @@ func (w *Watch) Next() (WatchEvent, error) {
 }
 
 // Close ends the watch; Next then returns the context's error.
-func (w *Watch) Close() {
-	w.cancel()
-	w.client.mu.Lock()
-	delete(w.client.watches, w)
-	w.client.mu.Unlock()
-}
+func (w *Watch) Close() { w.cancel() }
 
 // open starts a stream, sending what this watch already reported as known.
 func (w *Watch) open() error {
