@@ -8,6 +8,7 @@ import {
   ServerCredentials,
   type ServerUnaryCall,
   type ServerWritableStream,
+  status,
 } from "@grpc/grpc-js";
 import { describe, expect, test } from "vitest";
 import {
@@ -19,7 +20,12 @@ import {
   isRetryable,
   type WatchEvent,
 } from "../src/client/index.js";
-import { GenerationService, GetResponseSchema, WatchResponseSchema } from "../src/gen/generation/v1/generation_pb.js";
+import {
+  GenerationService,
+  GetResponseSchema,
+  type WatchRequest,
+  WatchResponseSchema,
+} from "../src/gen/generation/v1/generation_pb.js";
 import { grpcServiceDefinition } from "../src/rpc/service-definition.js";
 import { cleanupsAfterEach } from "./helpers/cleanups.js";
 import { Condition, withDeadline } from "./helpers/deadline.js";
@@ -120,6 +126,46 @@ describe("a resuming Watch", () => {
     ]);
     // After the reconnect, only the key that changed (between its first report and now).
     expect(lives()[1]?.changes.map((c) => [c.key, c.generation])).toEqual([["changed", changed]]);
+  });
+
+  test("asks again for a batch a drop cut short: a part received is not sent as known", async () => {
+    // A replica that sends the first part of a split batch, then shuts down (UNAVAILABLE);
+    // later Watches are answered as syncgen answers them, from what they say they know.
+    const current = new Map([
+      ["a", 5n],
+      ["b", 7n],
+    ]);
+    const knowns: Record<string, bigint>[] = [];
+    const server = new Server();
+    server.addService(grpcServiceDefinition(GenerationService), {
+      watch: (call: ServerWritableStream<WatchRequest, unknown>) => {
+        knowns.push({ ...call.request.known });
+        if (knowns.length === 1) {
+          call.write(create(WatchResponseSchema, { changes: [{ key: "a", generation: 5n }], continued: true }));
+          call.emit("error", { code: status.UNAVAILABLE, details: "replica shutting down" });
+          return;
+        }
+        const changes = call.request.keys
+          .filter((key) => call.request.known[key] !== current.get(key))
+          .map((key) => ({ key, generation: current.get(key) ?? 0n }));
+        call.write(create(WatchResponseSchema, { changes }));
+      },
+    });
+    const port = await new Promise<number>((resolve, reject) =>
+      server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))),
+    );
+    cleanups.push(() => server.forceShutdown());
+    const client = createGenerationClient(`127.0.0.1:${port}`, { backoff: { initialMs: 1, maxMs: 10 } });
+    cleanups.push(() => client.close());
+    const watch = recordWatch(cleanups, client, ["a", "b"], { resume: true });
+    await watch.live(30_000);
+    expect(watch.events.map((event) => event.type)).toEqual(["down", "live"]);
+    const live = watch.events[1] as Extract<WatchEvent, { type: "live" }>;
+    expect(live.changes.map((c) => [c.key, c.generation])).toEqual([
+      ["a", 5n],
+      ["b", 7n],
+    ]);
+    expect(knowns).toEqual([{}, {}]);
   });
 
   test("ends when the client is closed", async () => {

@@ -229,6 +229,25 @@ describe("GenerationSynchronizer in watch mode", () => {
     expect(await replicaA.callsStarted()).toBe(calls + 2);
   });
 
+  test("synchronizers of one key on one client are told of each other's writes, and of a Clear", async () => {
+    const c = client();
+    const key = name("one-key-two-synchronizers");
+    const writer = await synchronizer(c, key, { watch: true });
+    const reader = await synchronizer(c, key, { watch: true });
+    await Promise.all([whenLive(writer), whenLive(reader)]);
+    for (let i = 0; i < 3; i++) {
+      // The Bump's reply may come before the stream's report of it: the reader is told anyway.
+      const told = nextExpiry(reader, 30_000);
+      await writer.markUpdated();
+      expect(await told).toBe(writer.syncGen);
+      await reader.refresh();
+    }
+    const toldWriter = nextExpiry(writer, 30_000);
+    const toldReader = nextExpiry(reader, 30_000);
+    await writer.clear();
+    expect([await toldWriter, await toldReader]).toEqual([0n, 0n]);
+  });
+
   test("update() writes before bumping; load() notes the generation before loading", async () => {
     const key = name("order");
     const writer = await synchronizer(client(), key, { watch: true });

@@ -268,13 +268,14 @@ export function createGenerationClient(address: string, options: GenerationClien
       try {
         // grpc-js streams are async-iterable; their items are untyped, the deserializer's type.
         for await (const response of call as AsyncIterable<WatchResponse>) {
-          for (const change of response.changes) reported.set(change.key, change.generation);
           if (response.continued) {
             partial.push(...response.changes);
             continue;
           }
           const changes = partial.length > 0 ? [...partial, ...response.changes] : response.changes;
           partial = [];
+          // Known only once reported: a batch cut short by a drop is asked for again.
+          for (const change of changes) reported.set(change.key, change.generation);
           if (!live) {
             live = true;
             backoff.reset();

@@ -69,12 +69,13 @@ export class SharedWatch {
   }
 
   /**
-   * Records a generation the caller just got from the server (Get, Bump), which may be
-   * newer than what the stream has reported so far.
+   * Records a generation the caller just got from the server (Get, Bump, Clear), which may
+   * be newer than what the stream has reported so far; the key's listeners are told (the
+   * caller's own compares it with what it just adopted).
    */
   observe(key: string, generation: bigint): void {
     const entry = this.#keys.get(key);
-    if (entry !== undefined && isNewer(generation, entry.generation)) entry.generation = generation;
+    if (entry !== undefined) this.#record(entry, generation);
   }
 
   /** Ends every stream. */
@@ -141,12 +142,18 @@ export class SharedWatch {
     if (this.#active !== run) return;
     for (const change of changes) {
       const entry = this.#keys.get(change.key);
-      if (entry === undefined || entry.generation === change.generation) continue;
-      // A report older than what observe() recorded is the stream catching up: skip it.
-      if (!isNewer(change.generation, entry.generation)) continue;
-      entry.generation = change.generation;
-      for (const listener of [...entry.listeners]) listener.changed(change.generation);
+      if (entry !== undefined) this.#record(entry, change.generation);
     }
+  }
+
+  /**
+   * Keeps `generation` unless it is what is held or older, and tells the key's listeners.
+   * A report older than what observe() recorded is the stream catching up: skipped.
+   */
+  #record(entry: WatchedKey, generation: bigint): void {
+    if (entry.generation === generation || !isNewer(generation, entry.generation)) return;
+    entry.generation = generation;
+    for (const listener of [...entry.listeners]) listener.changed(generation);
   }
 }
 
