@@ -37,6 +37,17 @@ class RecordingSink implements WatchSink {
   }
 }
 
+/** A sink whose every write costs 20 µs of CPU, as a real stream's write costs some. */
+class CostlySink extends RecordingSink {
+  override send(response: WatchResponse): boolean {
+    const until = performance.now() + 0.02;
+    while (performance.now() < until) {
+      // spinning: the cost of a write
+    }
+    return super.send(response);
+  }
+}
+
 const cleanups = cleanupsAfterEach();
 
 async function setup(): Promise<{ store: MemoryStore; hub: WatchHub }> {
@@ -188,5 +199,43 @@ describe("WatchHub", () => {
     expect(hub.stats().keys).toBe(1); // k, which `two` still watches
     two.close();
     expect(hub.stats().keys).toBe(0);
+  });
+
+  test("fans out in slices: other work runs between them, and every stream gets the change once", async () => {
+    const { store, hub } = await setup();
+    const sinks = Array.from({ length: 2000 }, () => new CostlySink());
+    for (const sink of sinks) hub.open(sink, ["k"], new Map());
+    await Promise.all(sinks.map((sink) => sink.response(0)));
+    const written = (): number => sinks.filter((sink) => sink.responses.length === 2).length;
+    const generation = await store.bump("k");
+    // Queued right after the change, as the reply to the Bump that made it is.
+    const writtenWhenOtherWorkRan = await new Promise<number>((resolve) => setImmediate(() => resolve(written())));
+    expect(writtenWhenOtherWorkRan).toBeGreaterThan(0);
+    expect(writtenWhenOtherWorkRan).toBeLessThan(sinks.length / 10);
+    await Promise.all(sinks.map((sink) => sink.response(1)));
+    await fanOutRuns();
+    expect(sinks.every((sink) => sink.responses.length === 2 && sink.responses[1]?.[0]?.[1] === generation)).toBe(true);
+    hub.shutdown();
+  });
+
+  test("a change that comes while its key is being fanned out reaches every stream, the latest last", async () => {
+    const { store, hub } = await setup();
+    const sinks = Array.from({ length: 1000 }, () => new CostlySink());
+    for (const sink of sinks) hub.open(sink, ["k"], new Map());
+    await Promise.all(sinks.map((sink) => sink.response(0)));
+    await store.bump("k");
+    // A second Bump lands between two slices of the first one's fan-out.
+    const second = await new Promise<bigint>((resolve) => setImmediate(() => resolve(store.bump("k"))));
+    await Promise.all(sinks.map((sink) => sink.response(1)));
+    for (const sink of sinks) {
+      await sink.response(sink.responses.length === 2 && sink.responses[1]?.[0]?.[1] === second ? 1 : 2);
+    }
+    await fanOutRuns();
+    for (const sink of sinks) {
+      // Level-triggered: each stream ends at the latest, having got at most both.
+      expect(sink.responses.at(-1)).toEqual([["k", second]]);
+      expect(sink.responses.length).toBeLessThanOrEqual(3);
+    }
+    hub.shutdown();
   });
 });
