@@ -17,7 +17,7 @@
 import { createGenerationClient } from "../src/client/index.js";
 import { FanOutWatchers, TRIALS } from "./fanout-bench.js";
 import { ServerProcess, UnaryLoad } from "./processes.js";
-import { type BenchRow, median } from "./report.js";
+import { type BenchRow, median, pairStats } from "./report.js";
 import { ROUNDS, type Run, run } from "./unary-bench.js";
 
 const CONCURRENCIES = [1, 16];
@@ -86,7 +86,7 @@ export async function connectUnaryBench(): Promise<BenchRow[]> {
     await Promise.all([load.close(), server.stop()]);
   }
   const pick = (id: string, field: keyof Run): number => median((runs.get(id) ?? []).map((r) => r[field]));
-  const paired = (id: string, field: keyof Run): number => median((pairs.get(id) ?? []).map((r) => r[field]));
+  const paired = (id: string, field: keyof Run) => pairStats((pairs.get(id) ?? []).map((r) => r[field]));
   const rows: BenchRow[] = [];
   for (const concurrency of CONCURRENCIES) {
     const grpcId = `grpc/${concurrency}`;
@@ -102,7 +102,7 @@ export async function connectUnaryBench(): Promise<BenchRow[]> {
           baselineValue: pick(grpcId, "callsPerSecond"),
           unit: "calls/s",
           better: "higher",
-          pairedRatio: paired(id, "callsPerSecond"),
+          ...paired(id, "callsPerSecond"),
         },
         {
           name: `${label}: server CPU per call`,
@@ -111,7 +111,7 @@ export async function connectUnaryBench(): Promise<BenchRow[]> {
           baselineValue: pick(grpcId, "cpuMicrosPerCall"),
           unit: "µs",
           better: "lower",
-          pairedRatio: paired(id, "cpuMicrosPerCall"),
+          ...paired(id, "cpuMicrosPerCall"),
         },
         {
           name: `${label}: latency p99`,
@@ -120,7 +120,7 @@ export async function connectUnaryBench(): Promise<BenchRow[]> {
           baselineValue: pick(grpcId, "p99"),
           unit: "ms",
           better: "lower",
-          pairedRatio: paired(id, "p99"),
+          ...paired(id, "p99"),
         },
       );
     }
@@ -172,7 +172,7 @@ export async function connectFanOutBench(): Promise<BenchRow[]> {
           baselineValue: median(grpc.ms),
           unit: "ms",
           better: "lower",
-          pairedRatio: median(ratios),
+          ...pairStats(ratios),
         },
         {
           name: `${label}: server CPU per message delivered`,

@@ -3,12 +3,35 @@
  * process so no figure includes another's CPU. Server CPU and memory are read from /proc
  * (the same counters process.cpuUsage() and process.memoryUsage().rss report inside).
  */
+import { execFile } from "node:child_process";
+import os from "node:os";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { CliProcess } from "../test/helpers/cli.js";
 import { LineAgent } from "../test/helpers/line-agent.js";
 import { ServeProcess } from "../test/helpers/serve-process.js";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
+
+/**
+ * Where the processes run: servers under test on one core, everything else (load
+ * generators, Redis, this process) on another, so load and server never take turns on one
+ * core and figures drift less between runs. Nothing is pinned on a one-core machine.
+ */
+export const CORES = os.cpus().length >= 2 ? { server: 0, load: 1 } : undefined;
+
+/** Pins every thread of process `pid` to `cpu` (taskset, from util-linux). */
+export async function pin(pid: number | undefined, cpu: number): Promise<void> {
+  if (pid === undefined) throw new Error("the process has no pid: it did not start");
+  await promisify(execFile)("taskset", ["--all-tasks", "--cpu-list", "--pid", String(cpu), String(pid)]);
+}
+
+/** Pins this process, and so every process it starts from now on, to the load core. */
+export async function pinLoad(): Promise<string> {
+  if (CORES === undefined) return "not pinned (one core)";
+  await pin(process.pid, CORES.load);
+  return `servers under test on CPU ${CORES.server}; load generators, Redis and the bench on CPU ${CORES.load} (taskset)`;
+}
 
 /** A process under test with a gRPC address (and, for `syncgen serve --http-listen`, an HTTP one). */
 export class ServerProcess {
@@ -25,6 +48,7 @@ export class ServerProcess {
    */
   static async syncgen(args: string[]): Promise<ServerProcess> {
     const served = await ServeProcess.start(["--metrics-listen", "", "--log-level", "info", ...args]);
+    if (CORES !== undefined) await pin(served.cli.child.pid, CORES.server);
     const http = served.httpAddress;
     return new ServerProcess(served.cli, served.address, http === undefined ? undefined : `http://${http}`);
   }
@@ -33,6 +57,7 @@ export class ServerProcess {
   static async echo(): Promise<ServerProcess> {
     const cli = new CliProcess([], {}, { nodeArgs: ["--import", "tsx"], script: `${BENCH}peers/echo-server.ts` });
     const line = await cli.line((candidate) => candidate.startsWith("ready "), 20_000);
+    if (CORES !== undefined) await pin(cli.child.pid, CORES.server);
     return new ServerProcess(cli, `127.0.0.1:${/ready (\d+)/.exec(line)?.[1]}`);
   }
 

@@ -23,6 +23,16 @@ export interface BenchRow {
    * drifting machine than the ratio of two medians); value/baselineValue otherwise.
    */
   pairedRatio?: number;
+  /** When paired: how many pairs, and the 10th and 90th percentiles of their ratios. */
+  pairs?: { count: number; p10: number; p90: number };
+}
+
+/** A row's paired fields from per-pair ratios: the median, the count and the spread. */
+export function pairStats(ratios: number[]): Pick<BenchRow, "pairedRatio" | "pairs"> {
+  return {
+    pairedRatio: median(ratios),
+    pairs: { count: ratios.length, p10: percentile(ratios, 10), p90: percentile(ratios, 90) },
+  };
 }
 
 function ratio(row: BenchRow): number {
@@ -42,14 +52,16 @@ function format(value: number): string {
 /** The table as Markdown. */
 export function markdownTable(rows: BenchRow[]): string {
   const lines = [
-    "| measurement | value | baseline | baseline value | ratio | target | met |",
-    "| --- | ---: | --- | ---: | ---: | ---: | :---: |",
+    "| measurement | value | baseline | baseline value | ratio | pairs (p10–p90 of their ratios) | target | met |",
+    "| --- | ---: | --- | ---: | ---: | --- | ---: | :---: |",
   ];
   for (const row of rows) {
     const target = row.target === undefined ? "" : `${row.better === "higher" ? "≥" : "≤"} ${row.target}x`;
     const met = meets(row);
+    const pairs =
+      row.pairs === undefined ? "" : `${row.pairs.count} (${format(row.pairs.p10)}–${format(row.pairs.p90)}x)`;
     lines.push(
-      `| ${row.name} | ${format(row.value)} ${row.unit} | ${row.baselineName} | ${format(row.baselineValue)} ${row.unit} | ${format(ratio(row))}x | ${target} | ${met === undefined ? "" : met ? "yes" : "**no**"} |`,
+      `| ${row.name} | ${format(row.value)} ${row.unit} | ${row.baselineName} | ${format(row.baselineValue)} ${row.unit} | ${format(ratio(row))}x | ${pairs} | ${target} | ${met === undefined ? "" : met ? "yes" : "**no**"} |`,
     );
   }
   return lines.join("\n");

@@ -5,16 +5,18 @@
  */
 import os from "node:os";
 import { RedisProcess } from "../test/helpers/redis-process.js";
+import { bumpUnderFanOutBench } from "./bump-fanout-bench.js";
 import { clientBench } from "./client-bench.js";
 import { clusterBench } from "./cluster-bench.js";
 import { connectFanOutBench, connectUnaryBench } from "./connect-bench.js";
 import { fanOutBench } from "./fanout-bench.js";
-import { ServerProcess } from "./processes.js";
+import { pinLoad, ServerProcess } from "./processes.js";
 import { type BenchRow, publish } from "./report.js";
 import { unaryBench } from "./unary-bench.js";
 import { bigWatchBench, propagationBench } from "./watch-bench.js";
 
 const started = Date.now();
+const pinning = await pinLoad();
 const redis = await RedisProcess.start();
 const rows: BenchRow[] = [];
 try {
@@ -22,6 +24,8 @@ try {
   rows.push(...(await unaryBench(redis.url)));
   console.error("watch fan-out...");
   rows.push(...(await fanOutBench(redis.url)));
+  console.error("a Bump's round trip while its watchers are served...");
+  rows.push(...(await bumpUnderFanOutBench(redis.url)));
   console.error("the HTTP port (Connect) against the gRPC port...");
   rows.push(...(await connectUnaryBench()));
   rows.push(...(await connectFanOutBench()));
@@ -49,6 +53,7 @@ try {
 await publish(rows, {
   date: new Date().toISOString(),
   machine: `${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`,
+  pinning,
   command: "npm run bench",
   duration: `${Math.round((Date.now() - started) / 1000)} s`,
 });

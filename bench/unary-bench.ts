@@ -10,7 +10,7 @@
 
 import { ServerProcess, UnaryLoad } from "./processes.js";
 import type { BenchRow } from "./report.js";
-import { median } from "./report.js";
+import { median, pairStats } from "./report.js";
 
 interface LoadResult {
   calls: number;
@@ -97,7 +97,7 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
     await Promise.all([load.close(), echo.stop(), memory.stop(), redis.stop()]);
   }
   const pick = (id: string, field: keyof Run): number => median((runs.get(id) ?? []).map((r) => r[field]));
-  const paired = (id: string, field: keyof Run): number => median((pairs.get(id) ?? []).map((r) => r[field]));
+  const paired = (id: string, field: keyof Run) => pairStats((pairs.get(id) ?? []).map((r) => r[field]));
   const rows: BenchRow[] = [];
   for (const concurrency of CONCURRENCIES) {
     const echoId = `echo/${concurrency}`;
@@ -114,7 +114,7 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
             baselineValue: pick(echoId, "callsPerSecond"),
             unit: "calls/s",
             better: "higher",
-            pairedRatio: paired(id, "callsPerSecond"),
+            ...paired(id, "callsPerSecond"),
             ...(targets ? { target: 0.9 } : {}),
           },
           {
@@ -124,7 +124,7 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
             baselineValue: pick(echoId, "cpuMicrosPerCall"),
             unit: "µs",
             better: "lower",
-            pairedRatio: paired(id, "cpuMicrosPerCall"),
+            ...paired(id, "cpuMicrosPerCall"),
             ...(targets ? { target: 1.15 } : {}),
           },
           {
@@ -134,7 +134,7 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
             baselineValue: pick(echoId, "p99"),
             unit: "ms",
             better: "lower",
-            pairedRatio: paired(id, "p99"),
+            ...paired(id, "p99"),
           },
         );
         if (store === "Redis") {

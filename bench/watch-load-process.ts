@@ -18,6 +18,8 @@ export class WatchLoad {
     key: string;
     streams: number;
     perConnection: number;
+    /** At the lowest CPU priority (see load/watch-load.ts). */
+    lowPriority?: boolean;
   }): Promise<WatchLoad> {
     const agent = new LineAgent(process.execPath, ["--import", "tsx", SCRIPT, JSON.stringify(spec)], process.cwd());
     await agent.next(60_000, "every watch stream to be live");

@@ -91,10 +91,11 @@ const STORE_BATCH = 1000;
  * The longest stretch of fan-out before it yields to other I/O. Short enough that a call
  * waiting behind it barely notices (grpc-js takes a few event-loop turns to send a reply,
  * and each turn may run one slice); long enough that yielding (one turn, a few µs) costs
- * little against the writes done in it. Measured by `npm run bench`: 1 ms slices doubled a
- * Bump's round trip while 10,000 watchers of its key were served; 0.25 ms does not.
+ * little against the writes done in it. Measured by `npm run bench` (a Bump's round trip
+ * while 10,000 watchers of its key are served, against a Bump of an unwatched key): 1 ms
+ * slices made it about 2x, 0.25 ms 1.3-2x, 0.1 ms about 1.1x.
  */
-const FAN_OUT_SLICE_MS = 0.25;
+const FAN_OUT_SLICE_MS = 0.1;
 /** Bounds of the pause before a failed resync read is tried again. */
 const RESYNC_RETRY_MS = { initial: 100, max: 5000 };
 

@@ -1,6 +1,6 @@
 /** The benchmark table's arithmetic: percentiles, ratios and whether a target is met. */
 import { describe, expect, test } from "vitest";
-import { markdownTable, median, percentile } from "../../bench/report.js";
+import { markdownTable, median, pairStats, percentile } from "../../bench/report.js";
 
 describe("percentile()", () => {
   test.each([
@@ -33,7 +33,24 @@ describe("markdownTable()", () => {
       },
       { name: "slow", value: 3, baselineName: "raw", baselineValue: 1, unit: "ms", better: "lower", target: 2 },
     ]);
-    expect(table).toContain("| fast | 950 calls/s | echo | 1,000 calls/s | 0.950x | ≥ 0.9x | yes |");
-    expect(table).toContain("| slow | 3.00 ms | raw | 1.00 ms | 3.00x | ≤ 2x | **no** |");
+    expect(table).toContain("| fast | 950 calls/s | echo | 1,000 calls/s | 0.950x |  | ≥ 0.9x | yes |");
+    expect(table).toContain("| slow | 3.00 ms | raw | 1.00 ms | 3.00x |  | ≤ 2x | **no** |");
+  });
+
+  test("a paired row shows the median of its pair ratios, how many pairs, and their spread", () => {
+    const ratios = [1.2, 0.9, 1.0, 1.1, 1.3, 0.95, 1.05, 1.15, 1.0, 1.25];
+    const table = markdownTable([
+      {
+        name: "paired",
+        value: 5,
+        baselineName: "base",
+        baselineValue: 4,
+        unit: "ms",
+        better: "lower",
+        target: 1.5,
+        ...pairStats(ratios),
+      },
+    ]);
+    expect(table).toContain("| paired | 5.00 ms | base | 4.00 ms | 1.05x | 10 (0.900–1.25x) | ≤ 1.5x | yes |");
   });
 });

@@ -1,0 +1,78 @@
+/**
+ * A Bump's own round trip while its key's watchers are served: a web request that bumps after
+ * saving must not pay for the fan-out it causes. On one server with 1,000 (then 10,000)
+ * watchers of one key, pairs alternate a Bump of that key (timed until its reply; then until
+ * every watcher has it, so each pair starts from a quiet server) with a Bump of a key nobody
+ * watches, made the same way (after arming the watchers); each row is the median of the
+ * per-pair ratios. Both stores. The watchers run at the lowest CPU priority on the load core, so the Bump's reply
+ * is not queued behind their work there, as it would not be with watchers on other machines.
+ */
+import { performance } from "node:perf_hooks";
+import { createGenerationClient } from "../src/client/index.js";
+import { FanOutWatchers } from "./fanout-bench.js";
+import { ServerProcess } from "./processes.js";
+import { type BenchRow, median, pairStats } from "./report.js";
+
+/** Pairs per configuration: one round trip is noisy on two cores, the median of many is not. */
+export const BUMP_PAIRS = 41;
+
+export async function bumpUnderFanOutBench(redisUrl: string): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  for (const store of ["memory", "Redis"] as const) {
+    for (const streams of [1000, 10_000]) {
+      const args = store === "Redis" ? ["--redis", redisUrl, "--prefix", `bench-bump-fanout-${streams}:`] : [];
+      const server = await ServerProcess.syncgen(args);
+      const client = createGenerationClient(server.address);
+      try {
+        const watchers = await FanOutWatchers.open(server, streams, "watched", () => client.bump("watched"), {
+          lowPriority: true,
+        });
+        const watched: number[] = [];
+        const idle: number[] = [];
+        const ratios: number[] = [];
+        try {
+          /** A Bump of a key nobody watches, after the same preparation as a trial's. */
+          const bumpIdle = async (): Promise<number> => {
+            await watchers.arm();
+            const start = performance.now();
+            await client.bump("nobody-watches");
+            return performance.now() - start;
+          };
+          // Warm the unwatched key's path too.
+          for (let i = 0; i < 5; i++) await bumpIdle();
+          for (let pair = 0; pair < BUMP_PAIRS; pair++) {
+            // Alternate which goes first, so a drift within a pair cancels out over pairs.
+            let withWatchers: number;
+            let without: number;
+            if (pair % 2 === 0) {
+              withWatchers = (await watchers.trial()).triggerMs;
+              without = await bumpIdle();
+            } else {
+              without = await bumpIdle();
+              withWatchers = (await watchers.trial()).triggerMs;
+            }
+            watched.push(withWatchers);
+            idle.push(without);
+            ratios.push(withWatchers / without);
+          }
+        } finally {
+          await watchers.close();
+        }
+        rows.push({
+          name: `Bump round trip while its ${streams.toLocaleString("en-US")} watchers are served, ${store} store, p50`,
+          value: median(watched),
+          baselineName: "a Bump of a key nobody watches, same server, p50",
+          baselineValue: median(idle),
+          unit: "ms",
+          better: "lower",
+          target: 1.5,
+          ...pairStats(ratios),
+        });
+      } finally {
+        client.close();
+        await server.stop();
+      }
+    }
+  }
+  return rows;
+}
