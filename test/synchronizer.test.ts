@@ -331,10 +331,11 @@ describe("the write helpers when the service goes away", () => {
 });
 
 describe("watch mode when the server refuses the stream", () => {
-  test('the refusal reaches onError as "watching", and checks fall back to calls', async () => {
+  test('the refusal reaches onError as "watching", checks fall back to calls, and the stream is tried again', async () => {
     const ts = await startTestServer({ maxWatchStreams: 1 }, { cleanups });
     // The server's one stream is taken.
-    await recordWatch(cleanups, isolatedClient(cleanups, ts.address), ["taken"]).live();
+    const taken = recordWatch(cleanups, isolatedClient(cleanups, ts.address), ["taken"]);
+    await taken.live();
     const errors: string[] = [];
     const failed = new Condition();
     const sync = await synchronizer(isolatedClient(cleanups, ts.address), name("refused-watch"), {
@@ -348,6 +349,9 @@ describe("watch mode when the server refuses the stream", () => {
     expect(errors).toEqual(["watching: RESOURCE_EXHAUSTED"]);
     expect(sync.live).toBe(false);
     expect(await sync.isExpired()).toBe(false);
+    // The quota frees up: the stream is tried again (after about a second) and goes live.
+    await taken.close();
+    await whenLive(sync, 30_000);
   });
 });
 

@@ -36,6 +36,9 @@ export class SharedWatch {
   /** A stream started for a new key set, not yet live. */
   #next: StreamRun | undefined;
   #restartScheduled = false;
+  /** Refusals in a row, and the pending retry after the last one. */
+  #refusals = 0;
+  #refusedRetry: NodeJS.Timeout | undefined;
 
   constructor(client: GenerationClient) {
     this.#client = client;
@@ -80,10 +83,20 @@ export class SharedWatch {
 
   /** Ends every stream. */
   close(): void {
+    clearTimeout(this.#refusedRetry);
     this.#keys.clear();
     this.#next?.abort.abort();
     this.#active?.abort.abort();
     this.#next = this.#active = undefined;
+  }
+
+  /** After a refusal: restarts the stream after a wait of 1 s, doubling up to 1 min. */
+  #retryRefused(): void {
+    const waitMs = Math.min(REFUSED_RETRY_MS.max, REFUSED_RETRY_MS.initial * 2 ** this.#refusals++);
+    clearTimeout(this.#refusedRetry);
+    // Jittered, so clients refused together do not come back together.
+    this.#refusedRetry = setTimeout(() => this.#scheduleRestart(), waitMs * (0.5 + Math.random() / 2));
+    this.#refusedRetry.unref();
   }
 
   #scheduleRestart(): void {
@@ -116,6 +129,7 @@ export class SharedWatch {
       for await (const event of this.#client.watch([...run.keys], { known, signal: run.abort.signal })) {
         if (event.type === "live") {
           run.live = true;
+          this.#refusals = 0;
           if (this.#next === run) {
             this.#active?.abort.abort();
             this.#active = run;
@@ -129,10 +143,12 @@ export class SharedWatch {
         }
       }
     } catch (error) {
-      // Not resumable (e.g. PERMISSION_DENIED): checks fall back to calls. Whoever watches
-      // the keys of this stream is told.
+      // Refused for good (PERMISSION_DENIED, RESOURCE_EXHAUSTED, ...): checks fall back to
+      // calls, whoever watches the keys of this stream is told, and the stream is tried again
+      // later, slowly, in case what refused it changes (a token's access, a freed quota).
       for (const key of run.keys)
         for (const listener of [...(this.#keys.get(key)?.listeners ?? [])]) listener.failed(error);
+      if (this.#active === run || this.#next === run) this.#retryRefused();
     } finally {
       run.live = false;
     }
@@ -156,6 +172,9 @@ export class SharedWatch {
     for (const listener of [...entry.listeners]) listener.changed(generation);
   }
 }
+
+/** Bounds of the wait before a refused stream is tried again. */
+const REFUSED_RETRY_MS = { initial: 1000, max: 60_000 };
 
 /**
  * Whether `candidate` supersedes `held`. Live generations of a key only grow (each write

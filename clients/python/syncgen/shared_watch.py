@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Statuses a stream cannot resume from: retrying would fail the same way.
+# Statuses a stream cannot resume from at once: retrying now would fail the same way. It is
+# still tried again after a longer pause (_REFUSED_SECONDS), in case what refused it changes
+# (a token granted the key, say).
 _FINAL = {
     grpc.StatusCode.INVALID_ARGUMENT,
     grpc.StatusCode.PERMISSION_DENIED,
@@ -30,6 +32,7 @@ _FINAL = {
 }
 
 _BACKOFF_SECONDS = (0.1, 5.0)  # first and largest pause between reconnects, with jitter
+_REFUSED_SECONDS = (1.0, 60.0)  # the same after a refusal (_FINAL)
 
 
 class Follower:
@@ -152,6 +155,7 @@ class SharedWatch:
     def _serve(self, run: int, keys: FrozenSet[str]) -> None:
         """Keeps one stream of ``keys`` up until a newer run replaces it, reconnecting with backoff."""
         pause = _BACKOFF_SECONDS[0]
+        refused = _REFUSED_SECONDS[0]
         while True:
             with self._lock:
                 if run != self._run:
@@ -170,14 +174,23 @@ class SharedWatch:
                         if not response.continued:
                             self._live = keys
                             pause = _BACKOFF_SECONDS[0]
+                            refused = _REFUSED_SECONDS[0]
             except grpc.RpcError as error:
                 with self._lock:
                     if run != self._run:
                         return
                     self._live = frozenset()
                 if error.code() in _FINAL:
-                    logger.error("syncgen: the shared watch of %d keys stopped: %s", len(keys), error.details())
-                    return
+                    logger.error(
+                        "syncgen: the shared watch of %d keys was refused (%s), retrying in %.0f s: %s",
+                        len(keys),
+                        error.code().name,
+                        refused,
+                        error.details(),
+                    )
+                    threading.Event().wait(refused * (0.5 + random.random() / 2))
+                    refused = min(refused * 2, _REFUSED_SECONDS[1])
+                    continue
             with self._lock:
                 self._live = frozenset()
             # The server ended the stream (shutdown) or it broke: reconnect after a pause.

@@ -4,9 +4,11 @@ Needs SYNCGEN_TEST_SERVER=HOST:PORT (test/python-client.test.ts starts the serve
 """
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import unittest
 import uuid
@@ -107,11 +109,11 @@ class GenerationSynchronizerTests(unittest.TestCase):
 class ServeProcess:
     """A `syncgen serve` of its own (memory store) on ``address``, for tests that stop and restart it."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, *flags: str) -> None:
         # The memory store, whatever REDIS_URL the tests run with: a restart starts it empty.
         env = {name: value for name, value in os.environ.items() if name != "REDIS_URL"}
         self._process = subprocess.Popen(
-            [NODE, CLI, "serve", "--listen", address, "--metrics-listen", ""],
+            [NODE, CLI, "serve", "--listen", address, "--metrics-listen", "", *flags],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -123,6 +125,10 @@ class ServeProcess:
                 break
         else:
             raise AssertionError("syncgen serve exited before listening")
+
+    def reload(self) -> None:
+        """SIGHUP: the server reads its --auth-file again."""
+        self._process.send_signal(signal.SIGHUP)
 
     def stop(self) -> None:
         if self._process.poll() is None:
@@ -206,6 +212,31 @@ class WatchModeTests(unittest.TestCase):
         finally:
             client.close()
             server.stop()
+
+    @unittest.skipUnless(CLI, "SYNCGEN_TEST_CLI is not set")
+    def test_a_refused_stream_is_tried_again(self) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            tokens = os.path.join(folder, "tokens.json")
+            grant = '{"tokens":[{"name":"reader","token":"python-reader-0123456789","read":[%s]}]}'
+            with open(tokens, "w") as file:
+                file.write(grant % '"allowed/"')
+            address = free_address()
+            server = ServeProcess(address, "--auth-file", tokens)
+            client = SyncgenClient(address, token="python-reader-0123456789", timeout=1.0)
+            try:
+                with self.assertLogs("syncgen", "ERROR") as logs:
+                    sync = GenerationSynchronizer(client, "forbidden/" + self.key, watch=True)
+                    wait_until(lambda: any("PERMISSION_DENIED" in line for line in logs.output))
+                self.assertIsNone(client.shared_watch.current(sync.cache_key))
+                # The token is granted the key: the stream is tried again, and goes live.
+                with open(tokens, "w") as file:
+                    file.write(grant % '""')
+                server.reload()
+                wait_until(lambda: client.shared_watch.current(sync.cache_key) is not None, 30)
+                sync.close()
+            finally:
+                client.close()
+                server.stop()
 
     def test_a_stream_down_falls_back_to_calls(self) -> None:
         address = free_address()
