@@ -9,7 +9,7 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { CliProcess } from "../test/helpers/cli.js";
 import { LineAgent } from "../test/helpers/line-agent.js";
-import { ServeProcess } from "../test/helpers/serve-process.js";
+import { memoryAfterGc, ServeProcess } from "../test/helpers/serve-process.js";
 
 const BENCH = fileURLToPath(new URL(".", import.meta.url));
 
@@ -47,7 +47,10 @@ export class ServerProcess {
    * store is ready. With `--http-listen` in `args`, httpUrl is the HTTP port it bound.
    */
   static async syncgen(args: string[]): Promise<ServerProcess> {
-    const served = await ServeProcess.start(["--metrics-listen", "", "--log-level", "info", ...args]);
+    // With the GC hook, so rssAfterGc() can be read; it costs nothing until asked.
+    const served = await ServeProcess.start(["--metrics-listen", "", "--log-level", "info", ...args], {
+      gcHook: true,
+    });
     if (CORES !== undefined) await pin(served.cli.child.pid, CORES.server);
     const http = served.httpAddress;
     return new ServerProcess(served.cli, served.address, http === undefined ? undefined : `http://${http}`);
@@ -55,7 +58,14 @@ export class ServerProcess {
 
   /** Starts the bare grpc-js echo server (peers/echo-server.ts). */
   static async echo(): Promise<ServerProcess> {
-    const cli = new CliProcess([], {}, { nodeArgs: ["--import", "tsx"], script: `${BENCH}peers/echo-server.ts` });
+    const cli = new CliProcess(
+      [],
+      {},
+      {
+        nodeArgs: ["--expose-gc", "--import", "tsx"],
+        script: `${BENCH}peers/echo-server.ts`,
+      },
+    );
     const line = await cli.line((candidate) => candidate.startsWith("ready "), 20_000);
     if (CORES !== undefined) await pin(cli.child.pid, CORES.server);
     return new ServerProcess(cli, `127.0.0.1:${/ready (\d+)/.exec(line)?.[1]}`);
@@ -69,6 +79,11 @@ export class ServerProcess {
   /** Resident memory, in bytes. */
   rssBytes(): Promise<number> {
     return this.cli.rssBytes();
+  }
+
+  /** Resident memory right after a full garbage collection, in bytes. */
+  async rssAfterGc(): Promise<number> {
+    return (await memoryAfterGc(this.cli)).rss;
   }
 
   async stop(): Promise<void> {

@@ -46,3 +46,10 @@ server.bindAsync("127.0.0.1:0", ServerCredentials.createInsecure(), (error, port
   process.stdout.write(`ready ${port}\n`);
 });
 process.on("SIGTERM", () => server.forceShutdown());
+// As test/helpers/serve-with-gc.mjs does for syncgen: memory after a full GC, on request
+// (started with --expose-gc).
+process.on("SIGUSR2", () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  const { heapUsed, external, arrayBuffers, rss } = process.memoryUsage();
+  process.stderr.write(`${JSON.stringify({ memory: { heapUsed, external, arrayBuffers, rss } })}\n`);
+});

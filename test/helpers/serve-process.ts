@@ -30,6 +30,8 @@ export interface ServeOptions {
   cleanups?: Cleanups;
   /** Run with a capped heap and a GC hook, so memory() can be read. */
   cappedHeap?: boolean;
+  /** Run with the GC hook only (no cap), so memory() can be read. */
+  gcHook?: boolean;
   /** Wait until its store is ready (default true); false resolves once it listens. */
   storeReady?: boolean;
 }
@@ -60,7 +62,9 @@ export class ServeProcess {
       { REDIS_URL: "", ...options.env },
       options.cappedHeap
         ? { nodeArgs: ["--expose-gc", `--max-old-space-size=${CAPPED_HEAP_MB}`], script: SERVE_WITH_GC }
-        : {},
+        : options.gcHook
+          ? { nodeArgs: ["--expose-gc"], script: SERVE_WITH_GC }
+          : {},
     );
     const stop = (): Promise<unknown> => cli.stop("SIGKILL").catch(() => {});
     options.cleanups?.push(stop);
@@ -76,16 +80,9 @@ export class ServeProcess {
     }
   }
 
-  /** The process's memory right after a full garbage collection (start it with `cappedHeap`). */
-  async memory(): Promise<MemoryReading> {
-    const seen = this.cli.stderrLines.length;
-    this.cli.child.kill("SIGUSR2");
-    const line = await this.cli.line(
-      (candidate) => candidate.startsWith('{"memory"') && this.cli.stderrLines.indexOf(candidate) >= seen,
-      20_000,
-      "stderr",
-    );
-    return (JSON.parse(line) as { memory: MemoryReading }).memory;
+  /** The process's memory right after a full garbage collection (start it with `cappedHeap` or `gcHook`). */
+  memory(): Promise<MemoryReading> {
+    return memoryAfterGc(this.cli);
   }
 
   /** The sum of a metric's samples whose labels contain `labels`, from GET /metrics. */
@@ -103,4 +100,19 @@ export class ServeProcess {
   async stop(signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
     return this.cli.stop(signal, 10_000).catch(() => this.cli.stop("SIGKILL"));
   }
+}
+
+/**
+ * Memory of a process started with --expose-gc and serve-with-gc.mjs's SIGUSR2 hook (or the
+ * same hook of its own), read right after a full garbage collection.
+ */
+export async function memoryAfterGc(cli: CliProcess): Promise<MemoryReading> {
+  const seen = cli.stderrLines.length;
+  cli.child.kill("SIGUSR2");
+  const line = await cli.line(
+    (candidate) => candidate.startsWith('{"memory"') && cli.stderrLines.indexOf(candidate) >= seen,
+    20_000,
+    "stderr",
+  );
+  return (JSON.parse(line) as { memory: MemoryReading }).memory;
 }
