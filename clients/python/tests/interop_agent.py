@@ -9,20 +9,11 @@ Each answer is one JSON line on stdout. test/go/interop-agent speaks the same co
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from syncgen import GenerationSynchronizer, SyncgenClient, make_cache_key  # noqa: E402
-
-
-def until(condition, seconds: float = 30.0) -> None:
-    """Waits for ``condition()``, which the shared watch's thread makes true; raises at the deadline."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met within %s s" % seconds)
-        time.sleep(0.01)
+from tests.test_synchronizer import wait_until  # noqa: E402
 
 
 def main() -> None:
@@ -36,10 +27,10 @@ def main() -> None:
             sync = GenerationSynchronizer(client, json.loads(argument), key_prefix=prefix, watch=True)
             return {"cache_key": sync.cache_key, "sync_gen": str(sync.sync_gen)}
         if command == "await_live":
-            until(lambda: client.shared_watch.current(sync.cache_key) is not None)
+            wait_until(lambda: client.shared_watch.current(sync.cache_key) is not None, 30)
             return {"live": True}
         if command == "await_watched":
-            until(lambda: client.shared_watch.current(sync.cache_key) == int(argument))
+            wait_until(lambda: client.shared_watch.current(sync.cache_key) == int(argument), 30)
             return {"watched": argument, "is_expired": sync.is_expired()}
         if command == "is_expired":
             return {"is_expired": sync.is_expired()}
