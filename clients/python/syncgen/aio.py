@@ -16,7 +16,7 @@ import grpc
 import grpc.aio
 
 from syncgen._proto.generation.v1 import generation_pb2, generation_pb2_grpc
-from syncgen.client import CHANNEL_OPTIONS, SyncgenError, WatchBatches, bearer_metadata
+from syncgen.client import SyncgenError, WatchBatches, bearer_metadata, open_channel
 
 
 class AsyncSyncgenClient:
@@ -30,11 +30,7 @@ class AsyncSyncgenClient:
         token: Optional[str] = None,
         timeout: float = 5.0,
     ) -> None:
-        self._channel = (
-            grpc.aio.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
-            if credentials
-            else grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
-        )
+        self._channel = open_channel(grpc.aio, address, credentials)
         self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
         self._metadata = bearer_metadata(token)
         self.timeout = timeout

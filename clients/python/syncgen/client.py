@@ -36,6 +36,14 @@ def bearer_metadata(token: Optional[str]) -> tuple:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 
+def open_channel(channels, address: str, credentials: Optional[grpc.ChannelCredentials]):
+    """A channel with CHANNEL_OPTIONS from ``channels`` (the ``grpc`` or ``grpc.aio`` module):
+    TLS with ``credentials``, plaintext when None."""
+    if credentials:
+        return channels.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
+    return channels.insecure_channel(address, options=CHANNEL_OPTIONS)
+
+
 class WatchBatches:
     """Turns Watch responses into what ``watch()`` yields: ``{key: generation}`` per batch.
 
@@ -82,11 +90,7 @@ class SyncgenClient:
         token: Optional[str] = None,
         timeout: float = 5.0,
     ) -> None:
-        self._channel = (
-            grpc.secure_channel(address, credentials, options=CHANNEL_OPTIONS)
-            if credentials
-            else grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
-        )
+        self._channel = open_channel(grpc, address, credentials)
         self._stub = generation_pb2_grpc.GenerationServiceStub(self._channel)
         self._metadata = bearer_metadata(token)
         self.timeout = timeout

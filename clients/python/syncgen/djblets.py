@@ -30,7 +30,7 @@ import threading
 import time
 from typing import List, Optional, Sequence, Tuple, Union
 
-from syncgen.cache_key import make_cache_key
+from syncgen import synchronizer
 from syncgen.client import SyncgenClient
 
 logger = logging.getLogger(__name__)
@@ -91,76 +91,34 @@ def site_prefix() -> List[str]:
     return [domain, site_root] if site_root else [domain]
 
 
-class GenerationSynchronizer:
-    """djblets.cache.synchronizer.GenerationSynchronizer, its constructor and behaviour exactly."""
+class GenerationSynchronizer(synchronizer.GenerationSynchronizer):
+    """djblets.cache.synchronizer.GenerationSynchronizer, its constructor and behaviour exactly.
 
-    cache_key: str
-    sync_gen: Optional[int]
+    syncgen's synchronizer (syncgen.synchronizer) with djblets' constructor, the client and
+    key prefix found from settings, and djblets' logging: every failure at ERROR with its
+    traceback, not rate-limited.
+    """
 
     def __init__(self, cache_key: Union[str, Sequence[str]], normalize_cache_key: bool = True) -> None:
-        if normalize_cache_key:
-            self.cache_key = make_cache_key(cache_key, prefix=site_prefix())
-        elif isinstance(cache_key, str):
-            self.cache_key = cache_key
-        else:
+        if not normalize_cache_key and not isinstance(cache_key, str):
             raise ValueError(
                 "cache_key must be a string when normalize_cache_key is False, not %s" % type(cache_key).__name__
             )
-        self.sync_gen = None
-        self._client = shared_client()
-        self._follower = None
-        try:
-            self.sync_gen = self._client.get(self.cache_key)
-            read = self.sync_gen
-        except Exception:  # noqa: BLE001 - logged, never raised, as djblets does
-            logger.exception('Unable to fetch or create the generation of cache key "%s"', self.cache_key)
+        client = shared_client()
+        super().__init__(
+            client,
+            cache_key,
+            normalize_cache_key=normalize_cache_key,
+            key_prefix=site_prefix(),
+            # djblets checks with its cache's own timeout, not a shorter one.
+            check_timeout=client.timeout,
+            watch=_watching(),
+        )
+        if self.sync_gen is None:
+            # djblets: a first read that failed starts from the local clock. (The shared watch,
+            # if any, was joined knowing nothing, so its first answer is the server's value.)
             self.sync_gen = int(time.time())
-            read = None
-        # Followed once read, with what was read as the stream's known generation.
-        if _watching():
-            self._follower = self._client.shared_watch.follow(self.cache_key, read)
 
-    def is_expired(self) -> bool:
-        """Whether the shared generation differs from ``sync_gen`` or is absent; True on errors."""
-        followed = self._follower.current() if self._follower is not None else None
-        if followed is not None:
-            return followed == 0 or followed != self.sync_gen
-        try:
-            current = self._client.get(self.cache_key, peek=True)
-        except Exception:  # noqa: BLE001
-            logger.exception('Unable to check the generation of cache key "%s"', self.cache_key)
-            return True
-        return current == 0 or current != self.sync_gen
-
-    def refresh(self) -> None:
-        """Adopts the shared generation, creating one if the key is absent."""
-        try:
-            self.sync_gen = self._client.get(self.cache_key)
-            self._observe()
-        except Exception:  # noqa: BLE001
-            logger.exception('Unable to refresh the generation of cache key "%s"', self.cache_key)
-
-    def clear(self) -> None:
-        """Deletes the shared generation; every instance reads as expired until one refreshes."""
-        try:
-            self._client.clear(self.cache_key)
-        except Exception:  # noqa: BLE001
-            logger.exception('Unable to clear the generation of cache key "%s"', self.cache_key)
-
-    def mark_updated(self) -> None:
-        """Advances the shared generation (by exactly 1 while the key exists) and adopts it."""
-        try:
-            self.sync_gen = self._client.bump(self.cache_key)
-            self._observe()
-        except Exception:  # noqa: BLE001
-            logger.exception('Unable to mark cache key "%s" as updated', self.cache_key)
-
-    def close(self) -> None:
-        """Stops following the key (with SYNCGEN_WATCH); not in djblets, which has nothing to stop."""
-        if self._follower is not None:
-            self._follower.close()
-
-    def _observe(self) -> None:
-        # What the server just answered may be newer than what the stream has said so far.
-        if self._follower is not None:
-            self._follower.observe(self.sync_gen)
+    def _warn(self, action: str, error: Exception) -> None:
+        # Called inside the failed call's except block, so the traceback is logged too.
+        logger.exception('syncgen: %s generation of cache key "%s" failed: %s', action, self.cache_key, error)
