@@ -91,6 +91,15 @@ export class RedisSentinelGroup {
     }
   }
 
+  /**
+   * Resolves once the replica has every write the master has acknowledged so far (WAIT);
+   * rejects after `ms`. Under load replication can lag well behind the clients' replies.
+   */
+  async replicaCaughtUp(ms = 20_000): Promise<void> {
+    const acknowledged = await this.#ask(await this.masterPort(), (r) => r.call("WAIT", "1", String(ms)));
+    if (Number(acknowledged) < 1) throw new Error(`the replica did not catch up with the master within ${ms} ms`);
+  }
+
   /** From now on the master's writes no longer reach the replica (its link stays up). */
   stallReplication(): void {
     this.replication.stall();
