@@ -39,7 +39,7 @@ export class RedisClusterFeed extends RedisFeed {
   ) {
     super(options.keys);
     this.description = options.description;
-    const { retryStrategy, enableOfflineQueue, enableAutoPipelining: _, ...nodeOptions } = options.redisOptions;
+    const { retryStrategy, enableOfflineQueue, ...nodeOptions } = options.redisOptions;
     this.commands = new Cluster(
       nodes.map(({ host, port }) => ({ host, port })),
       {
@@ -69,6 +69,9 @@ export class RedisClusterFeed extends RedisFeed {
   protected async commandTimedOut(reason: string): Promise<void> {
     this.lastError = reason;
   }
+
+  /** Each node's connection is ioredis's own, and the Cluster sends one command at a time (see above). */
+  protected coalesceWrites(): void {}
 
   async mget(keys: readonly string[]): Promise<(string | null)[]> {
     // Keys of one slot share an MGET (a command may only name keys of one slot).

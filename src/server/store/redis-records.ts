@@ -57,7 +57,9 @@ export class RedisRecords implements GenerationRecords {
   async get(key: string): Promise<bigint> {
     this.#feed.ensureReady();
     // Most keys exist: a plain GET is cheaper here and in Redis than the script.
-    const existing = decodeRecord(await this.#feed.call(this.#feed.commands.get(this.#keys.record(key)))).generation;
+    const existing = decodeRecord(
+      await this.#feed.call(() => this.#feed.commands.get(this.#keys.record(key))),
+    ).generation;
     return existing > 0n ? existing : decodeRecord(await this.#write(key, "get")).generation;
   }
 
@@ -72,13 +74,13 @@ export class RedisRecords implements GenerationRecords {
   async read(keys: readonly string[]): Promise<KeyState[]> {
     if (keys.length === 0) return [];
     this.#feed.ensureReady();
-    const records = await this.#feed.call(this.#feed.mget(keys.map((key) => this.#keys.record(key))));
+    const records = await this.#feed.call(() => this.#feed.mget(keys.map((key) => this.#keys.record(key))));
     return records.map((record) => decodeRecord(record));
   }
 
   async #write(key: string, mode: WriteMode): Promise<string> {
     this.#feed.ensureReady();
-    const record = await this.#feed.call(
+    const record = await this.#feed.call(() =>
       this.#writes.syncgenWrite(
         this.#keys.record(key),
         mode,
@@ -119,9 +121,11 @@ export class RedisRecords implements GenerationRecords {
   }
 
   #startWait(wait: WaitForReplicas): Promise<number> {
-    const started: Promise<number> = this.#feed.call(this.#writes.wait(wait.count, wait.timeoutMs)).finally(() => {
-      if (this.#waitInFlight === started) this.#waitInFlight = undefined;
-    });
+    const started: Promise<number> = this.#feed
+      .call(() => this.#writes.wait(wait.count, wait.timeoutMs))
+      .finally(() => {
+        if (this.#waitInFlight === started) this.#waitInFlight = undefined;
+      });
     this.#waitInFlight = started;
     return started;
   }

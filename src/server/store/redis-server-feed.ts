@@ -23,6 +23,8 @@ export class RedisServerFeed extends RedisFeed {
   /** When each command connection last received anything (performance.now()), to tell a hung server from a slow one. */
   readonly #heardAt = new Map<Redis, number>();
   readonly #commandTimeoutMs: number;
+  /** Whether the command connections' sockets are corked until this turn of the event loop ends. */
+  #coalescing = false;
 
   constructor(
     target: RedisServerTarget,
@@ -64,6 +66,26 @@ export class RedisServerFeed extends RedisFeed {
 
   mget(keys: readonly string[]): Promise<(string | null)[]> {
     return this.commands.mget(...keys);
+  }
+
+  /**
+   * Commands sent in one turn of the event loop leave in one socket write: the command
+   * connections' sockets stay corked until the turn's I/O callbacks are done (setImmediate).
+   * That is the batching of ioredis's auto-pipelining without its Pipeline object per batch:
+   * 5-12% less server CPU per call, measured pair by pair (bench/ab.ts).
+   */
+  protected coalesceWrites(): void {
+    if (this.#coalescing) return;
+    const sockets = [...new Set([this.commands, this.writes])]
+      .map((connection) => connection.stream)
+      // No socket before the first connect (lazyConnect), whatever the type says.
+      .filter((socket) => socket?.writable);
+    for (const socket of sockets) socket.cork();
+    this.#coalescing = true;
+    setImmediate(() => {
+      this.#coalescing = false;
+      for (const socket of sockets) socket.uncork();
+    });
   }
 
   protected async subscribeChannels(channels: readonly string[]): Promise<void> {
