@@ -7,12 +7,13 @@
  *
  * The Redis store uses REDIS_URL (default redis://127.0.0.1:6379) with prefix "ab:".
  */
-import { ServerProcess, UnaryLoad } from "./processes.js";
+import { pinLoad, ServerProcess, UnaryLoad } from "./processes.js";
 import { median } from "./report.js";
 
 const [mode = "grpc-get", concurrencyText = "16", store = "memory"] = process.argv.slice(2);
 const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6379";
-const PAIRS = 8;
+const PAIRS = Number(process.env.AB_PAIRS ?? 8);
+await pinLoad();
 const spec = { concurrency: Number(concurrencyText), key: "k", prefix: "ab:", durationMs: 1500, warmupMs: 300 };
 
 const echo = await ServerProcess.echo();

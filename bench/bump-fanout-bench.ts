@@ -14,7 +14,7 @@ import { ServerProcess } from "./processes.js";
 import { type BenchRow, median, pairStats } from "./report.js";
 
 /** Pairs per configuration: one round trip is noisy on two cores, the median of many is not. */
-export const BUMP_PAIRS = 41;
+export const BUMP_PAIRS = 81;
 
 export async function bumpUnderFanOutBench(redisUrl: string): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];

@@ -10,8 +10,8 @@ import { ServerProcess } from "./processes.js";
 import { type BenchRow, median, pairStats, percentile } from "./report.js";
 import { WatchLoad } from "./watch-load-process.js";
 
-/** Trials of a configuration measured without pairs. */
-export const TRIALS = 7;
+/** Trials of a Connect fan-out configuration (connect-bench.ts); 7 let its ratio swing by 40% between runs. */
+export const TRIALS = 15;
 const now = (): number => performance.timeOrigin + performance.now();
 
 /** How the watchers reach the server: over gRPC (the default) or Connect on its HTTP port. */
@@ -88,8 +88,14 @@ export class FanOutWatchers {
   }
 }
 
-/** Trials per fan-out configuration, alternating between syncgen and the bare server. */
-export const FAN_OUT_PAIRS = 21;
+/**
+ * Trials per fan-out configuration, alternating between syncgen and the bare server. The p99
+ * row needs many: with fewer than 100 trials it is the slowest one, which swung by 30% between
+ * runs at 21.
+ */
+export function fanOutPairs(streams: number): number {
+  return streams >= 10_000 ? 101 : 201;
+}
 
 export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
@@ -107,7 +113,8 @@ export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
       const bareMs: number[] = [];
       const syncgenMs: number[] = [];
       const ratios: number[] = [];
-      for (let pair = 0; pair < FAN_OUT_PAIRS; pair++) {
+      const trials = fanOutPairs(streams);
+      for (let pair = 0; pair < trials; pair++) {
         // Alternate which goes first, so a drift within a pair cancels out over pairs.
         let ours: number;
         let theirs: number;
@@ -138,7 +145,7 @@ export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
           ...pairStats(ratios),
         },
         {
-          name: `${label}: Bump to last watcher, p99 of ${FAN_OUT_PAIRS} trials`,
+          name: `${label}: Bump to last watcher, p99 of ${trials} trials`,
           value: percentile(syncgenMs, 99),
           baselineValue: percentile(bareMs, 99),
           ...common,

@@ -4,7 +4,7 @@
  * the same Redis; and server CPU per call, syncgen beside echo.
  *
  * This machine is noisy (two cores shared by load, server and Redis), so every syncgen run
- * is paired with an echo run at the same concurrency right before it, and the table reports
+ * is paired with an echo run at the same concurrency right before or after it (alternately), and the table reports
  * the median of the per-pair ratios over several rounds: drift hits both sides of a pair.
  */
 
@@ -27,7 +27,8 @@ export interface Run {
 }
 
 const CONCURRENCIES = [1, 16, 128];
-export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/** Pairs per row: 9, so two full runs agree within ±10% (5 did not: the median of 5 pair ratios swung by up to 38%). */
+export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 export const TIMING = { durationMs: 1000, warmupMs: 500 };
 
 /** One load run; server CPU per call when a server is given. */
@@ -79,12 +80,17 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
     for (let round = 0; round < ROUNDS; round++) {
       for (const config of configs) {
         if (config.id.startsWith("echo/")) continue;
-        const measured = await run(load, config.spec, config.server);
-        record(runs, config.id, measured);
-        if (config.server === undefined) continue;
         const echoConfig = configs.find((c) => c.id === `echo/${config.spec.concurrency}`);
-        if (echoConfig === undefined) continue;
-        const baseline = await run(load, echoConfig.spec, echo);
+        if (config.server === undefined || echoConfig === undefined) {
+          record(runs, config.id, await run(load, config.spec, config.server));
+          continue;
+        }
+        // Alternate which goes first, so a drift within a pair cancels out over rounds.
+        const echoFirst = round % 2 === 1;
+        const early = echoFirst ? await run(load, echoConfig.spec, echo) : await run(load, config.spec, config.server);
+        const late = echoFirst ? await run(load, config.spec, config.server) : await run(load, echoConfig.spec, echo);
+        const [measured, baseline] = echoFirst ? [late, early] : [early, late];
+        record(runs, config.id, measured);
         record(runs, echoConfig.id, baseline);
         record(pairs, config.id, {
           callsPerSecond: measured.callsPerSecond / baseline.callsPerSecond,
