@@ -130,7 +130,7 @@ export class RedisServerFeed extends RedisFeed {
         performance.now() - (this.#heardAt.get(connection) ?? 0) >= this.#commandTimeoutMs / 2;
       // Not disconnect(true): that half-closes the socket and waits for the peer, which a hung
       // Redis never answers, so ioredis destroys it (and emits close) only disconnectTimeout
-      // (2 s) later; meanwhile the status stays "ready", and the commands auto-pipelining wrote
+      // (2 s) later; meanwhile the status stays "ready", and the commands written
       // behind the timed-out one wait out timeouts of their own. Destroyed, the socket closes
       // now: ioredis fails those commands (maxRetriesPerRequest 0) and reconnects. Once per
       // hang: every command of a timed-out batch lands here.
