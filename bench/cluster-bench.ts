@@ -9,11 +9,12 @@ import { createGenerationClient } from "../src/client/index.js";
 import { RedisCluster } from "../test/helpers/redis-cluster.js";
 import { RedisProcess } from "../test/helpers/redis-process.js";
 import { ServerProcess, UnaryLoad } from "./processes.js";
-import { type BenchRow, median } from "./report.js";
+import { type BenchRow, median, pairStats } from "./report.js";
 
 const KEYS = 1000;
 const WATCHERS = 10;
-const ROUNDS = 3;
+/** Pairs, alternating which server goes first; the table reports the median of their ratios. */
+const ROUNDS = 7;
 
 interface Throughput {
   bumps: number;
@@ -81,8 +82,9 @@ export async function clusterBench(): Promise<BenchRow[]> {
     await measure(load, single, prefix); // warm up both servers' JIT
     await measure(load, sharded, prefix);
     for (let round = 0; round < ROUNDS; round++) {
-      runs.single.push(await measure(load, single, prefix));
+      if (round % 2 === 0) runs.single.push(await measure(load, single, prefix));
       runs.sharded.push(await measure(load, sharded, prefix));
+      if (round % 2 === 1) runs.single.push(await measure(load, single, prefix));
     }
   } finally {
     await load.close();
@@ -90,6 +92,8 @@ export async function clusterBench(): Promise<BenchRow[]> {
     for (const stop of stops.reverse()) await stop();
   }
   const med = (which: Throughput[], field: keyof Throughput) => median(which.map((r) => r[field]));
+  const paired = (field: keyof Throughput) =>
+    pairStats(runs.sharded.map((run, round) => run[field] / (runs.single[round]?.[field] ?? Number.NaN)));
   return [
     {
       name: `Bump over ${KEYS} keys, c=16, 3-master Redis Cluster: throughput`,
@@ -98,6 +102,7 @@ export async function clusterBench(): Promise<BenchRow[]> {
       baselineValue: med(runs.single, "bumps"),
       unit: "calls/s",
       better: "higher",
+      ...paired("bumps"),
     },
     {
       name: `Watch: changes delivered to ${WATCHERS} watchers of ${KEYS} keys under that load, 3-master Cluster`,
@@ -106,6 +111,7 @@ export async function clusterBench(): Promise<BenchRow[]> {
       baselineValue: med(runs.single, "deliveries"),
       unit: "changes/s",
       better: "higher",
+      ...paired("deliveries"),
     },
   ];
 }

@@ -151,7 +151,13 @@ export async function connectFanOutBench(): Promise<BenchRow[]> {
       // Per side: each trial's time to the last watcher, and the server's CPU over all trials.
       const grpc = { watchers: overGrpc, ms: [] as number[], cpuSeconds: 0 };
       const connect = { watchers: overConnect, ms: [] as number[], cpuSeconds: 0 };
+      /** RSS per stream of each, read every 5 trials (one reading swung by 2x between runs). */
+      const rss = { grpc: [] as number[], connect: [] as number[] };
       for (let trial = 0; trial < TRIALS; trial++) {
+        if (trial % 5 === 4) {
+          rss.grpc.push(await overGrpc.rssPerStream());
+          rss.connect.push(await overConnect.rssPerStream());
+        }
         // Alternate which goes first, so a drift within the pair cancels out over pairs.
         for (const side of trial % 2 ? [grpc, connect] : [connect, grpc]) {
           const { lastMs, serverCpuSeconds } = await side.watchers.trial();
@@ -160,8 +166,6 @@ export async function connectFanOutBench(): Promise<BenchRow[]> {
         }
       }
       const ratios = connect.ms.map((ms, trial) => ms / (grpc.ms[trial] ?? Number.NaN));
-      // After the trials, in the steady state, as fanout-bench.ts reads it.
-      const [grpcRss, connectRss] = await Promise.all([overGrpc.rssPerStream(), overConnect.rssPerStream()]);
       const perMessage = (cpuSeconds: number): number => (cpuSeconds * 1e6) / (TRIALS * streams);
       const label = `fan-out to ${streams.toLocaleString("en-US")} watchers over Connect binary (HTTP/2), memory store`;
       rows.push(
@@ -184,11 +188,12 @@ export async function connectFanOutBench(): Promise<BenchRow[]> {
         },
         {
           name: `${label}: server RSS per open stream`,
-          value: connectRss / 1024,
+          value: median(rss.connect) / 1024,
           baselineName: "the same over gRPC",
-          baselineValue: grpcRss / 1024,
+          baselineValue: median(rss.grpc) / 1024,
           unit: "KiB",
           better: "lower",
+          ...pairStats(rss.connect.map((bytes, index) => bytes / (rss.grpc[index] ?? Number.NaN))),
         },
       );
     } finally {

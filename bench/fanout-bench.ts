@@ -97,6 +97,9 @@ export function fanOutPairs(streams: number): number {
   return streams >= 10_000 ? 101 : 201;
 }
 
+/** Server RSS is read every this many pairs (both servers, as they are and after a forced GC). */
+const RSS_EVERY = 20;
+
 export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const streams of [1000, 10_000]) {
@@ -113,8 +116,21 @@ export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
       const bareMs: number[] = [];
       const syncgenMs: number[] = [];
       const ratios: number[] = [];
+      /** RSS per stream, read every RSS_EVERY pairs: one reading swung by 30-70% between runs. */
+      const rss = {
+        measured: [] as number[],
+        baseline: [] as number[],
+        measuredGc: [] as number[],
+        baselineGc: [] as number[],
+      };
       const trials = fanOutPairs(streams);
       for (let pair = 0; pair < trials; pair++) {
+        if (pair % RSS_EVERY === RSS_EVERY - 1) {
+          rss.measured.push(await measured.rssPerStream());
+          rss.baseline.push(await baseline.rssPerStream());
+          rss.measuredGc.push(await measured.rssPerStream(true));
+          rss.baselineGc.push(await baseline.rssPerStream(true));
+        }
         // Alternate which goes first, so a drift within a pair cancels out over pairs.
         let ours: number;
         let theirs: number;
@@ -151,24 +167,26 @@ export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
           ...common,
         },
         {
-          // After the trials, in the steady state: right after opening, garbage from the
-          // opening itself (decoded requests, first writes) inflates RSS by chance amounts.
+          // Read during the trials, in the steady state: right after opening, garbage from
+          // the opening itself (decoded requests, first writes) inflates RSS by chance amounts.
           name: `${label}: server RSS per open stream (no forced GC)`,
-          value: (await measured.rssPerStream()) / 1024,
+          value: median(rss.measured) / 1024,
           baselineName: "bare grpc-js server",
-          baselineValue: (await baseline.rssPerStream()) / 1024,
+          baselineValue: median(rss.baseline) / 1024,
           unit: "KiB",
           better: "lower",
           target: 1,
+          ...pairStats(rss.measured.map((bytes, index) => bytes / (rss.baseline[index] ?? Number.NaN))),
         },
         {
           name: `${label}: server RSS per open stream (after a forced GC)`,
-          value: (await measured.rssPerStream(true)) / 1024,
+          value: median(rss.measuredGc) / 1024,
           baselineName: "bare grpc-js server",
-          baselineValue: (await baseline.rssPerStream(true)) / 1024,
+          baselineValue: median(rss.baselineGc) / 1024,
           unit: "KiB",
           better: "lower",
           target: 1,
+          ...pairStats(rss.measuredGc.map((bytes, index) => bytes / (rss.baselineGc[index] ?? Number.NaN))),
         },
       );
     } finally {

@@ -144,6 +144,8 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
           },
         );
         if (store === "Redis") {
+          // Paired by round: the raw run of the same round, a few runs later.
+          const raw = runs.get(`raw/${method}/${concurrency}`) ?? [];
           rows.push({
             name: `${label}: throughput vs raw ioredis`,
             value: pick(id, "callsPerSecond"),
@@ -151,6 +153,9 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
             baselineValue: pick(`raw/${method}/${concurrency}`, "callsPerSecond"),
             unit: "calls/s",
             better: "higher",
+            ...pairStats(
+              (runs.get(id) ?? []).map((run, round) => run.callsPerSecond / (raw[round]?.callsPerSecond ?? Number.NaN)),
+            ),
           });
         }
       }
