@@ -163,6 +163,8 @@ export class WatchHub {
   #pass: FanOutPass | undefined;
   /** Streams still to get this beat's heartbeat, when a beat is being sent. */
   #heartbeats: Iterator<Stream> | undefined;
+  /** The work the next fan-out slice starts with: 0 changes, 1 drained streams, 2 heartbeats. */
+  #firstWork = 0;
   #fanOutScheduled = false;
   readonly #heartbeat: NodeJS.Timeout;
   /** Bumped on every resync so an older, slower one gives up. */
@@ -344,7 +346,9 @@ export class WatchHub {
    * Serialize once, write many: a change goes to every stream that can take it as one
    * response encoded once. A blocked stream only notes the key; on drain it gets one
    * response with the latest of everything it missed. Runs for one slice, and schedules
-   * itself again while work is left.
+   * itself again while work is left. Each slice starts with the next kind of work in turn
+   * (changes, drained streams, heartbeats), so a key that changes all the time, whose pass
+   * never ends, cannot starve the other two.
    */
   #fanOut(): void {
     this.#fanOutScheduled = false;
@@ -354,25 +358,50 @@ export class WatchHub {
       this.#scheduleFanOut();
       return true;
     };
+    const first = this.#firstWork;
+    this.#firstWork = (first + 1) % 3;
+    for (let turn = 0; turn < 3; turn++) {
+      const work = (first + turn) % 3;
+      const done =
+        work === 0
+          ? this.#sendChanges(sliceOver)
+          : work === 1
+            ? this.#flushDrained(sliceOver)
+            : this.#sendBeat(sliceOver);
+      if (!done) return;
+    }
+  }
+
+  /** Fans out changed keys until none is left (true) or the slice is over (false). */
+  #sendChanges(sliceOver: () => boolean): boolean {
     for (;;) {
       const pass = this.#pass ?? this.#nextPass();
-      if (pass === undefined) break;
+      if (pass === undefined) return true;
       this.#pass = pass;
-      if (!this.#continuePass(pass, sliceOver)) return;
+      if (!this.#continuePass(pass, sliceOver)) return false;
       this.#pass = undefined;
     }
+  }
+
+  /** Sends drained streams what they missed while blocked, until done (true) or the slice is over (false). */
+  #flushDrained(sliceOver: () => boolean): boolean {
     for (const stream of this.#drained) {
       this.#drained.delete(stream);
       if (!stream.blocked && !stream.closed) this.#flush(stream, [...stream.dirty], false);
-      if (sliceOver()) return;
+      if (sliceOver()) return false;
     }
-    // Heartbeats last: they only say the server is there, so changes go first.
+    return true;
+  }
+
+  /** Sends the beat under way to its remaining streams, until done (true) or the slice is over (false). */
+  #sendBeat(sliceOver: () => boolean): boolean {
     for (let step = this.#heartbeats?.next(); step?.done === false; step = this.#heartbeats?.next()) {
       const stream = step.value;
       if (stream.live && !stream.blocked) this.#send(stream, HEARTBEAT);
-      if (sliceOver()) return;
+      if (sliceOver()) return false;
     }
     this.#heartbeats = undefined;
+    return true;
   }
 
   /** Starts the fan-out of the next changed key, if any. */

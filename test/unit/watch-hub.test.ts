@@ -35,6 +35,10 @@ class RecordingSink implements WatchSink {
   response(n: number): Promise<[string, bigint][]> {
     return this.#sent.until(() => this.responses[n], 2000, `response ${n}`);
   }
+  /** Waits for a response that `matches`. */
+  responseThat(matches: (changes: [string, bigint][]) => boolean, ms: number, what: string): Promise<unknown> {
+    return this.#sent.until(() => this.responses.find(matches), ms, what);
+  }
 }
 
 /** A sink whose every write costs 20 µs of CPU, as a real stream's write costs some. */
@@ -216,6 +220,37 @@ describe("WatchHub", () => {
     await fanOutRuns();
     expect(sinks.every((sink) => sink.responses.length === 2 && sink.responses[1]?.[0]?.[1] === generation)).toBe(true);
     hub.shutdown();
+  });
+
+  test("a key that changes all the time keeps neither a drained stream from its other keys nor heartbeats from streams", async () => {
+    const store = new MemoryStore();
+    cleanups.push(() => store.close());
+    await store.connect();
+    const hub = new WatchHub(store, store, { heartbeatMs: 50 });
+    cleanups.push(() => hub.shutdown());
+    // Each pass over the hot key's watchers takes many slices.
+    const hotWatchers = Array.from({ length: 1000 }, () => new CostlySink());
+    for (const sink of hotWatchers) hub.open(sink, ["hot"], new Map());
+    const late = new RecordingSink();
+    hub.open(late, ["hot", "cold"], new Map());
+    const quiet = new RecordingSink();
+    hub.open(quiet, ["quiet"], new Map());
+    await Promise.all([...hotWatchers, late, quiet].map((sink) => sink.response(0)));
+    // `late` blocks on a change of the hot key, then misses one of the cold key.
+    late.writable = false;
+    await store.bump("hot");
+    await late.response(1);
+    const cold = await store.bump("cold");
+    // From now on the hot key always has a pass in progress or waiting.
+    const hammer = setInterval(() => void store.bump("hot"), 1);
+    cleanups.push(() => clearInterval(hammer));
+    late.drain();
+    await late.responseThat(
+      (changes) => changes.some(([key, generation]) => key === "cold" && generation === cold),
+      20_000,
+      "the drained stream's missed change of the cold key",
+    );
+    await quiet.responseThat((changes) => changes.length === 0, 20_000, "a heartbeat to the stream of a quiet key");
   });
 
   test("a change that comes while its key is being fanned out reaches every stream, the latest last", async () => {
