@@ -5,43 +5,34 @@
  *
  *   npx tsx bench/ab.ts grpc-get 16 redis     # MODE CONCURRENCY STORE (memory or redis)
  *
- * The Redis store uses REDIS_URL (default redis://127.0.0.1:6379) with prefix "ab:".
+ * The Redis store uses REDIS_URL (default redis://127.0.0.1:6379) with prefix "ab:"; AB_PAIRS
+ * sets the number of pairs (default 8). Pinned as `npm run bench` is.
  */
 import { pinLoad, ServerProcess, UnaryLoad } from "./processes.js";
-import { median } from "./report.js";
+import { measurePair, median } from "./report.js";
+import { run } from "./unary-bench.js";
 
 const [mode = "grpc-get", concurrencyText = "16", store = "memory"] = process.argv.slice(2);
 const redisUrl = process.env.REDIS_URL || "redis://127.0.0.1:6379";
 const PAIRS = Number(process.env.AB_PAIRS ?? 8);
 await pinLoad();
-const spec = { concurrency: Number(concurrencyText), key: "k", prefix: "ab:", durationMs: 1500, warmupMs: 300 };
+const spec = { concurrency: Number(concurrencyText), key: "k", prefix: "ab:" };
 
 const echo = await ServerProcess.echo();
 const syncgen = await ServerProcess.syncgen(store === "redis" ? ["--redis", redisUrl, "--prefix", "ab:"] : []);
 const load = new UnaryLoad();
 try {
-  for (const server of [echo, syncgen]) await load.run({ ...spec, mode, target: server.address });
+  for (const server of [echo, syncgen]) await run(load, { ...spec, mode, target: server.address });
   const throughput: number[] = [];
   const cpu: number[] = [];
   for (let pair = 0; pair < PAIRS; pair++) {
-    const measured = new Map<ServerProcess, { rate: number; cpu: number }>();
-    // Alternate which side goes first, so a drift within the pair cancels out over pairs.
-    for (const server of pair % 2 ? [echo, syncgen] : [syncgen, echo]) {
-      const before = await server.cpuSeconds();
-      const result = await load.run<{ calls: number; totalCalls: number; seconds: number }>({
-        ...spec,
-        mode: server === echo ? "grpc-get" : mode,
-        target: server.address,
-      });
-      const after = await server.cpuSeconds();
-      measured.set(server, { rate: result.calls / result.seconds, cpu: ((after - before) * 1e6) / result.totalCalls });
-    }
-    const a = measured.get(syncgen);
-    const b = measured.get(echo);
-    if (a && b) {
-      throughput.push(a.rate / b.rate);
-      cpu.push(a.cpu / b.cpu);
-    }
+    const [ours, theirs] = await measurePair(
+      pair,
+      () => run(load, { ...spec, mode, target: syncgen.address }, syncgen),
+      () => run(load, { ...spec, mode: "grpc-get", target: echo.address }, echo),
+    );
+    throughput.push(ours.callsPerSecond / theirs.callsPerSecond);
+    cpu.push(ours.cpuMicrosPerCall / theirs.cpuMicrosPerCall);
   }
   console.log(
     `${mode} c=${spec.concurrency} ${store}: throughput ${median(throughput).toFixed(3)}x echo, ` +

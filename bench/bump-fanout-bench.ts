@@ -11,7 +11,7 @@ import { performance } from "node:perf_hooks";
 import { createGenerationClient } from "../src/client/index.js";
 import { FanOutWatchers } from "./fanout-bench.js";
 import { ServerProcess } from "./processes.js";
-import { type BenchRow, median, pairStats } from "./report.js";
+import { type BenchRow, measurePair, median, pairStats } from "./report.js";
 
 /** Pairs per configuration: one round trip is noisy on two cores, the median of many is not. */
 export const BUMP_PAIRS = 81;
@@ -41,16 +41,11 @@ export async function bumpUnderFanOutBench(redisUrl: string): Promise<BenchRow[]
           // Warm the unwatched key's path too.
           for (let i = 0; i < 5; i++) await bumpIdle();
           for (let pair = 0; pair < BUMP_PAIRS; pair++) {
-            // Alternate which goes first, so a drift within a pair cancels out over pairs.
-            let withWatchers: number;
-            let without: number;
-            if (pair % 2 === 0) {
-              withWatchers = (await watchers.trial()).triggerMs;
-              without = await bumpIdle();
-            } else {
-              without = await bumpIdle();
-              withWatchers = (await watchers.trial()).triggerMs;
-            }
+            const [withWatchers, without] = await measurePair(
+              pair,
+              async () => (await watchers.trial()).triggerMs,
+              bumpIdle,
+            );
             watched.push(withWatchers);
             idle.push(without);
             ratios.push(withWatchers / without);

@@ -9,7 +9,7 @@ import { pollUntil } from "../test/helpers/deadline.js";
 import { nextExpiry } from "../test/helpers/synchronizer.js";
 import type { ServerProcess } from "./processes.js";
 import type { BenchRow } from "./report.js";
-import { median, pairStats, percentile } from "./report.js";
+import { measurePair, median, pairStats, percentile } from "./report.js";
 import { RawPubSub } from "./watch-bench.js";
 
 /** Calls `check` back to back for `ms` milliseconds; returns calls per second. */
@@ -37,14 +37,17 @@ export async function clientBench(
   const watched = await GenerationSynchronizer.create(a, key, { watch: true });
   await pollUntil(() => watched.live, "the watch-mode synchronizer to go live", 10_000, 10);
 
-  // Pairs, alternating which goes first, reported as the median of their ratios.
+  // Pairs, reported as the median of their ratios.
   const pollRates: number[] = [];
   const watchRates: number[] = [];
-  for (let run = 0; run < 7; run++) {
-    const pollFirst = run % 2 === 0;
-    if (pollFirst) pollRates.push(await rate(() => poll.isExpired(), 1000));
-    watchRates.push(await rate(() => watched.isExpired(), 1000));
-    if (!pollFirst) pollRates.push(await rate(() => poll.isExpired(), 1000));
+  for (let pair = 0; pair < 7; pair++) {
+    const [pollRate, watchRate] = await measurePair(
+      pair,
+      () => rate(() => poll.isExpired(), 1000),
+      () => rate(() => watched.isExpired(), 1000),
+    );
+    pollRates.push(pollRate);
+    watchRates.push(watchRate);
   }
 
   // Bump on B, onExpired on A; each trial also times raw pub/sub, so drift hits both alike.

@@ -9,11 +9,11 @@ import { createGenerationClient } from "../src/client/index.js";
 import { RedisCluster } from "../test/helpers/redis-cluster.js";
 import { RedisProcess } from "../test/helpers/redis-process.js";
 import { ServerProcess, UnaryLoad } from "./processes.js";
-import { type BenchRow, median, pairStats } from "./report.js";
+import { type BenchRow, measurePair, median, pairStats } from "./report.js";
 
 const KEYS = 1000;
 const WATCHERS = 10;
-/** Pairs, alternating which server goes first; the table reports the median of their ratios. */
+/** Pairs (measurePair); the table reports the median of their ratios. */
 const ROUNDS = 7;
 
 interface Throughput {
@@ -82,9 +82,13 @@ export async function clusterBench(): Promise<BenchRow[]> {
     await measure(load, single, prefix); // warm up both servers' JIT
     await measure(load, sharded, prefix);
     for (let round = 0; round < ROUNDS; round++) {
-      if (round % 2 === 0) runs.single.push(await measure(load, single, prefix));
-      runs.sharded.push(await measure(load, sharded, prefix));
-      if (round % 2 === 1) runs.single.push(await measure(load, single, prefix));
+      const [one, many] = await measurePair(
+        round,
+        () => measure(load, single, prefix),
+        () => measure(load, sharded, prefix),
+      );
+      runs.single.push(one);
+      runs.sharded.push(many);
     }
   } finally {
     await load.close();

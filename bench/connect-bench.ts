@@ -17,7 +17,7 @@
 import { createGenerationClient } from "../src/client/index.js";
 import { FanOutWatchers, TRIALS } from "./fanout-bench.js";
 import { ServerProcess, UnaryLoad } from "./processes.js";
-import { type BenchRow, median, pairStats } from "./report.js";
+import { type BenchRow, measurePair, median, pairStats } from "./report.js";
 import { ROUNDS, type Run, run } from "./unary-bench.js";
 
 const CONCURRENCIES = [1, 16];
@@ -158,12 +158,16 @@ export async function connectFanOutBench(): Promise<BenchRow[]> {
           rss.grpc.push(await overGrpc.rssPerStream());
           rss.connect.push(await overConnect.rssPerStream());
         }
-        // Alternate which goes first, so a drift within the pair cancels out over pairs.
-        for (const side of trial % 2 ? [grpc, connect] : [connect, grpc]) {
+        const trialOf = async (side: typeof grpc): Promise<void> => {
           const { lastMs, serverCpuSeconds } = await side.watchers.trial();
           side.ms.push(lastMs);
           side.cpuSeconds += serverCpuSeconds;
-        }
+        };
+        await measurePair(
+          trial,
+          () => trialOf(connect),
+          () => trialOf(grpc),
+        );
       }
       const ratios = connect.ms.map((ms, trial) => ms / (grpc.ms[trial] ?? Number.NaN));
       const perMessage = (cpuSeconds: number): number => (cpuSeconds * 1e6) / (TRIALS * streams);

@@ -7,7 +7,7 @@
 import { performance } from "node:perf_hooks";
 import { createGenerationClient } from "../src/client/index.js";
 import { ServerProcess } from "./processes.js";
-import { type BenchRow, median, pairStats, percentile } from "./report.js";
+import { type BenchRow, measurePair, median, pairStats, percentile } from "./report.js";
 import { WatchLoad } from "./watch-load-process.js";
 
 /** Trials of a Connect fan-out configuration (connect-bench.ts); 7 let its ratio swing by 40% between runs. */
@@ -131,16 +131,11 @@ export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
           rss.measuredGc.push(await measured.rssPerStream(true));
           rss.baselineGc.push(await baseline.rssPerStream(true));
         }
-        // Alternate which goes first, so a drift within a pair cancels out over pairs.
-        let ours: number;
-        let theirs: number;
-        if (pair % 2 === 0) {
-          ours = (await measured.trial()).lastMs;
-          theirs = (await baseline.trial()).lastMs;
-        } else {
-          theirs = (await baseline.trial()).lastMs;
-          ours = (await measured.trial()).lastMs;
-        }
+        const [ours, theirs] = await measurePair(
+          pair,
+          async () => (await measured.trial()).lastMs,
+          async () => (await baseline.trial()).lastMs,
+        );
         syncgenMs.push(ours);
         bareMs.push(theirs);
         ratios.push(ours / theirs);

@@ -81,6 +81,19 @@ export async function publish(rows: BenchRow[], context: Record<string, string>)
   await writeFile(`${dir}latest.md`, `# syncgen benchmarks\n\n${header}\n\n${table}\n`);
 }
 
+/**
+ * Runs one pair's two measurements, `a` first in even pairs and `b` first in odd ones, so a
+ * drift within a pair cancels out over pairs; resolves with [a's, b's].
+ */
+export async function measurePair<A, B>(pair: number, a: () => Promise<A>, b: () => Promise<B>): Promise<[A, B]> {
+  if (pair % 2 === 0) {
+    const first = await a();
+    return [first, await b()];
+  }
+  const first = await b();
+  return [await a(), first];
+}
+
 /** The p-th percentile (0-100) of samples. */
 export function percentile(samples: number[], p: number): number {
   const sorted = [...samples].sort((a, b) => a - b);

@@ -10,7 +10,7 @@
 
 import { ServerProcess, UnaryLoad } from "./processes.js";
 import type { BenchRow } from "./report.js";
-import { median, pairStats } from "./report.js";
+import { measurePair, median, pairStats } from "./report.js";
 
 interface LoadResult {
   calls: number;
@@ -85,11 +85,11 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
           record(runs, config.id, await run(load, config.spec, config.server));
           continue;
         }
-        // Alternate which goes first, so a drift within a pair cancels out over rounds.
-        const echoFirst = round % 2 === 1;
-        const early = echoFirst ? await run(load, echoConfig.spec, echo) : await run(load, config.spec, config.server);
-        const late = echoFirst ? await run(load, config.spec, config.server) : await run(load, echoConfig.spec, echo);
-        const [measured, baseline] = echoFirst ? [late, early] : [early, late];
+        const [measured, baseline] = await measurePair(
+          round,
+          () => run(load, config.spec, config.server),
+          () => run(load, echoConfig.spec, echo),
+        );
         record(runs, config.id, measured);
         record(runs, echoConfig.id, baseline);
         record(pairs, config.id, {

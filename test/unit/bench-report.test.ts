@@ -1,6 +1,6 @@
 /** The benchmark table's arithmetic: percentiles, ratios and whether a target is met. */
 import { describe, expect, test } from "vitest";
-import { markdownTable, median, pairStats, percentile } from "../../bench/report.js";
+import { markdownTable, measurePair, median, pairStats, percentile } from "../../bench/report.js";
 
 describe("percentile()", () => {
   test.each([
@@ -52,5 +52,18 @@ describe("markdownTable()", () => {
       },
     ]);
     expect(table).toContain("| paired | 5.00 ms | base | 4.00 ms | 1.05x | 10 (0.900–1.25x) | ≤ 1.5x | yes |");
+  });
+});
+
+describe("measurePair()", () => {
+  test("runs the first measurement first in even pairs and second in odd ones, and answers in its own order", async () => {
+    const order: string[] = [];
+    const measure = (name: string) => async () => {
+      order.push(name);
+      return name;
+    };
+    expect(await measurePair(0, measure("a"), measure("b"))).toEqual(["a", "b"]);
+    expect(await measurePair(1, measure("a"), measure("b"))).toEqual(["a", "b"]);
+    expect(order).toEqual(["a", "b", "b", "a"]);
   });
 });
