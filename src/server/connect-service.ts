@@ -133,11 +133,17 @@ function callContext(handlerContext: HandlerContext): { context: CallContext; en
   if (handlerContext.signal.aborted) end();
   else handlerContext.signal.addEventListener("abort", end, { once: true });
   const timeoutMs = handlerContext.timeoutMs();
+  const { signal } = controller;
   return {
     context: {
-      signal: controller.signal,
+      signal,
       deadline: timeoutMs === undefined ? Number.POSITIVE_INFINITY : Date.now() + timeoutMs,
       peer: httpCallOf(handlerContext.values).peer,
+      onEnd(listener) {
+        // Connect makes a signal for every call anyway: listening costs no more.
+        if (signal.aborted) listener();
+        else signal.addEventListener("abort", listener, { once: true });
+      },
     },
     end: () => {
       handlerContext.signal.removeEventListener("abort", end);

@@ -98,7 +98,7 @@ export class HealthService {
       watch: async (request, context, sink) => {
         if (this.#endedWith) throw this.#endedWith;
         const service = this.#statuses.has(request.service) ? request.service : undefined;
-        await untilCancelled(context.signal, (end) => {
+        await untilCancelled(context, (end) => {
           const watch: HealthWatch = { service, sink, end, sent: ServingStatus.UNKNOWN, blocked: false };
           this.#watches.add(watch);
           this.#update(watch);

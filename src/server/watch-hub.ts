@@ -5,10 +5,10 @@
  *   subscribes and then reads it (subscribe first, so no change falls in between), later
  *   watchers are answered from the table without touching the store.
  * - Level-triggered: the table keeps only each key's latest state, ordered by revision, so a
- *   stale notification never overwrites a fresh read. Each stream keeps, per key, only the
- *   generation it last sent and whether that is out of date — bounded by its keys, never by
- *   the rate of changes — and honours transport backpressure: while a stream cannot take more
- *   it is skipped, and on drain it gets what is latest.
+ *   stale notification never overwrites a fresh read. Per key and stream, only the generation
+ *   last sent is kept, and whether that is out of date — bounded by the stream's keys, never
+ *   by the rate of changes. Transport backpressure is honoured: while a stream cannot take
+ *   more it is skipped, and on drain it gets what is latest.
  * - While the store is not ready nothing in the table is trusted: new streams are refused
  *   with UNAVAILABLE, and after the store's `resync` every watched key is read again and
  *   streams get what differs, so no latest value is lost to a dropped pub/sub message.
@@ -37,11 +37,8 @@ import {
   type StoreState,
 } from "./store/generation-store.js";
 
-/** Where a Watch stream's responses go, and how the hub ends it. */
-export interface WatchSink extends ResponseSink<WatchResponse> {
-  /** Ends the stream with an error status. */
-  end(error: GenerationServiceError): void;
-}
+/** Ends a Watch stream with an error status. */
+export type EndWatch = (error: GenerationServiceError) => void;
 
 /** Options of the hub. */
 export interface WatchHubOptions {
@@ -103,7 +100,12 @@ const RESYNC_RETRY_MS = { initial: 100, max: 5000 };
 interface KeyEntry {
   readonly key: string;
   state: KeyState;
-  readonly streams: Set<Stream>;
+  /**
+   * The streams that watch it, each with the generation last sent to it (or known by its
+   * client; undefined: the client holds nothing). Kept here rather than per stream: a stream
+   * of one key, the usual Watch, then needs no table of its own.
+   */
+  readonly streams: Map<Stream, bigint | undefined>;
   /** Settles once the entry holds a state read after subscribing; undefined: must (re)load. */
   loaded: Promise<void> | undefined;
   /** When a notification last changed it (performance.now()), until it is fanned out. */
@@ -123,25 +125,21 @@ interface FanOutPass {
 
 /** A stream's state; only the hub touches it. */
 class Stream implements WatchStream {
-  /** The generation last sent (or known by the client) per key; absent: client holds nothing. */
-  readonly sent = new Map<string, bigint>();
-  /** Keys whose latest generation may differ from `sent`; filled only while blocked. */
-  readonly dirty = new Set<string>();
+  /**
+   * Keys whose latest generation may differ from what the stream was sent; made only while
+   * it is blocked (most streams never are).
+   */
+  dirty: Set<string> | undefined;
   live = false;
   blocked = false;
   closed = false;
 
   constructor(
     readonly hub: WatchHub,
-    readonly sink: WatchSink,
+    readonly sink: ResponseSink<WatchResponse>,
+    readonly end: EndWatch,
     readonly keys: readonly string[],
-    known: ReadonlyMap<string, bigint>,
-  ) {
-    for (const key of keys) {
-      const generation = known.get(key);
-      if (generation !== undefined) this.sent.set(key, generation);
-    }
-  }
+  ) {}
 
   close(): void {
     this.hub.release(this);
@@ -194,17 +192,23 @@ export class WatchHub {
     let pendingKeys = 0;
     for (const stream of this.#streams) {
       if (stream.blocked) blockedStreams++;
-      pendingKeys += stream.dirty.size;
+      pendingKeys += stream.dirty?.size ?? 0;
     }
     return { streams: this.#streams.size, keys: this.#entries.size, blockedStreams, pendingKeys };
   }
 
   /**
-   * Opens a stream on `keys` (distinct, validated). The first response goes out once every
-   * key's state is known; if the store cannot serve, the stream ends with UNAVAILABLE.
+   * Opens a stream on `keys` (distinct, validated) whose client holds the `known`
+   * generations. The first response goes out once every key's state is known; if the store
+   * cannot serve, `end` ends the stream with UNAVAILABLE.
    */
-  open(sink: WatchSink, keys: readonly string[], known: ReadonlyMap<string, bigint>): WatchStream {
-    const stream = new Stream(this, sink, keys, known);
+  open(
+    sink: ResponseSink<WatchResponse>,
+    keys: readonly string[],
+    known: ReadonlyMap<string, bigint>,
+    end: EndWatch,
+  ): WatchStream {
+    const stream = new Stream(this, sink, end, keys);
     const refusal = this.#shutDown
       ? SHUTDOWN_MESSAGE
       : this.#feed.state !== "ready"
@@ -212,7 +216,7 @@ export class WatchHub {
         : undefined;
     if (refusal !== undefined) {
       stream.closed = true;
-      sink.end(new GenerationServiceError(refusal, Code.UNAVAILABLE));
+      end(new GenerationServiceError(refusal, Code.UNAVAILABLE));
       return stream;
     }
     this.#streams.add(stream);
@@ -221,10 +225,10 @@ export class WatchHub {
     for (const key of keys) {
       let entry = this.#entries.get(key);
       if (entry === undefined) {
-        entry = { key, state: ABSENT, streams: new Set(), loaded: undefined };
+        entry = { key, state: ABSENT, streams: new Map(), loaded: undefined };
         this.#entries.set(key, entry);
       }
-      entry.streams.add(stream);
+      entry.streams.set(stream, known.get(key));
       if (entry.loaded === undefined) toLoad.push(entry);
       else loads.add(entry.loaded);
     }
@@ -233,7 +237,7 @@ export class WatchHub {
       () => this.#goLive(stream),
       (error: unknown) => {
         if (stream.closed) return;
-        sink.end(toServiceError(error));
+        end(toServiceError(error));
         this.release(stream);
       },
     );
@@ -270,7 +274,7 @@ export class WatchHub {
     this.#feed.off("state", this.#onState);
     const error = new GenerationServiceError(SHUTDOWN_MESSAGE, Code.UNAVAILABLE);
     for (const stream of [...this.#streams]) {
-      stream.sink.end(error);
+      stream.end(error);
       this.release(stream);
     }
   }
@@ -387,7 +391,11 @@ export class WatchHub {
   #flushDrained(sliceOver: () => boolean): boolean {
     for (const stream of this.#drained) {
       this.#drained.delete(stream);
-      if (!stream.blocked && !stream.closed) this.#flush(stream, [...stream.dirty], false);
+      const { dirty } = stream;
+      if (dirty !== undefined && !stream.blocked && !stream.closed) {
+        stream.dirty = undefined;
+        this.#flush(stream, dirty, false);
+      }
       if (sliceOver()) return false;
     }
     return true;
@@ -413,7 +421,7 @@ export class WatchHub {
     const { notifiedAt } = entry;
     // A notification during the pass starts the lag of the next one.
     entry.notifiedAt = undefined;
-    return { entry, streams: entry.streams.values(), response: undefined, messages: 0, notifiedAt };
+    return { entry, streams: entry.streams.keys(), response: undefined, messages: 0, notifiedAt };
   }
 
   /** Sends the key's latest generation to its streams until done (true) or the slice is over (false). */
@@ -426,9 +434,10 @@ export class WatchHub {
       const { generation } = entry.state;
       if (stream.live) {
         if (stream.blocked) {
+          stream.dirty ??= new Set();
           stream.dirty.add(key);
-        } else if (stream.sent.get(key) !== generation) {
-          stream.sent.set(key, generation);
+        } else if (entry.streams.get(stream) !== generation) {
+          entry.streams.set(stream, generation);
           if (pass.response?.changes[0]?.generation !== generation) {
             pass.response = create(WatchResponseSchema, {
               changes: [create(KeyGenerationSchema, { key, generation })],
@@ -452,13 +461,15 @@ export class WatchHub {
    * of at most MAX_RESPONSE_BYTES each, all but the last marked `continued`.
    */
   #flush(stream: Stream, keys: Iterable<string>, always: boolean): void {
-    stream.dirty.clear();
     let changes: KeyGeneration[] = [];
     let bytes = 0;
     for (const key of keys) {
-      const generation = (this.#entries.get(key)?.state ?? ABSENT).generation;
-      if (stream.sent.get(key) === generation) continue;
-      stream.sent.set(key, generation);
+      // Every key of an open stream has its entry.
+      const entry = this.#entries.get(key);
+      if (entry === undefined) continue;
+      const { generation } = entry.state;
+      if (entry.streams.get(stream) === generation) continue;
+      entry.streams.set(stream, generation);
       // A KeyGeneration costs its key, a varint generation and a few bytes of framing.
       const size = Buffer.byteLength(key) + 16;
       if (bytes + size > MAX_RESPONSE_BYTES && changes.length > 0) {
@@ -477,7 +488,7 @@ export class WatchHub {
     stream.blocked = true;
     stream.sink.onDrain(() => {
       stream.blocked = false;
-      if (stream.closed || stream.dirty.size === 0) return;
+      if (stream.closed || stream.dirty === undefined) return;
       this.#drained.add(stream);
       this.#scheduleFanOut();
     });

@@ -6,14 +6,14 @@
 
 import { describe, expect, test } from "vitest";
 import type { WatchResponse } from "../../src/gen/generation/v1/generation_pb.js";
-import type { GenerationServiceError } from "../../src/server/errors.js";
+import type { ResponseSink } from "../../src/server/handler.js";
 import type { KeyState } from "../../src/server/store/generation-store.js";
 import { MemoryStore } from "../../src/server/store/memory-store.js";
-import { WatchHub, type WatchSink } from "../../src/server/watch-hub.js";
+import { WatchHub } from "../../src/server/watch-hub.js";
 import { cleanupsAfterEach } from "../helpers/cleanups.js";
 import { Condition, withDeadline } from "../helpers/deadline.js";
 
-class RecordingSink implements WatchSink {
+class RecordingSink implements ResponseSink<WatchResponse> {
   readonly responses: [string, bigint][][] = [];
   writable = true;
   #drain: (() => void) | undefined;
@@ -26,7 +26,6 @@ class RecordingSink implements WatchSink {
   onDrain(listener: () => void): void {
     this.#drain = listener;
   }
-  end(_error: GenerationServiceError): void {}
   drain(): void {
     this.writable = true;
     this.#drain?.();
@@ -52,6 +51,9 @@ class CostlySink extends RecordingSink {
   }
 }
 
+/** The hub's `end` for streams whose end no test looks at. */
+const unended = (): void => {};
+
 const cleanups = cleanupsAfterEach();
 
 async function setup(): Promise<{ store: MemoryStore; hub: WatchHub }> {
@@ -71,7 +73,7 @@ describe("WatchHub", () => {
     const first = await store.bump("k");
     const second = await store.bump("k");
     const sink = new RecordingSink();
-    hub.open(sink, ["k"], new Map());
+    hub.open(sink, ["k"], new Map(), unended);
     expect(await sink.response(0)).toEqual([["k", second]]);
     store.emit("change", "k", { generation: first, revision: first });
     await fanOutRuns();
@@ -86,7 +88,7 @@ describe("WatchHub", () => {
     const { store, hub } = await setup();
     const sink = new RecordingSink();
     const generation = await store.bump("k");
-    hub.open(sink, ["k"], new Map());
+    hub.open(sink, ["k"], new Map(), unended);
     expect(await sink.response(0)).toEqual([["k", generation]]);
     // The hub is told of a state the store no longer has (as after Redis lost its data).
     const lost = generation + 1_000_000n;
@@ -111,7 +113,7 @@ describe("WatchHub", () => {
     const before = await store.bump("k");
     const hub = new WatchHub(store, store, { heartbeatMs: 60_000 });
     const sink = new RecordingSink();
-    hub.open(sink, ["k"], new Map([["k", before]]));
+    hub.open(sink, ["k"], new Map([["k", before]]), unended);
     const [[, generation] = ["", 0n]] = await sink.response(0);
     expect(generation).toBeGreaterThan(before);
     expect(generation).toBe((await store.read(["k"]))[0]?.generation);
@@ -153,7 +155,7 @@ describe("WatchHub", () => {
     const hub = new WatchHub(store, store, { heartbeatMs: 60_000 });
     // 2,500 keys: three batches of subscribe-then-read; the stream goes during the first.
     const keys = Array.from({ length: 2500 }, (_, i) => `k${i}`);
-    const stream = hub.open(new RecordingSink(), keys, new Map());
+    const stream = hub.open(new RecordingSink(), keys, new Map(), unended);
     stream.close();
     store.release?.();
     await withDeadline(store.firstRead, 2000, "the first batch's read");
@@ -167,7 +169,7 @@ describe("WatchHub", () => {
     const { store, hub } = await setup();
     const sink = new RecordingSink();
     sink.writable = false;
-    hub.open(sink, ["a", "b"], new Map());
+    hub.open(sink, ["a", "b"], new Map(), unended);
     await sink.response(0); // the first response is written, and blocks
     for (let i = 0; i < 100; i++) await store.bump("a");
     const latestA = await store.bump("a");
@@ -187,17 +189,15 @@ describe("WatchHub", () => {
     const { store, hub } = await setup();
     await store.close();
     const ended: string[] = [];
-    const sink = new RecordingSink();
-    sink.end = (error) => ended.push(`${error.code}: ${error.message}`);
-    hub.open(sink, ["k"], new Map());
+    hub.open(new RecordingSink(), ["k"], new Map(), (error) => ended.push(`${error.code}: ${error.message}`));
     expect(ended).toEqual(["14: the store (memory) is closed; retry"]);
     expect(hub.stats().keys).toBe(0);
   });
 
   test("the last watcher of a key releases its subscription", async () => {
     const { hub } = await setup();
-    const one = hub.open(new RecordingSink(), ["k", "j"], new Map());
-    const two = hub.open(new RecordingSink(), ["k"], new Map());
+    const one = hub.open(new RecordingSink(), ["k", "j"], new Map(), unended);
+    const two = hub.open(new RecordingSink(), ["k"], new Map(), unended);
     expect(hub.stats().keys).toBe(2);
     one.close();
     expect(hub.stats().keys).toBe(1); // k, which `two` still watches
@@ -208,7 +208,7 @@ describe("WatchHub", () => {
   test("fans out in slices: other work runs between them, and every stream gets the change once", async () => {
     const { store, hub } = await setup();
     const sinks = Array.from({ length: 2000 }, () => new CostlySink());
-    for (const sink of sinks) hub.open(sink, ["k"], new Map());
+    for (const sink of sinks) hub.open(sink, ["k"], new Map(), unended);
     await Promise.all(sinks.map((sink) => sink.response(0)));
     const written = (): number => sinks.filter((sink) => sink.responses.length === 2).length;
     const generation = await store.bump("k");
@@ -230,11 +230,11 @@ describe("WatchHub", () => {
     cleanups.push(() => hub.shutdown());
     // Each pass over the hot key's watchers takes many slices.
     const hotWatchers = Array.from({ length: 1000 }, () => new CostlySink());
-    for (const sink of hotWatchers) hub.open(sink, ["hot"], new Map());
+    for (const sink of hotWatchers) hub.open(sink, ["hot"], new Map(), unended);
     const late = new RecordingSink();
-    hub.open(late, ["hot", "cold"], new Map());
+    hub.open(late, ["hot", "cold"], new Map(), unended);
     const quiet = new RecordingSink();
-    hub.open(quiet, ["quiet"], new Map());
+    hub.open(quiet, ["quiet"], new Map(), unended);
     await Promise.all([...hotWatchers, late, quiet].map((sink) => sink.response(0)));
     // `late` blocks on a change of the hot key, then misses one of the cold key.
     late.writable = false;
@@ -256,7 +256,7 @@ describe("WatchHub", () => {
   test("a change that comes while its key is being fanned out reaches every stream, the latest last", async () => {
     const { store, hub } = await setup();
     const sinks = Array.from({ length: 1000 }, () => new CostlySink());
-    for (const sink of sinks) hub.open(sink, ["k"], new Map());
+    for (const sink of sinks) hub.open(sink, ["k"], new Map(), unended);
     await Promise.all(sinks.map((sink) => sink.response(0)));
     await store.bump("k");
     // A second Bump lands between two slices of the first one's fan-out.
