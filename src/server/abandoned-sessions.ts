@@ -20,7 +20,13 @@
  * A PING's timer may fire late when this process was busy; answers already received are read
  * (one turn of the event loop) before a session is judged.
  */
-import { constants, type Http2SecureServer, type Http2Server, type Http2Session } from "node:http2";
+import {
+  constants,
+  type Http2SecureServer,
+  type Http2Server,
+  type Http2Session,
+  type ServerHttp2Stream,
+} from "node:http2";
 
 /** nghttp2's stream reset limit (NGHTTP2_DEFAULT_STREAM_RESET_BURST and _RATE). */
 const RESET_BURST = 1000;
@@ -107,15 +113,16 @@ function watchSession(session: Http2Session, probeTimeoutMs: number, onClosed: A
   };
   session.once("close", stop);
 
-  session.on("stream", (stream) => {
-    stream.once("close", () => {
-      if (stream.rstCode !== constants.NGHTTP2_CANCEL || session.destroyed || session.closed) return;
-      const second = Math.floor(Date.now() / 1000);
-      tokens = Math.min(RESET_BURST, tokens + (second - refilledAtSecond) * RESETS_PER_SECOND);
-      refilledAtSecond = second;
-      // Past the budget nghttp2 has sent GOAWAY and stopped reading: close now, not at keepalive.
-      if (--tokens < 0) setImmediate(() => destroy("the client reset more streams than HTTP/2 allows"));
-      else if (tokens < RESETS_LEFT_TO_PROBE) setImmediate(() => probe(SUSPECT_PROBE_TIMEOUT_MS));
-    });
-  });
+  // One listener for every stream of the session (`this` is the stream): a closure per
+  // stream would stay with it for as long as it is open, on every open Watch.
+  function onStreamClose(this: ServerHttp2Stream): void {
+    if (this.rstCode !== constants.NGHTTP2_CANCEL || session.destroyed || session.closed) return;
+    const second = Math.floor(Date.now() / 1000);
+    tokens = Math.min(RESET_BURST, tokens + (second - refilledAtSecond) * RESETS_PER_SECOND);
+    refilledAtSecond = second;
+    // Past the budget nghttp2 has sent GOAWAY and stopped reading: close now, not at keepalive.
+    if (--tokens < 0) setImmediate(() => destroy("the client reset more streams than HTTP/2 allows"));
+    else if (tokens < RESETS_LEFT_TO_PROBE) setImmediate(() => probe(SUSPECT_PROBE_TIMEOUT_MS));
+  }
+  session.on("stream", (stream: ServerHttp2Stream) => stream.on("close", onStreamClose));
 }

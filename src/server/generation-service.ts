@@ -115,12 +115,12 @@ export function generationServiceHandlers({
     watch(request, context, sink) {
       const checked = checkWatchKeys(request.keys, limits);
       if ("problem" in checked) throw new GenerationServiceError(checked.problem, Code.INVALID_ARGUMENT);
-      const releaseSlot = watchQuota.acquire(context.peer);
+      const slot = watchQuota.acquire(context.peer);
       return untilCancelled(context, (end) => {
         const stream = hub.open(sink, checked.keys, new Map(Object.entries(request.known)), end);
         return () => {
           stream.close();
-          releaseSlot();
+          slot.release();
         };
       });
     },

@@ -141,13 +141,20 @@ export function untilCancelled(
   context: CallContext,
   open: (end: (error: GenerationServiceError) => void) => () => void,
 ): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const stop = open(reject);
-    context.onEnd(() => {
-      stop();
-      resolve();
-    });
+  // Written without closures over `context` and `open`: what a stream keeps for its life is
+  // the promise, its resolving functions and `stop`.
+  let resolveEnded!: () => void;
+  let rejectEnded!: (error: GenerationServiceError) => void;
+  const ended = new Promise<void>((resolve, reject) => {
+    resolveEnded = resolve;
+    rejectEnded = reject;
   });
+  const stop = open(rejectEnded);
+  context.onEnd(() => {
+    stop();
+    resolveEnded();
+  });
+  return ended;
 }
 
 /**

@@ -40,6 +40,11 @@ interface CallDecoder {
   write(data: Buffer): Buffer[];
 }
 
+/** The call's HTTP/2 stream, as far as the limits need it. */
+interface CallStream {
+  once(event: "close", listener: () => void): unknown;
+}
+
 /** StreamDecoder's state while it reads a message's body. */
 const READING_MESSAGE = 2;
 
@@ -57,7 +62,7 @@ function callDecoder(call: object):
   | {
       decoder: CallDecoder;
       call: { maxReceiveMessageSize: number };
-      stream: { once(event: "close", listener: () => void): unknown };
+      stream: CallStream;
     }
   | undefined {
   const base = call as {
@@ -80,7 +85,7 @@ function callDecoder(call: object):
   return {
     decoder: decoder as CallDecoder,
     call: base as { maxReceiveMessageSize: number },
-    stream: base.stream as { once(event: "close", listener: () => void): unknown },
+    stream: base.stream as CallStream,
   };
 }
 
@@ -131,6 +136,47 @@ export class RequestSizeLimits {
   }
 
   /**
+   * The reader's `write`, wrapped: large requests draw on the budget while they are read, an
+   * oversized one is refused with a message naming the limit, and a request read lets go of
+   * its bytes. Made apart from the interceptor so that what each call keeps (for as long as
+   * it lasts: a Watch, for hours) is this function and its few variables, not the call's
+   * descriptor and the interceptor's own.
+   */
+  #limitedWrite(path: string, decoder: CallDecoder, stream: CallStream): CallDecoder["write"] {
+    const write = decoder.write;
+    let reserved = 0;
+    let release: (() => void) | undefined;
+    return (data) => {
+      let messages: Buffer[];
+      try {
+        messages = write.call(decoder, data);
+      } catch {
+        // grpc-js answers RESOURCE_EXHAUSTED with the message of what the reader throws.
+        throw new Error(this.check(path, decoder.readMessageSize)?.message ?? "request too large");
+      }
+      if (decoder.readState === READING_MESSAGE) {
+        if (reserved === 0 && decoder.readMessageSize > LARGE_REQUEST_BYTES) {
+          this.reserve(decoder.readMessageSize);
+          reserved = decoder.readMessageSize;
+          // Returned however the call ends, should the request not be read whole.
+          release ??= () => {
+            this.release(reserved);
+            reserved = 0;
+          };
+          stream.once("close", release);
+        }
+      } else {
+        release?.();
+        // What a message already read keeps until another message starts: its chunks,
+        // and through a 1-byte slice, the whole chunk it started in.
+        decoder.readPartialMessage = [];
+        decoder.readCompressFlag = Buffer.from(decoder.readCompressFlag);
+      }
+      return messages;
+    };
+  }
+
+  /**
    * The interceptor that applies each method's limit while its request is read. It must be
    * the first of the server's interceptors: only the first is handed grpc-js's own call.
    * `onUnreachable` is told once if grpc-js's call has an unexpected shape; the deserializer's
@@ -146,40 +192,10 @@ export class RequestSizeLimits {
         onUnreachable();
       }
       if (limit && target) {
-        const { decoder } = target;
-        decoder.maxReadMessageLength = limit.bytes;
+        target.decoder.maxReadMessageLength = limit.bytes;
         // grpc-js also bounds what a compressed request may inflate to by this.
         target.call.maxReceiveMessageSize = limit.bytes;
-        let reserved = 0;
-        const release = (): void => {
-          this.release(reserved);
-          reserved = 0;
-        };
-        const write = decoder.write;
-        decoder.write = (data) => {
-          let messages: Buffer[];
-          try {
-            messages = write.call(decoder, data);
-          } catch {
-            // grpc-js answers RESOURCE_EXHAUSTED with the message of what the reader throws.
-            throw new Error(this.check(descriptor.path, decoder.readMessageSize)?.message ?? "request too large");
-          }
-          if (decoder.readState === READING_MESSAGE) {
-            if (reserved === 0 && decoder.readMessageSize > LARGE_REQUEST_BYTES) {
-              this.reserve(decoder.readMessageSize);
-              reserved = decoder.readMessageSize;
-              // Returned however the call ends, should the request not be read whole.
-              target.stream.once("close", release);
-            }
-          } else {
-            release();
-            // What a message already read keeps until another message starts: its chunks,
-            // and through a 1-byte slice, the whole chunk it started in.
-            decoder.readPartialMessage = [];
-            decoder.readCompressFlag = Buffer.from(decoder.readCompressFlag);
-          }
-          return messages;
-        };
+        target.decoder.write = this.#limitedWrite(descriptor.path, target.decoder, target.stream);
       }
       // grpc-js's own call, unwrapped: a wrapper would add a layer to every event of every call.
       // The interceptor chain takes any call of the interface; the type names only the wrapper.

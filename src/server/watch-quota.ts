@@ -16,10 +16,10 @@ export class WatchQuota {
   constructor(private readonly limits: WatchLimits) {}
 
   /**
-   * Takes a slot for a Watch on the connection `peer`; returns the function that gives it
-   * back (once, however often it is called). RESOURCE_EXHAUSTED when a limit is reached.
+   * Takes a slot for a Watch on the connection `peer`, given back with its `release` (once,
+   * however often it is called). RESOURCE_EXHAUSTED when a limit is reached.
    */
-  acquire(peer: string): () => void {
+  acquire(peer: string): WatchSlot {
     const { maxWatchStreams, maxWatchStreamsPerConnection } = this.limits;
     const onConnection = this.#byConnection.get(peer) ?? 0;
     if (onConnection >= maxWatchStreamsPerConnection) {
@@ -36,14 +36,31 @@ export class WatchQuota {
     }
     this.#total++;
     this.#byConnection.set(peer, onConnection + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.#total--;
-      const left = (this.#byConnection.get(peer) ?? 1) - 1;
-      if (left === 0) this.#byConnection.delete(peer);
-      else this.#byConnection.set(peer, left);
-    };
+    return new WatchSlot(this, peer);
+  }
+
+  /** Gives back a slot taken on `peer`. */
+  giveBack(peer: string): void {
+    this.#total--;
+    const left = (this.#byConnection.get(peer) ?? 1) - 1;
+    if (left === 0) this.#byConnection.delete(peer);
+    else this.#byConnection.set(peer, left);
+  }
+}
+
+/** One open Watch's place in the quota. A class, not a closure: one is held per open stream. */
+export class WatchSlot {
+  #released = false;
+
+  constructor(
+    private readonly quota: WatchQuota,
+    private readonly peer: string,
+  ) {}
+
+  /** Gives the slot back; later calls do nothing. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.quota.giveBack(this.peer);
   }
 }

@@ -9,8 +9,9 @@
  * `known`, only entries of watched keys are kept. What the stream then holds is bounded by
  * its distinct keys, never by what the request weighed.
  *
- * `known` comes back as an object without a prototype, so every key, "__proto__" included,
- * is an own property (protobuf-es's decoder assigns map entries through Object.prototype).
+ * `known`, when the request has entries, comes back as an object without a prototype, so every
+ * key, "__proto__" included, is an own property (protobuf-es's decoder assigns map entries
+ * through Object.prototype).
  */
 import { create } from "@bufbuild/protobuf";
 import { BinaryReader, WireType } from "@bufbuild/protobuf/wire";
@@ -69,9 +70,13 @@ class WatchRequestBuilder {
   /** The request: keys distinct in the order first named, and `known` of watched keys only. */
   build(): WatchRequest {
     const request = create(WatchRequestSchema, { keys: [...this.#keys] });
-    const watchedKnown: Record<string, bigint> = Object.create(null);
-    for (const [key, generation] of this.#known) if (this.#keys.has(key)) watchedKnown[key] = generation;
-    request.known = watchedKnown;
+    // Without entries `known` stays the empty object `create` made: one without a prototype
+    // is a dictionary, ~160 bytes that grpc-js keeps with the request for the stream's life.
+    if (this.#known.size > 0) {
+      const watchedKnown: Record<string, bigint> = Object.create(null);
+      for (const [key, generation] of this.#known) if (this.#keys.has(key)) watchedKnown[key] = generation;
+      request.known = watchedKnown;
+    }
     return request;
   }
 }
