@@ -116,13 +116,10 @@ export function generationServiceHandlers({
       const checked = checkWatchKeys(request.keys, limits);
       if ("problem" in checked) throw new GenerationServiceError(checked.problem, Code.INVALID_ARGUMENT);
       const slot = watchQuota.acquire(context.peer);
-      return untilCancelled(context, (end) => {
-        const stream = hub.open(sink, checked.keys, new Map(Object.entries(request.known)), end);
-        return () => {
-          stream.close();
-          slot.release();
-        };
-      });
+      context.onEnd(() => slot.release());
+      return untilCancelled(context, (end) =>
+        hub.open(sink, checked.keys, new Map(Object.entries(request.known)), end),
+      );
     },
   };
 }

@@ -133,25 +133,25 @@ export function drained(sink: ResponseSink<unknown>, signal: AbortSignal): Promi
 }
 
 /**
- * Serves a stream that lives until the client goes: `open` starts it, and returns what stops
- * it once the call has ended, however it ended; its `end` ends the stream early with an
+ * Serves a stream that lives until the client goes: `open` starts it, and returns what is
+ * closed once the call has ended, however it ended; its `end` ends the stream early with an
  * error status. Resolves when the client has gone, rejects with what `end` was given.
  */
 export function untilCancelled(
   context: CallContext,
-  open: (end: (error: GenerationServiceError) => void) => () => void,
+  open: (end: (error: GenerationServiceError) => void) => { close(): void },
 ): Promise<void> {
   // Written without closures over `context` and `open`: what a stream keeps for its life is
-  // the promise, its resolving functions and `stop`.
+  // the promise, its resolving functions and what was opened.
   let resolveEnded!: () => void;
   let rejectEnded!: (error: GenerationServiceError) => void;
   const ended = new Promise<void>((resolve, reject) => {
     resolveEnded = resolve;
     rejectEnded = reject;
   });
-  const stop = open(rejectEnded);
+  const opened = open(rejectEnded);
   context.onEnd(() => {
-    stop();
+    opened.close();
     resolveEnded();
   });
   return ended;

@@ -102,7 +102,7 @@ export class HealthService {
           const watch: HealthWatch = { service, sink, end, sent: ServingStatus.UNKNOWN, blocked: false };
           this.#watches.add(watch);
           this.#update(watch);
-          return () => this.#watches.delete(watch);
+          return { close: () => this.#watches.delete(watch) };
         });
       },
       list: async () =>
