@@ -18,7 +18,7 @@ import { createGenerationClient } from "../src/client/index.js";
 import { FanOutWatchers, TRIALS } from "./fanout-bench.js";
 import { ServerProcess, UnaryLoad } from "./processes.js";
 import { type BenchRow, measurePair, median, pairStats } from "./report.js";
-import { ROUNDS, type Run, run } from "./unary-bench.js";
+import { pooledP99, ROUNDS, type Run, type RunRatios, ratios, run } from "./unary-bench.js";
 
 const CONCURRENCIES = [1, 16];
 /** The Connect variants at each concurrency. */
@@ -39,7 +39,7 @@ export async function connectUnaryBench(): Promise<BenchRow[]> {
     throw new Error("syncgen serve --http-listen reported no HTTP address");
   }
   const load = new UnaryLoad();
-  const base = { key: "bench-connect", prefix: "bench-connect:" };
+  const base = { key: "bench-connect", prefix: "bench-connect:", latencies: true };
   const configs = CONCURRENCIES.map((concurrency) => ({
     concurrency,
     sides: [
@@ -52,8 +52,8 @@ export async function connectUnaryBench(): Promise<BenchRow[]> {
   }));
   const runs = new Map<string, Run[]>();
   /** Per Connect side, its ratios to the gRPC run of the same round. */
-  const pairs = new Map<string, Run[]>();
-  const record = (into: Map<string, Run[]>, id: string, value: Run): void => {
+  const pairs = new Map<string, RunRatios[]>();
+  const record = <T>(into: Map<string, T[]>, id: string, value: T): void => {
     into.set(id, [...(into.get(id) ?? []), value]);
   };
   try {
@@ -74,19 +74,15 @@ export async function connectUnaryBench(): Promise<BenchRow[]> {
         for (const side of sides) {
           if (side.id.startsWith("grpc/")) continue;
           const value = measured.get(side.id) as Run;
-          record(pairs, side.id, {
-            callsPerSecond: value.callsPerSecond / baseline.callsPerSecond,
-            cpuMicrosPerCall: value.cpuMicrosPerCall / baseline.cpuMicrosPerCall,
-            p99: value.p99 / baseline.p99,
-          });
+          record(pairs, side.id, ratios(value, baseline));
         }
       }
     }
   } finally {
     await Promise.all([load.close(), server.stop()]);
   }
-  const pick = (id: string, field: keyof Run): number => median((runs.get(id) ?? []).map((r) => r[field]));
-  const paired = (id: string, field: keyof Run) => pairStats((pairs.get(id) ?? []).map((r) => r[field]));
+  const pick = (id: string, field: keyof RunRatios): number => median((runs.get(id) ?? []).map((r) => r[field]));
+  const paired = (id: string, field: keyof RunRatios) => pairStats((pairs.get(id) ?? []).map((r) => r[field]));
   const rows: BenchRow[] = [];
   for (const concurrency of CONCURRENCIES) {
     const grpcId = `grpc/${concurrency}`;
@@ -114,13 +110,9 @@ export async function connectUnaryBench(): Promise<BenchRow[]> {
           ...paired(id, "cpuMicrosPerCall"),
         },
         {
+          ...pooledP99(runs.get(id), runs.get(grpcId), paired(id, "p99")),
           name: `${label}: latency p99`,
-          value: pick(id, "p99"),
           baselineName: BASELINE,
-          baselineValue: pick(grpcId, "p99"),
-          unit: "ms",
-          better: "lower",
-          ...paired(id, "p99"),
         },
       );
     }

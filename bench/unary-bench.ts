@@ -4,41 +4,112 @@
  * the same Redis; and server CPU per call, syncgen beside echo.
  *
  * This machine is noisy (two cores shared by load, server and Redis), so every syncgen run
- * is paired with an echo run at the same concurrency right before or after it (alternately), and the table reports
- * the median of the per-pair ratios over several rounds: drift hits both sides of a pair.
+ * is paired with an echo run at the same concurrency right before or after it (alternately),
+ * and the table reports the median of the per-pair ratios over several rounds: drift hits both
+ * sides of a pair. At concurrency 1 the pair is one run whose calls take turns between the two
+ * servers. Latency p99 is taken over every call of the rounds, pooled.
  */
 
 import { ServerProcess, UnaryLoad } from "./processes.js";
 import type { BenchRow } from "./report.js";
-import { measurePair, median, pairStats } from "./report.js";
+import { measurePair, median, pairStats, pooledPercentile } from "./report.js";
 
 interface LoadResult {
   calls: number;
   totalCalls: number;
   seconds: number;
+  busySeconds: number;
   p50: number;
   p99: number;
+  latencies?: number[];
+  /** An alternating run's other side. */
+  alternate?: LoadResult;
 }
 
 export interface Run {
   callsPerSecond: number;
   cpuMicrosPerCall: number;
   p99: number;
+  /** Every measured call's latency, ms (empty unless the spec asked for them). */
+  latencies: number[];
+}
+
+/** The figures of a run compared with a baseline run's: each a ratio. */
+export type RunRatios = Omit<Run, "latencies">;
+
+/** A run's figures as ratios to `baseline`'s. */
+export function ratios(run: Run, baseline: Run): RunRatios {
+  return {
+    callsPerSecond: run.callsPerSecond / baseline.callsPerSecond,
+    cpuMicrosPerCall: run.cpuMicrosPerCall / baseline.cpuMicrosPerCall,
+    p99: run.p99 / baseline.p99,
+  };
 }
 
 const CONCURRENCIES = [1, 16, 128];
 /** Pairs per row: 9, so two full runs agree within ±10% (5 did not: the median of 5 pair ratios swung by up to 38%). */
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 export const TIMING = { durationMs: 1000, warmupMs: 500 };
+/**
+ * Raw ioredis runs last longer: their throughput (the load generator's and Redis's, sharing
+ * one core) is the noisiest figure here. In 1-second runs its ratio to syncgen's ranged over
+ * 2x from round to round (p10-p90), and the rows moved by 15-24% between full runs.
+ */
+const RAW_DURATION_MS = 3000;
 
 /** One load run; server CPU per call when a server is given. */
 export async function run(load: UnaryLoad, spec: object, server?: ServerProcess): Promise<Run> {
   const before = await server?.cpuSeconds();
-  const result = await load.run<LoadResult>({ ...spec, ...TIMING });
+  const result = await load.run<LoadResult>({ ...TIMING, ...spec });
   const after = await server?.cpuSeconds();
-  const cpu = before !== undefined && after !== undefined ? ((after - before) * 1e6) / result.totalCalls : Number.NaN;
-  if (process.env.BENCH_VERBOSE) console.error(JSON.stringify({ spec, result, cpuMicrosPerCall: cpu }));
-  return { callsPerSecond: result.calls / result.seconds, cpuMicrosPerCall: cpu, p99: result.p99 };
+  verbose(spec, result);
+  return figures(result, result.seconds, cpuSeconds(before, after));
+}
+
+/**
+ * One run at concurrency 1 that takes turns, call by call, between `spec` against `server`
+ * and `baselineSpec` against `baselineServer`, so both sides meet the same moments of a noisy
+ * machine. A side's throughput is its calls over the time they took (1 / mean latency: what
+ * one caller in a loop gets), its CPU per call its own server's.
+ */
+async function runAlternating(
+  load: UnaryLoad,
+  [spec, server]: [object, ServerProcess],
+  [baselineSpec, baselineServer]: [object, ServerProcess],
+): Promise<[Run, Run]> {
+  const before = await Promise.all([server.cpuSeconds(), baselineServer.cpuSeconds()]);
+  // Twice as long as a run of one side: each side makes about as many calls.
+  const timing = { ...TIMING, durationMs: 2 * TIMING.durationMs };
+  const result = await load.run<LoadResult>({ ...timing, ...spec, alternate: { ...timing, ...baselineSpec } });
+  const after = await Promise.all([server.cpuSeconds(), baselineServer.cpuSeconds()]);
+  const { alternate } = result;
+  if (alternate === undefined) throw new Error("the load generator answered an alternating run for one side");
+  verbose(spec, result);
+  return [
+    figures(result, result.busySeconds, cpuSeconds(before[0], after[0])),
+    figures(alternate, alternate.busySeconds, cpuSeconds(before[1], after[1])),
+  ];
+}
+
+function cpuSeconds(before: number | undefined, after: number | undefined): number {
+  return before !== undefined && after !== undefined ? after - before : Number.NaN;
+}
+
+/** A run's figures: throughput over `seconds`, and `serverCpuSeconds` per call made (warm-up included). */
+function figures(result: LoadResult, seconds: number, serverCpuSeconds: number): Run {
+  return {
+    callsPerSecond: result.calls / seconds,
+    cpuMicrosPerCall: (serverCpuSeconds * 1e6) / result.totalCalls,
+    p99: result.p99,
+    latencies: result.latencies ?? [],
+  };
+}
+
+function verbose(spec: object, result: LoadResult): void {
+  if (!process.env.BENCH_VERBOSE) return;
+  const { latencies, alternate, ...shown } = result;
+  const { latencies: _, ...alternateShown } = alternate ?? {};
+  console.error(JSON.stringify({ spec, result: shown, ...(alternate ? { alternate: alternateShown } : {}) }));
 }
 
 export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
@@ -46,7 +117,7 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
   const memory = await ServerProcess.syncgen([]);
   const redis = await ServerProcess.syncgen(["--redis", redisUrl, "--prefix", "bench-unary:"]);
   const load = new UnaryLoad();
-  const base = { key: "bench-unary", prefix: "bench-unary:" };
+  const base = { key: "bench-unary", prefix: "bench-unary:", latencies: true };
   /** Every configuration: a name, the load spec and the server whose CPU counts. */
   const configs = CONCURRENCIES.flatMap((concurrency) => [
     { id: `echo/${concurrency}`, spec: { ...base, concurrency, mode: "grpc-get", target: echo.address }, server: echo },
@@ -64,14 +135,21 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
     ),
     ...(["Get", "Bump"] as const).map((method) => ({
       id: `raw/${method}/${concurrency}`,
-      spec: { ...base, concurrency, mode: method === "Get" ? "redis-get" : "redis-bump", target: redisUrl },
+      spec: {
+        ...base,
+        concurrency,
+        mode: method === "Get" ? "redis-get" : "redis-bump",
+        target: redisUrl,
+        latencies: false,
+        durationMs: RAW_DURATION_MS,
+      },
       server: undefined,
     })),
   ]);
   const runs = new Map<string, Run[]>();
-  /** Per syncgen config, the ratios to the echo run just before it. */
-  const pairs = new Map<string, Run[]>();
-  const record = (into: Map<string, Run[]>, id: string, value: Run): void => {
+  /** Per syncgen config, the ratios to the echo run paired with it. */
+  const pairs = new Map<string, RunRatios[]>();
+  const record = <T>(into: Map<string, T[]>, id: string, value: T): void => {
     into.set(id, [...(into.get(id) ?? []), value]);
   };
   try {
@@ -85,25 +163,24 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
           record(runs, config.id, await run(load, config.spec, config.server));
           continue;
         }
-        const [measured, baseline] = await measurePair(
-          round,
-          () => run(load, config.spec, config.server),
-          () => run(load, echoConfig.spec, echo),
-        );
+        const [measured, baseline] =
+          config.spec.concurrency === 1
+            ? await runAlternating(load, [config.spec, config.server], [echoConfig.spec, echo])
+            : await measurePair(
+                round,
+                () => run(load, config.spec, config.server),
+                () => run(load, echoConfig.spec, echo),
+              );
         record(runs, config.id, measured);
         record(runs, echoConfig.id, baseline);
-        record(pairs, config.id, {
-          callsPerSecond: measured.callsPerSecond / baseline.callsPerSecond,
-          cpuMicrosPerCall: measured.cpuMicrosPerCall / baseline.cpuMicrosPerCall,
-          p99: measured.p99 / baseline.p99,
-        });
+        record(pairs, config.id, ratios(measured, baseline));
       }
     }
   } finally {
     await Promise.all([load.close(), echo.stop(), memory.stop(), redis.stop()]);
   }
-  const pick = (id: string, field: keyof Run): number => median((runs.get(id) ?? []).map((r) => r[field]));
-  const paired = (id: string, field: keyof Run) => pairStats((pairs.get(id) ?? []).map((r) => r[field]));
+  const pick = (id: string, field: keyof RunRatios): number => median((runs.get(id) ?? []).map((r) => r[field]));
+  const paired = (id: string, field: keyof RunRatios) => pairStats((pairs.get(id) ?? []).map((r) => r[field]));
   const rows: BenchRow[] = [];
   for (const concurrency of CONCURRENCIES) {
     const echoId = `echo/${concurrency}`;
@@ -134,13 +211,9 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
             ...(targets ? { target: 1.15 } : {}),
           },
           {
+            ...pooledP99(runs.get(id), runs.get(echoId), paired(id, "p99")),
             name: `${label}: latency p99`,
-            value: pick(id, "p99"),
             baselineName: "bare grpc-js echo",
-            baselineValue: pick(echoId, "p99"),
-            unit: "ms",
-            better: "lower",
-            ...paired(id, "p99"),
           },
         );
         if (store === "Redis") {
@@ -162,4 +235,22 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
     }
   }
   return rows;
+}
+
+/**
+ * A latency p99 row: the p99 of every call of the rounds, pooled, beside the baseline's; the
+ * pairs column keeps the spread of the per-round ratios.
+ */
+export function pooledP99(
+  measured: Run[] | undefined,
+  baseline: Run[] | undefined,
+  paired: Pick<BenchRow, "pairs">,
+): Pick<BenchRow, "value" | "baselineValue" | "unit" | "better" | "pairs"> {
+  return {
+    value: pooledPercentile(measured ?? [], 99),
+    baselineValue: pooledPercentile(baseline ?? [], 99),
+    unit: "ms",
+    better: "lower",
+    pairs: paired.pairs,
+  };
 }

@@ -2,7 +2,10 @@
  * The unary load generator: one long-lived process (so its JIT stays warm from run to run)
  * that reads a JSON spec per line on stdin, keeps `concurrency` calls in flight for
  * `durationMs` after `warmupMs`, and answers one JSON line: calls, totalCalls (warm-up
- * included), seconds, latency p50/p99 in ms.
+ * included), seconds, busySeconds (the measured calls' latencies summed), latency p50/p99 in
+ * ms, and with `latencies` set, every measured call's
+ * latency (ms), so percentiles can be taken over many runs. At concurrency 1 a run can take
+ * turns, call by call, between two targets (`alternate`), answering for both.
  *
  * Modes: grpc-get / grpc-bump through the syncgen client (against syncgen or the echo
  * server), connect-json-get through Connect's own Node client to syncgen's HTTP port (Connect
@@ -32,6 +35,53 @@ interface LoadSpec {
   prefix: string;
   /** gRPC modes: spread calls round robin over this many keys (`key/0`, `key/1`, ...); default one key. */
   keys?: number;
+  /** Answer with every measured call's latency too. */
+  latencies?: boolean;
+  /**
+   * Concurrency 1 only: a second spec whose calls take turns with this one's, call by call,
+   * so both sides see the same moments of a noisy machine. Its figures come back as
+   * `alternate`.
+   */
+  alternate?: LoadSpec;
+}
+
+/** What one side of a run measured. */
+class Tally {
+  readonly latencies: number[] = [];
+  calls = 0;
+  totalCalls = 0;
+  /** The measured calls' latencies, summed (all of them, past the 200,000 kept). */
+  busyMs = 0;
+
+  constructor(readonly call: () => Promise<unknown>) {}
+
+  /** Makes one call, counting it (and its latency while measuring). */
+  async time(measuring: boolean): Promise<void> {
+    const start = performance.now();
+    await this.call();
+    this.totalCalls++;
+    if (measuring) {
+      const latency = performance.now() - start;
+      this.calls++;
+      this.busyMs += latency;
+      if (this.latencies.length < 200_000) this.latencies.push(latency);
+    }
+  }
+
+  result(seconds: number, withLatencies: boolean | undefined): object {
+    const { calls, totalCalls, latencies } = this;
+    const busySeconds = this.busyMs / 1000;
+    const figures = {
+      calls,
+      totalCalls,
+      seconds,
+      busySeconds,
+      p50: percentile(latencies, 50),
+      p99: percentile(latencies, 99),
+    };
+    // To the microsecond: the line stays short.
+    return withLatencies ? { ...figures, latencies: latencies.map((ms) => Math.round(ms * 1000) / 1000) } : figures;
+  }
 }
 
 const grpcClients = new Map<string, GenerationClient>();
@@ -87,23 +137,13 @@ function callOf(spec: LoadSpec): () => Promise<unknown> {
 }
 
 async function run(spec: LoadSpec): Promise<object> {
-  const call = callOf(spec);
-  await call();
-  const latencies: number[] = [];
+  if (spec.alternate && spec.concurrency !== 1) throw new Error("alternate runs take concurrency 1");
+  const sides = [new Tally(callOf(spec)), ...(spec.alternate ? [new Tally(callOf(spec.alternate))] : [])];
+  for (const side of sides) await side.call();
   let measuring = false;
   let stop = false;
-  let calls = 0;
-  let totalCalls = 0;
   const worker = async (): Promise<void> => {
-    while (!stop) {
-      const start = performance.now();
-      await call();
-      totalCalls++;
-      if (measuring) {
-        calls++;
-        if (latencies.length < 200_000) latencies.push(performance.now() - start);
-      }
-    }
+    while (!stop) for (const side of sides) await side.time(measuring);
   };
   const workers = Array.from({ length: spec.concurrency }, () => worker());
   await new Promise((resolve) => setTimeout(resolve, spec.warmupMs));
@@ -114,7 +154,8 @@ async function run(spec: LoadSpec): Promise<object> {
   const seconds = (performance.now() - started) / 1000;
   stop = true;
   await Promise.all(workers);
-  return { calls, totalCalls, seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  const [own, alternate] = sides.map((side) => side.result(seconds, spec.latencies));
+  return alternate === undefined ? { ...own } : { ...own, alternate };
 }
 
 // One run at a time, in order.

@@ -1,6 +1,6 @@
 /** The benchmark table's arithmetic: percentiles, ratios and whether a target is met. */
 import { describe, expect, test } from "vitest";
-import { markdownTable, measurePair, median, pairStats, percentile } from "../../bench/report.js";
+import { markdownTable, measurePair, median, pairStats, percentile, pooledPercentile } from "../../bench/report.js";
 
 describe("percentile()", () => {
   test.each([
@@ -16,6 +16,16 @@ describe("percentile()", () => {
 
   test("median of an odd count is the middle value", () => {
     expect(median([3, 1, 2])).toBe(2);
+  });
+
+  test("a pooled percentile is taken over every run's calls, not per run", () => {
+    // Per run, p99 is the 2nd slowest of 100 calls (100 here, 1 in the even run); pooled,
+    // the 3rd slowest of 200.
+    const slowTail = { latencies: [...Array(98).fill(1), 100, 100] };
+    const even = { latencies: Array(100).fill(1) };
+    expect(percentile(slowTail.latencies, 99)).toBe(100);
+    expect(pooledPercentile([slowTail, even], 99)).toBe(1);
+    expect(pooledPercentile([slowTail, slowTail], 99)).toBe(100);
   });
 });
 
