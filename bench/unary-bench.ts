@@ -22,8 +22,8 @@ interface LoadResult {
   p50: number;
   p99: number;
   latencies?: number[];
-  /** An alternating run's other side. */
-  alternate?: LoadResult;
+  /** An alternating run's other sides. */
+  alternates?: LoadResult[];
 }
 
 export interface Run {
@@ -67,28 +67,23 @@ export async function run(load: UnaryLoad, spec: object, server?: ServerProcess)
 }
 
 /**
- * One run at concurrency 1 that takes turns, call by call, between `spec` against `server`
- * and `baselineSpec` against `baselineServer`, so both sides meet the same moments of a noisy
+ * One run at concurrency 1 whose calls take turns, call by call, between `sides` (each a spec
+ * and the server whose CPU counts, if any), so every side meets the same moments of a noisy
  * machine. A side's throughput is its calls over the time they took (1 / mean latency: what
  * one caller in a loop gets), its CPU per call its own server's.
  */
-async function runAlternating(
-  load: UnaryLoad,
-  [spec, server]: [object, ServerProcess],
-  [baselineSpec, baselineServer]: [object, ServerProcess],
-): Promise<[Run, Run]> {
-  const before = await Promise.all([server.cpuSeconds(), baselineServer.cpuSeconds()]);
-  // Twice as long as a run of one side: each side makes about as many calls.
-  const timing = { ...TIMING, durationMs: 2 * TIMING.durationMs };
-  const result = await load.run<LoadResult>({ ...timing, ...spec, alternate: { ...timing, ...baselineSpec } });
-  const after = await Promise.all([server.cpuSeconds(), baselineServer.cpuSeconds()]);
-  const { alternate } = result;
-  if (alternate === undefined) throw new Error("the load generator answered an alternating run for one side");
-  verbose(spec, result);
-  return [
-    figures(result, result.busySeconds, cpuSeconds(before[0], after[0])),
-    figures(alternate, alternate.busySeconds, cpuSeconds(before[1], after[1])),
-  ];
+async function runAlternating(load: UnaryLoad, sides: [object, ServerProcess | undefined][]): Promise<Run[]> {
+  const cpu = () => Promise.all(sides.map(([, server]) => server?.cpuSeconds()));
+  const before = await cpu();
+  // As long as a run of each side would be: each makes about as many calls.
+  const timing = { ...TIMING, durationMs: sides.length * TIMING.durationMs };
+  const [first, ...others] = sides.map(([spec]) => ({ ...timing, ...spec }));
+  const result = await load.run<LoadResult>({ ...first, alternates: others });
+  verbose(sides[0]?.[0] ?? {}, result);
+  const after = await cpu();
+  const results = [result, ...(result.alternates ?? [])];
+  if (results.length !== sides.length) throw new Error("the load generator did not answer for every side");
+  return results.map((side, index) => figures(side, side.busySeconds, cpuSeconds(before[index], after[index])));
 }
 
 function cpuSeconds(before: number | undefined, after: number | undefined): number {
@@ -107,9 +102,11 @@ function figures(result: LoadResult, seconds: number, serverCpuSeconds: number):
 
 function verbose(spec: object, result: LoadResult): void {
   if (!process.env.BENCH_VERBOSE) return;
-  const { latencies, alternate, ...shown } = result;
-  const { latencies: _, ...alternateShown } = alternate ?? {};
-  console.error(JSON.stringify({ spec, result: shown, ...(alternate ? { alternate: alternateShown } : {}) }));
+  const shown = ({ latencies, alternates, ...figures }: LoadResult): object => ({
+    ...figures,
+    ...(alternates ? { alternates: alternates.map(shown) } : {}),
+  });
+  console.error(JSON.stringify({ spec, result: shown(result) }));
 }
 
 export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
@@ -118,10 +115,12 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
   const redis = await ServerProcess.syncgen(["--redis", redisUrl, "--prefix", "bench-unary:"]);
   const load = new UnaryLoad();
   const base = { key: "bench-unary", prefix: "bench-unary:", latencies: true };
-  /** Every configuration: a name, the load spec and the server whose CPU counts. */
-  const configs = CONCURRENCIES.flatMap((concurrency) => [
-    { id: `echo/${concurrency}`, spec: { ...base, concurrency, mode: "grpc-get", target: echo.address }, server: echo },
-    ...(["Redis", "memory"] as const).flatMap((store) =>
+  /**
+   * Every syncgen configuration: a name, the load spec, its server, its echo baseline and,
+   * on the Redis store, the raw ioredis run it is compared with too.
+   */
+  const configs = CONCURRENCIES.flatMap((concurrency) =>
+    (["Redis", "memory"] as const).flatMap((store) =>
       (["Get", "Bump"] as const).map((method) => ({
         id: `${method}/${store}/${concurrency}`,
         spec: {
@@ -131,49 +130,60 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
           target: store === "Redis" ? redis.address : memory.address,
         },
         server: store === "Redis" ? redis : memory,
+        echo: { id: `echo/${concurrency}`, spec: { ...base, concurrency, mode: "grpc-get", target: echo.address } },
+        raw:
+          store === "Redis"
+            ? {
+                id: `raw/${method}/${concurrency}`,
+                spec: {
+                  ...base,
+                  concurrency,
+                  mode: method === "Get" ? "redis-get" : "redis-bump",
+                  target: redisUrl,
+                  latencies: false,
+                },
+              }
+            : undefined,
       })),
     ),
-    ...(["Get", "Bump"] as const).map((method) => ({
-      id: `raw/${method}/${concurrency}`,
-      spec: {
-        ...base,
-        concurrency,
-        mode: method === "Get" ? "redis-get" : "redis-bump",
-        target: redisUrl,
-        latencies: false,
-        durationMs: RAW_DURATION_MS,
-      },
-      server: undefined,
-    })),
-  ]);
+  );
   const runs = new Map<string, Run[]>();
   /** Per syncgen config, the ratios to the echo run paired with it. */
   const pairs = new Map<string, RunRatios[]>();
+  /** Per Redis-store config, the throughput ratios to the raw ioredis run beside it. */
+  const rawPairs = new Map<string, number[]>();
   const record = <T>(into: Map<string, T[]>, id: string, value: T): void => {
     into.set(id, [...(into.get(id) ?? []), value]);
   };
   try {
     // Warm each server's JIT (and connections) first, so no figure pays for it.
-    for (const config of configs.filter((c) => c.spec.concurrency === 16)) await run(load, config.spec);
+    for (const config of configs.filter((c) => c.spec.concurrency === 16)) {
+      for (const spec of [config.spec, config.echo.spec, config.raw?.spec]) if (spec) await run(load, spec);
+    }
     for (let round = 0; round < ROUNDS; round++) {
       for (const config of configs) {
-        if (config.id.startsWith("echo/")) continue;
-        const echoConfig = configs.find((c) => c.id === `echo/${config.spec.concurrency}`);
-        if (config.server === undefined || echoConfig === undefined) {
-          record(runs, config.id, await run(load, config.spec, config.server));
-          continue;
-        }
         const [measured, baseline] =
           config.spec.concurrency === 1
-            ? await runAlternating(load, [config.spec, config.server], [echoConfig.spec, echo])
+            ? ((await runAlternating(load, [
+                [config.spec, config.server],
+                [config.echo.spec, echo],
+              ])) as [Run, Run])
             : await measurePair(
                 round,
                 () => run(load, config.spec, config.server),
-                () => run(load, echoConfig.spec, echo),
+                () => run(load, config.echo.spec, echo),
               );
+        // Right beside the pair, in a loop of its own: the raw rate moves with the load core
+        // from minute to minute. (Taking turns with syncgen's calls would time another thing:
+        // a Redis call made cold, after a gRPC call, takes several times one made in a loop.)
+        const raw = config.raw && (await run(load, { ...config.raw.spec, durationMs: RAW_DURATION_MS }));
         record(runs, config.id, measured);
-        record(runs, echoConfig.id, baseline);
+        record(runs, config.echo.id, baseline);
         record(pairs, config.id, ratios(measured, baseline));
+        if (config.raw && raw) {
+          record(runs, config.raw.id, raw);
+          record(rawPairs, config.id, measured.callsPerSecond / raw.callsPerSecond);
+        }
       }
     }
   } finally {
@@ -217,8 +227,6 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
           },
         );
         if (store === "Redis") {
-          // Paired by round: the raw run of the same round, a few runs later.
-          const raw = runs.get(`raw/${method}/${concurrency}`) ?? [];
           rows.push({
             name: `${label}: throughput vs raw ioredis`,
             value: pick(id, "callsPerSecond"),
@@ -226,9 +234,7 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
             baselineValue: pick(`raw/${method}/${concurrency}`, "callsPerSecond"),
             unit: "calls/s",
             better: "higher",
-            ...pairStats(
-              (runs.get(id) ?? []).map((run, round) => run.callsPerSecond / (raw[round]?.callsPerSecond ?? Number.NaN)),
-            ),
+            ...pairStats(rawPairs.get(id) ?? []),
           });
         }
       }

@@ -5,7 +5,7 @@
  * included), seconds, busySeconds (the measured calls' latencies summed), latency p50/p99 in
  * ms, and with `latencies` set, every measured call's
  * latency (ms), so percentiles can be taken over many runs. At concurrency 1 a run can take
- * turns, call by call, between two targets (`alternate`), answering for both.
+ * turns, call by call, between several targets (`alternates`), answering for each.
  *
  * Modes: grpc-get / grpc-bump through the syncgen client (against syncgen or the echo
  * server), connect-json-get through Connect's own Node client to syncgen's HTTP port (Connect
@@ -38,11 +38,11 @@ interface LoadSpec {
   /** Answer with every measured call's latency too. */
   latencies?: boolean;
   /**
-   * Concurrency 1 only: a second spec whose calls take turns with this one's, call by call,
-   * so both sides see the same moments of a noisy machine. Its figures come back as
-   * `alternate`.
+   * Concurrency 1 only: other specs whose calls take turns with this one's, call by call, so
+   * every side meets the same moments of a noisy machine. Their figures come back as
+   * `alternates`, in order.
    */
-  alternate?: LoadSpec;
+  alternates?: LoadSpec[];
 }
 
 /** What one side of a run measured. */
@@ -53,7 +53,11 @@ class Tally {
   /** The measured calls' latencies, summed (all of them, past the 200,000 kept). */
   busyMs = 0;
 
-  constructor(readonly call: () => Promise<unknown>) {}
+  readonly call: () => Promise<unknown>;
+
+  constructor(readonly spec: LoadSpec) {
+    this.call = callOf(spec);
+  }
 
   /** Makes one call, counting it (and its latency while measuring). */
   async time(measuring: boolean): Promise<void> {
@@ -68,7 +72,7 @@ class Tally {
     }
   }
 
-  result(seconds: number, withLatencies: boolean | undefined): object {
+  result(seconds: number): object {
     const { calls, totalCalls, latencies } = this;
     const busySeconds = this.busyMs / 1000;
     const figures = {
@@ -80,7 +84,9 @@ class Tally {
       p99: percentile(latencies, 99),
     };
     // To the microsecond: the line stays short.
-    return withLatencies ? { ...figures, latencies: latencies.map((ms) => Math.round(ms * 1000) / 1000) } : figures;
+    return this.spec.latencies
+      ? { ...figures, latencies: latencies.map((ms) => Math.round(ms * 1000) / 1000) }
+      : figures;
   }
 }
 
@@ -137,8 +143,9 @@ function callOf(spec: LoadSpec): () => Promise<unknown> {
 }
 
 async function run(spec: LoadSpec): Promise<object> {
-  if (spec.alternate && spec.concurrency !== 1) throw new Error("alternate runs take concurrency 1");
-  const sides = [new Tally(callOf(spec)), ...(spec.alternate ? [new Tally(callOf(spec.alternate))] : [])];
+  const alternates = spec.alternates ?? [];
+  if (alternates.length > 0 && spec.concurrency !== 1) throw new Error("alternating runs take concurrency 1");
+  const sides = [spec, ...alternates].map((side) => new Tally(side));
   for (const side of sides) await side.call();
   let measuring = false;
   let stop = false;
@@ -154,8 +161,8 @@ async function run(spec: LoadSpec): Promise<object> {
   const seconds = (performance.now() - started) / 1000;
   stop = true;
   await Promise.all(workers);
-  const [own, alternate] = sides.map((side) => side.result(seconds, spec.latencies));
-  return alternate === undefined ? { ...own } : { ...own, alternate };
+  const [own, ...others] = sides.map((side) => side.result(seconds));
+  return others.length === 0 ? { ...own } : { ...own, alternates: others };
 }
 
 // One run at a time, in order.
