@@ -126,8 +126,8 @@ interface FanOutPass {
 /** A stream's state; only the hub touches it. */
 class Stream implements WatchStream {
   /**
-   * Keys whose latest generation may differ from what the stream was sent; made only while
-   * it is blocked (most streams never are).
+   * Keys whose latest generation may differ from what the stream was sent: made when a
+   * change finds the stream blocked (most streams never are), dropped once it is flushed.
    */
   dirty: Set<string> | undefined;
   live = false;

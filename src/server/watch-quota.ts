@@ -39,7 +39,7 @@ export class WatchQuota {
     return new WatchSlot(this, peer);
   }
 
-  /** Gives back a slot taken on `peer`. */
+  /** Gives back a slot taken on `peer`: for WatchSlot.release, which calls it once. */
   giveBack(peer: string): void {
     this.#total--;
     const left = (this.#byConnection.get(peer) ?? 1) - 1;
