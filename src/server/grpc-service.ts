@@ -153,9 +153,9 @@ class GrpcCallContext implements CallContext {
 
   get signal(): AbortSignal {
     if (this.#controller === undefined) {
-      this.#controller = new AbortController();
-      if (this.#ended || this.#call.cancelled) this.#controller.abort();
-      else if (this.#endListeners === undefined) this.#call.on("cancelled", () => this.end());
+      const controller = new AbortController();
+      this.#controller = controller;
+      this.onEnd(() => controller.abort());
     }
     return this.#controller.signal;
   }
@@ -171,16 +171,15 @@ class GrpcCallContext implements CallContext {
     }
     if (this.#endListeners === undefined) {
       this.#endListeners = [];
-      if (this.#controller === undefined) this.#call.on("cancelled", () => this.end());
+      this.#call.on("cancelled", () => this.end());
     }
     this.#endListeners.push(listener);
   }
 
-  /** The call is answered or cancelled: aborts the signal and tells the end listeners. */
+  /** The call is answered or cancelled: tells the end listeners (the signal's among them). */
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#controller?.abort();
     for (const listener of this.#endListeners ?? []) listener();
     this.#endListeners = undefined;
   }
