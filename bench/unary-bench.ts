@@ -22,8 +22,8 @@ interface LoadResult {
   p50: number;
   p99: number;
   latencies?: number[];
-  /** An alternating run's other sides. */
-  alternates?: LoadResult[];
+  /** An alternating run's other side. */
+  alternate?: LoadResult;
 }
 
 export interface Run {
@@ -47,13 +47,14 @@ export function ratios(run: Run, baseline: Run): RunRatios {
 }
 
 const CONCURRENCIES = [1, 16, 128];
-/** Pairs per row: 9, so two full runs agree within ±10% (5 did not: the median of 5 pair ratios swung by up to 38%). */
+/** Pairs per row: with 5, the median of the pair ratios swung by up to 38% between full runs. */
 export const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
 export const TIMING = { durationMs: 1000, warmupMs: 500 };
 /**
  * Raw ioredis runs last longer: their throughput (the load generator's and Redis's, sharing
  * one core) is the noisiest figure here. In 1-second runs its ratio to syncgen's ranged over
- * 2x from round to round (p10-p90), and the rows moved by 15-24% between full runs.
+ * 2x from round to round (p10-p90); at 3 s, right beside the pair, the rows still move by
+ * 10-33% between full runs.
  */
 const RAW_DURATION_MS = 3000;
 
@@ -67,23 +68,29 @@ export async function run(load: UnaryLoad, spec: object, server?: ServerProcess)
 }
 
 /**
- * One run at concurrency 1 whose calls take turns, call by call, between `sides` (each a spec
- * and the server whose CPU counts, if any), so every side meets the same moments of a noisy
- * machine. A side's throughput is its calls over the time they took (1 / mean latency: what
- * one caller in a loop gets), its CPU per call its own server's.
+ * One run at concurrency 1 whose calls take turns, call by call, between `spec` against
+ * `server` and `baselineSpec` against `baselineServer`, so both sides meet the same moments
+ * of a noisy machine. A side's throughput is its calls over the time they took (1 / mean
+ * latency: what one caller in a loop gets), its CPU per call its own server's.
  */
-async function runAlternating(load: UnaryLoad, sides: [object, ServerProcess | undefined][]): Promise<Run[]> {
-  const cpu = () => Promise.all(sides.map(([, server]) => server?.cpuSeconds()));
+async function runAlternating(
+  load: UnaryLoad,
+  [spec, server]: [object, ServerProcess],
+  [baselineSpec, baselineServer]: [object, ServerProcess],
+): Promise<[Run, Run]> {
+  const cpu = () => Promise.all([server.cpuSeconds(), baselineServer.cpuSeconds()]);
   const before = await cpu();
-  // As long as a run of each side would be: each makes about as many calls.
-  const timing = { ...TIMING, durationMs: sides.length * TIMING.durationMs };
-  const [first, ...others] = sides.map(([spec]) => ({ ...timing, ...spec }));
-  const result = await load.run<LoadResult>({ ...first, alternates: others });
-  verbose(sides[0]?.[0] ?? {}, result);
+  // Twice a run of one side: each side makes about as many calls as in a run of its own.
+  const timing = { ...TIMING, durationMs: 2 * TIMING.durationMs };
+  const result = await load.run<LoadResult>({ ...timing, ...spec, alternate: { ...timing, ...baselineSpec } });
   const after = await cpu();
-  const results = [result, ...(result.alternates ?? [])];
-  if (results.length !== sides.length) throw new Error("the load generator did not answer for every side");
-  return results.map((side, index) => figures(side, side.busySeconds, cpuSeconds(before[index], after[index])));
+  verbose(spec, result);
+  const { alternate } = result;
+  if (alternate === undefined) throw new Error("the load generator answered an alternating run for one side");
+  return [
+    figures(result, result.busySeconds, after[0] - before[0]),
+    figures(alternate, alternate.busySeconds, after[1] - before[1]),
+  ];
 }
 
 function cpuSeconds(before: number | undefined, after: number | undefined): number {
@@ -102,9 +109,9 @@ function figures(result: LoadResult, seconds: number, serverCpuSeconds: number):
 
 function verbose(spec: object, result: LoadResult): void {
   if (!process.env.BENCH_VERBOSE) return;
-  const shown = ({ latencies, alternates, ...figures }: LoadResult): object => ({
+  const shown = ({ latencies, alternate, ...figures }: LoadResult): object => ({
     ...figures,
-    ...(alternates ? { alternates: alternates.map(shown) } : {}),
+    ...(alternate ? { alternate: shown(alternate) } : {}),
   });
   console.error(JSON.stringify({ spec, result: shown(result) }));
 }
@@ -164,10 +171,7 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
       for (const config of configs) {
         const [measured, baseline] =
           config.spec.concurrency === 1
-            ? ((await runAlternating(load, [
-                [config.spec, config.server],
-                [config.echo.spec, echo],
-              ])) as [Run, Run])
+            ? await runAlternating(load, [config.spec, config.server], [config.echo.spec, echo])
             : await measurePair(
                 round,
                 () => run(load, config.spec, config.server),

@@ -3,9 +3,9 @@
  * that reads a JSON spec per line on stdin, keeps `concurrency` calls in flight for
  * `durationMs` after `warmupMs`, and answers one JSON line: calls, totalCalls (warm-up
  * included), seconds, busySeconds (the measured calls' latencies summed), latency p50/p99 in
- * ms, and with `latencies` set, every measured call's
- * latency (ms), so percentiles can be taken over many runs. At concurrency 1 a run can take
- * turns, call by call, between several targets (`alternates`), answering for each.
+ * ms and, with `latencies` set, every measured call's latency (ms), so percentiles can be
+ * taken over many runs. At concurrency 1 a run can take turns, call by call, with a second
+ * target (`alternate`), answering for both.
  *
  * Modes: grpc-get / grpc-bump through the syncgen client (against syncgen or the echo
  * server), connect-json-get through Connect's own Node client to syncgen's HTTP port (Connect
@@ -38,11 +38,11 @@ interface LoadSpec {
   /** Answer with every measured call's latency too. */
   latencies?: boolean;
   /**
-   * Concurrency 1 only: other specs whose calls take turns with this one's, call by call, so
-   * every side meets the same moments of a noisy machine. Their figures come back as
-   * `alternates`, in order.
+   * Concurrency 1 only: a second spec whose calls take turns with this one's, call by call,
+   * so both sides meet the same moments of a noisy machine. Its figures come back as
+   * `alternate`.
    */
-  alternates?: LoadSpec[];
+  alternate?: LoadSpec;
 }
 
 /** What one side of a run measured. */
@@ -143,9 +143,8 @@ function callOf(spec: LoadSpec): () => Promise<unknown> {
 }
 
 async function run(spec: LoadSpec): Promise<object> {
-  const alternates = spec.alternates ?? [];
-  if (alternates.length > 0 && spec.concurrency !== 1) throw new Error("alternating runs take concurrency 1");
-  const sides = [spec, ...alternates].map((side) => new Tally(side));
+  if (spec.alternate && spec.concurrency !== 1) throw new Error("alternating runs take concurrency 1");
+  const sides = [spec, ...(spec.alternate ? [spec.alternate] : [])].map((side) => new Tally(side));
   for (const side of sides) await side.call();
   let measuring = false;
   let stop = false;
@@ -161,8 +160,8 @@ async function run(spec: LoadSpec): Promise<object> {
   const seconds = (performance.now() - started) / 1000;
   stop = true;
   await Promise.all(workers);
-  const [own, ...others] = sides.map((side) => side.result(seconds));
-  return others.length === 0 ? { ...own } : { ...own, alternates: others };
+  const [own, alternate] = sides.map((side) => side.result(seconds));
+  return alternate === undefined ? { ...own } : { ...own, alternate };
 }
 
 // One run at a time, in order.
