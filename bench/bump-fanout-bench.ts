@@ -4,13 +4,14 @@
  * watchers of one key, pairs alternate a Bump of that key (timed until its reply; then until
  * every watcher has it, so each pair starts from a quiet server) with a Bump of a key nobody
  * watches, made the same way (after arming the watchers); each row is the median of the
- * per-pair ratios. Both stores. The watchers run at the lowest CPU priority on the load core, so the Bump's reply
- * is not queued behind their work there, as it would not be with watchers on other machines.
+ * per-pair ratios. Both stores.
+ *
+ * The watchers run at the lowest CPU priority on the load core, so the Bump's reply is not
+ * queued behind their work there, as it would not be with watchers on other machines. The
+ * Bumps are timed by a writer process that does nothing else (load/writer.ts says why).
  */
-import { performance } from "node:perf_hooks";
-import { createGenerationClient } from "../src/client/index.js";
 import { FanOutWatchers } from "./fanout-bench.js";
-import { ServerProcess } from "./processes.js";
+import { BumpWriter, ServerProcess } from "./processes.js";
 import { type BenchRow, measurePair, median, pairStats } from "./report.js";
 
 /** Pairs per configuration: one round trip is noisy on two cores, the median of many is not. */
@@ -22,9 +23,9 @@ export async function bumpUnderFanOutBench(redisUrl: string): Promise<BenchRow[]
     for (const streams of [1000, 10_000]) {
       const args = store === "Redis" ? ["--redis", redisUrl, "--prefix", `bench-bump-fanout-${streams}:`] : [];
       const server = await ServerProcess.syncgen(args);
-      const client = createGenerationClient(server.address);
+      const writer = new BumpWriter(server.address);
       try {
-        const watchers = await FanOutWatchers.open(server, streams, "watched", () => client.bump("watched"), {
+        const watchers = await FanOutWatchers.open(server, streams, "watched", () => writer.bump("watched"), {
           lowPriority: true,
         });
         const watched: number[] = [];
@@ -34,18 +35,19 @@ export async function bumpUnderFanOutBench(redisUrl: string): Promise<BenchRow[]
           /** A Bump of a key nobody watches, after the same preparation as a trial's. */
           const bumpIdle = async (): Promise<number> => {
             await watchers.arm();
-            const start = performance.now();
-            await client.bump("nobody-watches");
-            return performance.now() - start;
+            return writer.bump("nobody-watches");
+          };
+          /** A Bump of the watched key, then the wait for every watcher to have it. */
+          const bumpWatched = async (): Promise<number> => {
+            await watchers.arm();
+            const ms = await writer.bump("watched");
+            await watchers.delivered();
+            return ms;
           };
           // Warm the unwatched key's path too.
           for (let i = 0; i < 5; i++) await bumpIdle();
           for (let pair = 0; pair < BUMP_PAIRS; pair++) {
-            const [withWatchers, without] = await measurePair(
-              pair,
-              async () => (await watchers.trial()).triggerMs,
-              bumpIdle,
-            );
+            const [withWatchers, without] = await measurePair(pair, bumpWatched, bumpIdle);
             watched.push(withWatchers);
             idle.push(without);
             ratios.push(withWatchers / without);
@@ -64,7 +66,7 @@ export async function bumpUnderFanOutBench(redisUrl: string): Promise<BenchRow[]
           ...pairStats(ratios),
         });
       } finally {
-        client.close();
+        await writer.close();
         await server.stop();
       }
     }

@@ -105,3 +105,27 @@ export class UnaryLoad {
     return this.#agent.close();
   }
 }
+
+/** A load/writer.ts process: Bumps timed in a process that does nothing else. */
+export class BumpWriter {
+  readonly #agent: LineAgent;
+
+  /** Starts a writer of the server at `address` (gRPC HOST:PORT). */
+  constructor(address: string) {
+    this.#agent = new LineAgent(
+      process.execPath,
+      ["--import", "tsx", `${BENCH}load/writer.ts`, address],
+      process.cwd(),
+    );
+  }
+
+  /** Bumps `key`; resolves with the round trip the writer timed (ms). */
+  async bump(key: string): Promise<number> {
+    // The writer answers {"ms": number}.
+    return (await this.#agent.ask(JSON.stringify({ key }), 30_000)).ms as number;
+  }
+
+  close(): Promise<void> {
+    return this.#agent.close();
+  }
+}

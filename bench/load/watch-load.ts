@@ -11,7 +11,6 @@
  *
  * It prints {"live":true} once every stream has its first response.
  */
-import os from "node:os";
 import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { create } from "@bufbuild/protobuf";
@@ -35,16 +34,9 @@ interface WatchSpec {
   key: string;
   streams: number;
   perConnection: number;
-  /**
-   * Run at the lowest CPU priority: on a machine with one core for all load, the process
-   * whose round trip is timed gets the core at once when its reply arrives, as it would if
-   * the watchers were on other machines, instead of waiting its turn behind them.
-   */
-  lowPriority?: boolean;
 }
 
 const spec = JSON.parse(process.argv[2] ?? "{}") as WatchSpec;
-if (spec.lowPriority) os.setPriority(os.constants.priority.PRIORITY_LOW);
 const method = grpcServiceDefinition(GenerationService).watch;
 const now = (): number => performance.timeOrigin + performance.now();
 
