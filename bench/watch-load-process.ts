@@ -1,6 +1,7 @@
 /** Drives a watch-load.ts process (see there) from the orchestrator, one JSON line each way. */
 import { fileURLToPath } from "node:url";
 import { LineAgent } from "../test/helpers/line-agent.js";
+import { LOAD_NODE_ARGS } from "./processes.js";
 
 const SCRIPT = fileURLToPath(new URL("./load/watch-load.ts", import.meta.url));
 
@@ -29,7 +30,7 @@ export class WatchLoad {
     lowPriority?: boolean;
   }): Promise<WatchLoad> {
     const { lowPriority, ...watchSpec } = spec;
-    const args = ["--import", "tsx", SCRIPT, JSON.stringify(watchSpec)];
+    const args = [...LOAD_NODE_ARGS, "--import", "tsx", SCRIPT, JSON.stringify(watchSpec)];
     const agent = lowPriority
       ? new LineAgent("chrt", ["--idle", "0", process.execPath, ...args], process.cwd())
       : new LineAgent(process.execPath, args, process.cwd());
