@@ -135,8 +135,9 @@ export class BumpWriter {
 
   /** Bumps `key`; resolves with the round trip the writer timed (ms). */
   async bump(key: string): Promise<number> {
-    // The writer answers {"ms": number}.
-    return (await this.#agent.ask(JSON.stringify({ key }), 30_000)).ms as number;
+    const answer = await this.#agent.ask(JSON.stringify({ key }), 30_000);
+    if (typeof answer.ms !== "number") throw new Error(`the writer's Bump of "${key}" failed: ${String(answer.error)}`);
+    return answer.ms;
   }
 
   close(): Promise<void> {
