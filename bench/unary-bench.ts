@@ -177,14 +177,14 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
                 () => run(load, config.spec, config.server),
                 () => run(load, config.echo.spec, echo),
               );
-        // Right beside the pair, in a loop of its own: the raw rate moves with the load core
-        // from minute to minute. (Taking turns with syncgen's calls would time another thing:
-        // a Redis call made cold, after a gRPC call, takes several times one made in a loop.)
-        const raw = config.raw && (await run(load, { ...config.raw.spec, durationMs: RAW_DURATION_MS }));
         record(runs, config.id, measured);
         record(runs, config.echo.id, baseline);
         record(pairs, config.id, ratios(measured, baseline));
-        if (config.raw && raw) {
+        if (config.raw) {
+          // Right beside the pair, in a loop of its own: the raw rate moves with the load core
+          // from minute to minute. (Taking turns with syncgen's calls would time another thing:
+          // a Redis call made cold, after a gRPC call, takes several times one made in a loop.)
+          const raw = await run(load, { ...config.raw.spec, durationMs: RAW_DURATION_MS });
           record(runs, config.raw.id, raw);
           record(rawPairs, config.id, measured.callsPerSecond / raw.callsPerSecond);
         }

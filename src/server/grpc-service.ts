@@ -180,8 +180,10 @@ class GrpcCallContext implements CallContext {
   end(): void {
     if (this.#ended) return;
     this.#ended = true;
-    for (const listener of this.#endListeners ?? []) listener();
+    const listeners = this.#endListeners;
+    if (listeners === undefined) return; // A unary call, most often: nothing listens.
     this.#endListeners = undefined;
+    for (const listener of listeners) listener();
   }
 }
 
