@@ -18,7 +18,7 @@ import { createGenerationClient } from "../src/client/index.js";
 import { FanOutWatchers, TRIALS } from "./fanout-bench.js";
 import { ServerProcess, UnaryLoad } from "./processes.js";
 import { type BenchRow, measurePair, median, pairStats } from "./report.js";
-import { pooledP99, ROUNDS, type Run, type RunRatios, ratios, run } from "./unary-bench.js";
+import { pooledP99, ROUNDS, type Run, type RunRatios, ratios, run, warmUp } from "./unary-bench.js";
 
 const CONCURRENCIES = [1, 16];
 /** The Connect variants at each concurrency. */
@@ -57,8 +57,10 @@ export async function connectUnaryBench(): Promise<BenchRow[]> {
     into.set(id, [...(into.get(id) ?? []), value]);
   };
   try {
-    // Warm the server's JIT (and the connections) on every path first, so no figure pays for it.
-    for (const side of configs.find((c) => c.concurrency === 16)?.sides ?? []) await run(load, side.spec);
+    await warmUp(
+      load,
+      (configs.find((c) => c.concurrency === 16)?.sides ?? []).map((side) => side.spec),
+    );
     for (let round = 0; round < ROUNDS; round++) {
       for (const { concurrency, sides } of configs) {
         // Rotate who goes first, so a drift within the round cancels out over rounds.

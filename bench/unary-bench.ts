@@ -57,6 +57,18 @@ export const TIMING = { durationMs: 1000, warmupMs: 500 };
  * 10-33% between full runs.
  */
 const RAW_DURATION_MS = 3000;
+/**
+ * How long each path is driven before the rounds. With one 1.5-second run per path, a
+ * server's CPU per call was still falling through the rounds (JIT, heap sizing): the ratio to
+ * echo moved by 7-28% between the first and second half of 18 back-to-back pairs. After 15 s
+ * per path it moved by 0-10%.
+ */
+const WARMUP_MS = 8000;
+
+/** Drives each spec for WARMUP_MS, so no figure pays for a cold JIT, heap or connection. */
+export async function warmUp(load: UnaryLoad, specs: object[]): Promise<void> {
+  for (const spec of specs) await load.run({ ...spec, latencies: false, warmupMs: 0, durationMs: WARMUP_MS });
+}
 
 /** One load run; server CPU per call when a server is given. */
 export async function run(load: UnaryLoad, spec: object, server?: ServerProcess): Promise<Run> {
@@ -163,10 +175,12 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
     into.set(id, [...(into.get(id) ?? []), value]);
   };
   try {
-    // Warm each server's JIT (and connections) first, so no figure pays for it.
-    for (const config of configs.filter((c) => c.spec.concurrency === 16)) {
-      for (const spec of [config.spec, config.echo.spec, config.raw?.spec]) if (spec) await run(load, spec);
-    }
+    await warmUp(
+      load,
+      configs
+        .filter((c) => c.spec.concurrency === 16)
+        .flatMap((config) => [config.spec, config.echo.spec, ...(config.raw ? [config.raw.spec] : [])]),
+    );
     for (let round = 0; round < ROUNDS; round++) {
       for (const config of configs) {
         const [measured, baseline] =
