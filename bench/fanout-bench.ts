@@ -10,8 +10,11 @@ import { ServerProcess } from "./processes.js";
 import { type BenchRow, measurePair, median, pairStats, percentile } from "./report.js";
 import { WatchLoad } from "./watch-load-process.js";
 
-/** Trials of a Connect fan-out configuration (connect-bench.ts); 7 let its ratio swing by 40% between runs. */
-export const TRIALS = 15;
+/**
+ * Trials of a Connect fan-out configuration (connect-bench.ts): 7 let its ratio swing by 40%
+ * between runs, 15 by 13-26%. A trial at 5,000 watchers takes about 0.7 s.
+ */
+export const TRIALS = 31;
 const now = (): number => performance.timeOrigin + performance.now();
 
 /** How the watchers reach the server: over gRPC (the default) or Connect on its HTTP port. */
