@@ -107,6 +107,8 @@ export function fanOutPairs(streams: number): number {
 
 /** Server RSS is read every this many pairs (both servers, as they are and after a forced GC). */
 const RSS_EVERY = 20;
+/** Untimed trials of each server before the pairs and after each reading. */
+const SETTLE_TRIALS = 2;
 
 export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
@@ -131,6 +133,17 @@ export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
         measuredGc: [] as number[],
         baselineGc: [] as number[],
       };
+      /**
+       * Untimed trials of both servers: before the first pair (the first writes to fresh
+       * streams allocate what later ones reuse) and after each RSS reading (its forced GCs
+       * leave both servers sweeping on their core for a while). In a run without them, the
+       * bare server's four slowest of 201 trials at 10,000 watchers each came right after a
+       * reading, and decided its p99.
+       */
+      const settle = async (): Promise<void> => {
+        for (let i = 0; i < SETTLE_TRIALS; i++) await Promise.all([measured.trial(), baseline.trial()]);
+      };
+      await settle();
       const trials = fanOutPairs(streams);
       for (let pair = 0; pair < trials; pair++) {
         if (pair % RSS_EVERY === RSS_EVERY - 1) {
@@ -138,6 +151,7 @@ export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
           rss.baseline.push(await baseline.rssPerStream());
           rss.measuredGc.push(await measured.rssPerStream(true));
           rss.baselineGc.push(await baseline.rssPerStream(true));
+          await settle();
         }
         const [ours, theirs] = await measurePair(
           pair,
