@@ -2,12 +2,20 @@
  * Watch fan-out: 1,000 and 10,000 watchers of one key, 100 streams per connection; the time
  * from a Bump to the last watcher receiving it, beside a bare grpc-js server pushing one
  * message to as many streams (both watched at once, trials alternating between them); and
- * server RSS per open stream, beside the bare server's.
+ * server RSS per open stream, beside the bare server's. The trials run in segments, each on
+ * a fresh pair of servers.
  */
 import { performance } from "node:perf_hooks";
 import { createGenerationClient } from "../src/client/index.js";
 import { ServerProcess } from "./processes.js";
-import { type BenchRow, measurePair, median, pairStats, percentile } from "./report.js";
+import {
+  type BenchRow,
+  measurePair,
+  median,
+  pairStats,
+  percentileOfTrials,
+  pooledPercentileOfGroups,
+} from "./report.js";
 import { WatchLoad } from "./watch-load-process.js";
 
 /**
@@ -101,8 +109,18 @@ export class FanOutWatchers {
  * runs at 21; at 201 (1,000 watchers) and 101 (10,000) it is the 2nd-3rd slowest, and it still
  * moved between 0.51x and 0.98x. Now the 7th and 3rd slowest.
  */
-export function fanOutPairs(streams: number): number {
+function fanOutPairs(streams: number): number {
   return streams >= 10_000 ? 201 : 601;
+}
+
+/**
+ * Fresh servers per this many pairs: RSS per stream differs more between two processes than
+ * between readings of one. The bare server held 15.0, 19.6 and 16.8 KiB per stream at 1,000
+ * in three runs, each steady within its run (p10-p90 of its readings within 8%), so a row
+ * read from one pair of processes was one sample, however many readings it took.
+ */
+function fanOutSegments(streams: number): number {
+  return streams >= 10_000 ? 3 : 6;
 }
 
 /** Server RSS is read every this many pairs (both servers, as they are and after a forced GC). */
@@ -110,108 +128,132 @@ const RSS_EVERY = 20;
 /** Untimed trials of each server before the pairs and after each reading. */
 const SETTLE_TRIALS = 2;
 
+/** One segment's figures: per pair, each side's time to the last watcher; per reading, each side's RSS per stream. */
+interface Segment {
+  syncgenMs: number[];
+  bareMs: number[];
+  rss: { measured: number[]; baseline: number[]; measuredGc: number[]; baselineGc: number[] };
+}
+
+/** Starts a bare server and syncgen, opens `streams` watchers on each, and runs `pairs` pairs from `firstPair` on. */
+async function fanOutSegment(redisUrl: string, streams: number, firstPair: number, pairs: number): Promise<Segment> {
+  const bare = await ServerProcess.echo();
+  const syncgen = await ServerProcess.syncgen(["--redis", redisUrl, "--prefix", `bench-fanout-${streams}:`]);
+  const bareClient = createGenerationClient(bare.address);
+  const client = createGenerationClient(syncgen.address);
+  const opened: FanOutWatchers[] = [];
+  try {
+    const baseline = await FanOutWatchers.open(bare, streams, "fanout", () => bareClient.clear("fanout"));
+    opened.push(baseline);
+    const measured = await FanOutWatchers.open(syncgen, streams, "fanout", () => client.bump("fanout"));
+    opened.push(measured);
+    const segment: Segment = {
+      syncgenMs: [],
+      bareMs: [],
+      rss: { measured: [], baseline: [], measuredGc: [], baselineGc: [] },
+    };
+    /**
+     * Untimed trials of both servers: before the first pair (the first writes to fresh
+     * streams allocate what later ones reuse) and after each RSS reading (its forced GCs
+     * leave both servers sweeping on their core for a while). In a run without them, the
+     * bare server's four slowest of 201 trials at 10,000 watchers each came right after a
+     * reading, and decided its p99.
+     */
+    const settle = async (): Promise<void> => {
+      for (let i = 0; i < SETTLE_TRIALS; i++) await Promise.all([measured.trial(), baseline.trial()]);
+    };
+    await settle();
+    for (let pair = firstPair; pair < firstPair + pairs; pair++) {
+      if (pair % RSS_EVERY === RSS_EVERY - 1) {
+        // Read during the trials, in the steady state: right after opening, garbage from
+        // the opening itself (decoded requests, first writes) inflates RSS by chance amounts.
+        segment.rss.measured.push(await measured.rssPerStream());
+        segment.rss.baseline.push(await baseline.rssPerStream());
+        segment.rss.measuredGc.push(await measured.rssPerStream(true));
+        segment.rss.baselineGc.push(await baseline.rssPerStream(true));
+        await settle();
+      }
+      const [ours, theirs] = await measurePair(
+        pair,
+        async () => (await measured.trial()).lastMs,
+        async () => (await baseline.trial()).lastMs,
+      );
+      segment.syncgenMs.push(ours);
+      segment.bareMs.push(theirs);
+    }
+    return segment;
+  } finally {
+    await Promise.all(opened.map((watchers) => watchers.close()));
+    bareClient.close();
+    client.close();
+    await Promise.all([bare.stop(), syncgen.stop()]);
+  }
+}
+
+/**
+ * RSS per stream: the median of every reading of every segment, beside the bare server's;
+ * the pairs column is over segments (each one's ratio of medians), and so is the interval.
+ */
+export function rssRow(
+  measured: number[][],
+  baseline: number[][],
+): Pick<BenchRow, "value" | "baselineValue" | "pairs" | "interval"> {
+  const pooled = pooledPercentileOfGroups(measured, baseline, 50);
+  const ratios = measured.map((readings, index) => median(readings) / median(baseline[index] ?? []));
+  return {
+    ...pooled,
+    value: pooled.value / 1024,
+    baselineValue: pooled.baselineValue / 1024,
+    pairs: pairStats(ratios).pairs,
+  };
+}
+
 export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const streams of [1000, 10_000]) {
-    const bare = await ServerProcess.echo();
-    const syncgen = await ServerProcess.syncgen(["--redis", redisUrl, "--prefix", `bench-fanout-${streams}:`]);
-    const bareClient = createGenerationClient(bare.address);
-    const client = createGenerationClient(syncgen.address);
-    const opened: FanOutWatchers[] = [];
-    try {
-      const baseline = await FanOutWatchers.open(bare, streams, "fanout", () => bareClient.clear("fanout"));
-      opened.push(baseline);
-      const measured = await FanOutWatchers.open(syncgen, streams, "fanout", () => client.bump("fanout"));
-      opened.push(measured);
-      const bareMs: number[] = [];
-      const syncgenMs: number[] = [];
-      const ratios: number[] = [];
-      /** RSS per stream, read every RSS_EVERY pairs: one reading swung by 30-70% between runs. */
-      const rss = {
-        measured: [] as number[],
-        baseline: [] as number[],
-        measuredGc: [] as number[],
-        baselineGc: [] as number[],
-      };
-      /**
-       * Untimed trials of both servers: before the first pair (the first writes to fresh
-       * streams allocate what later ones reuse) and after each RSS reading (its forced GCs
-       * leave both servers sweeping on their core for a while). In a run without them, the
-       * bare server's four slowest of 201 trials at 10,000 watchers each came right after a
-       * reading, and decided its p99.
-       */
-      const settle = async (): Promise<void> => {
-        for (let i = 0; i < SETTLE_TRIALS; i++) await Promise.all([measured.trial(), baseline.trial()]);
-      };
-      await settle();
-      const trials = fanOutPairs(streams);
-      for (let pair = 0; pair < trials; pair++) {
-        if (pair % RSS_EVERY === RSS_EVERY - 1) {
-          rss.measured.push(await measured.rssPerStream());
-          rss.baseline.push(await baseline.rssPerStream());
-          rss.measuredGc.push(await measured.rssPerStream(true));
-          rss.baselineGc.push(await baseline.rssPerStream(true));
-          await settle();
-        }
-        const [ours, theirs] = await measurePair(
-          pair,
-          async () => (await measured.trial()).lastMs,
-          async () => (await baseline.trial()).lastMs,
-        );
-        syncgenMs.push(ours);
-        bareMs.push(theirs);
-        ratios.push(ours / theirs);
-      }
-      const label = `fan-out to ${streams.toLocaleString("en-US")} watchers`;
-      const common = {
-        baselineName: "bare grpc-js push to as many streams",
-        unit: "ms",
-        better: "lower",
-        target: 0.8,
-      } as const;
-      rows.push(
-        {
-          name: `${label}: Bump to last watcher, p50`,
-          value: median(syncgenMs),
-          baselineValue: median(bareMs),
-          ...common,
-          ...pairStats(ratios),
-        },
-        {
-          name: `${label}: Bump to last watcher, p99 of ${trials} trials`,
-          value: percentile(syncgenMs, 99),
-          baselineValue: percentile(bareMs, 99),
-          ...common,
-        },
-        {
-          // Read during the trials, in the steady state: right after opening, garbage from
-          // the opening itself (decoded requests, first writes) inflates RSS by chance amounts.
-          name: `${label}: server RSS per open stream (no forced GC)`,
-          value: median(rss.measured) / 1024,
-          baselineName: "bare grpc-js server",
-          baselineValue: median(rss.baseline) / 1024,
-          unit: "KiB",
-          better: "lower",
-          target: 1,
-          ...pairStats(rss.measured.map((bytes, index) => bytes / (rss.baseline[index] ?? Number.NaN))),
-        },
-        {
-          name: `${label}: server RSS per open stream (after a forced GC)`,
-          value: median(rss.measuredGc) / 1024,
-          baselineName: "bare grpc-js server",
-          baselineValue: median(rss.baselineGc) / 1024,
-          unit: "KiB",
-          better: "lower",
-          target: 1,
-          ...pairStats(rss.measuredGc.map((bytes, index) => bytes / (rss.baselineGc[index] ?? Number.NaN))),
-        },
-      );
-    } finally {
-      await Promise.all(opened.map((watchers) => watchers.close()));
-      bareClient.close();
-      client.close();
-      await Promise.all([bare.stop(), syncgen.stop()]);
+    const trials = fanOutPairs(streams);
+    const segmentCount = fanOutSegments(streams);
+    const segments: Segment[] = [];
+    for (let index = 0; index < segmentCount; index++) {
+      const first = Math.round((index * trials) / segmentCount);
+      const next = Math.round(((index + 1) * trials) / segmentCount);
+      segments.push(await fanOutSegment(redisUrl, streams, first, next - first));
     }
+    const syncgenMs = segments.flatMap((segment) => segment.syncgenMs);
+    const bareMs = segments.flatMap((segment) => segment.bareMs);
+    const rss = (side: keyof Segment["rss"]): number[][] => segments.map((segment) => segment.rss[side]);
+    const label = `fan-out to ${streams.toLocaleString("en-US")} watchers`;
+    const latency = {
+      baselineName: "bare grpc-js push to as many streams",
+      unit: "ms",
+      better: "lower",
+      target: 0.8,
+    } as const;
+    const memory = { baselineName: "bare grpc-js server", unit: "KiB", better: "lower", target: 1 } as const;
+    rows.push(
+      {
+        name: `${label}: Bump to last watcher, p50`,
+        value: median(syncgenMs),
+        baselineValue: median(bareMs),
+        ...latency,
+        ...pairStats(syncgenMs.map((ms, pair) => ms / (bareMs[pair] ?? Number.NaN))),
+      },
+      {
+        name: `${label}: Bump to last watcher, p99 of ${trials} trials`,
+        ...percentileOfTrials(syncgenMs, bareMs, 99),
+        ...latency,
+      },
+      {
+        name: `${label}: server RSS per open stream (no forced GC)`,
+        ...rssRow(rss("measured"), rss("baseline")),
+        ...memory,
+      },
+      {
+        name: `${label}: server RSS per open stream (after a forced GC)`,
+        ...rssRow(rss("measuredGc"), rss("baselineGc")),
+        ...memory,
+      },
+    );
   }
   return rows;
 }
