@@ -10,12 +10,13 @@
  *   binary on HTTP/2, beside as many watchers over gRPC on a second, identical server; the
  *   trials alternate between the two, and the table reports the median per-pair ratio. The
  *   time includes each protocol's client, so server CPU per message delivered is reported
- *   too (the server's alone). And server RSS per open stream, each server's own. N is 1,000
+ *   too (the server's alone). And server RSS per open stream, each server's own. The trials
+ *   run in three parts, each on two fresh servers, as RSS differs between processes. N is 1,000
  *   and 5,000, not fanout-bench.ts's 10,000: opening 10,000 Connect streams takes ~7 s here
  *   and each trial over a second, which would add ~15 s to this benchmark's ~60.
  */
 import { createGenerationClient } from "../src/client/index.js";
-import { FanOutWatchers, TRIALS } from "./fanout-bench.js";
+import { FanOutWatchers, rssRow, TRIALS } from "./fanout-bench.js";
 import { ServerProcess, UnaryLoad } from "./processes.js";
 import { type BenchRow, measurePair, median, pairStats } from "./report.js";
 import { pooledP99, ROUNDS, type Run, type RunRatios, ratios, run, warmUp } from "./unary-bench.js";
@@ -122,84 +123,104 @@ export async function connectUnaryBench(): Promise<BenchRow[]> {
   return rows;
 }
 
+/** Fresh servers per this many parts of a configuration's trials: RSS per stream differs between processes (fanout-bench.ts). */
+const SEGMENTS = 3;
+
+/** Per side: each trial's time to the last watcher, the server's CPU over all trials, and its RSS per stream, read every 5 trials. */
+interface FanOutSide {
+  ms: number[];
+  cpuSeconds: number;
+  rss: number[];
+}
+
+/** Starts two identical servers (so each one's RSS counts only its own watchers), opens `streams` watchers over gRPC on one and Connect on the other, and runs their trials from `firstTrial` on. */
+async function connectFanOutSegment(
+  streams: number,
+  firstTrial: number,
+  trials: number,
+): Promise<{ grpc: FanOutSide; connect: FanOutSide }> {
+  const [grpcServer, connectServer] = await Promise.all([ServerProcess.syncgen(HTTP), ServerProcess.syncgen(HTTP)]);
+  const grpcClient = createGenerationClient(grpcServer.address);
+  const connectClient = createGenerationClient(connectServer.address);
+  const opened: FanOutWatchers[] = [];
+  try {
+    const overGrpc = await FanOutWatchers.open(grpcServer, streams, "fanout", () => grpcClient.bump("fanout"));
+    opened.push(overGrpc);
+    const overConnect = await FanOutWatchers.open(
+      connectServer,
+      streams,
+      "fanout",
+      () => connectClient.bump("fanout"),
+      { protocol: "connect" },
+    );
+    opened.push(overConnect);
+    const grpc: FanOutSide = { ms: [], cpuSeconds: 0, rss: [] };
+    const connect: FanOutSide = { ms: [], cpuSeconds: 0, rss: [] };
+    const trialOf = async (watchers: FanOutWatchers, side: FanOutSide): Promise<void> => {
+      const { lastMs, serverCpuSeconds } = await watchers.trial();
+      side.ms.push(lastMs);
+      side.cpuSeconds += serverCpuSeconds;
+    };
+    for (let trial = firstTrial; trial < firstTrial + trials; trial++) {
+      if (trial % 5 === 4) {
+        grpc.rss.push(await overGrpc.rssPerStream());
+        connect.rss.push(await overConnect.rssPerStream());
+      }
+      await measurePair(
+        trial,
+        () => trialOf(overConnect, connect),
+        () => trialOf(overGrpc, grpc),
+      );
+    }
+    return { grpc, connect };
+  } finally {
+    await Promise.all(opened.map((watchers) => watchers.close()));
+    grpcClient.close();
+    connectClient.close();
+    await Promise.all([grpcServer.stop(), connectServer.stop()]);
+  }
+}
+
 /** Watch fan-out with the watchers over Connect binary (HTTP/2), beside as many over gRPC. */
 export async function connectFanOutBench(): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const streams of FANOUT_STREAMS) {
-    // Two identical servers, so each one's RSS counts only its own watchers.
-    const [grpcServer, connectServer] = await Promise.all([ServerProcess.syncgen(HTTP), ServerProcess.syncgen(HTTP)]);
-    const grpcClient = createGenerationClient(grpcServer.address);
-    const connectClient = createGenerationClient(connectServer.address);
-    const opened: FanOutWatchers[] = [];
-    try {
-      const overGrpc = await FanOutWatchers.open(grpcServer, streams, "fanout", () => grpcClient.bump("fanout"));
-      opened.push(overGrpc);
-      const overConnect = await FanOutWatchers.open(
-        connectServer,
-        streams,
-        "fanout",
-        () => connectClient.bump("fanout"),
-        { protocol: "connect" },
-      );
-      opened.push(overConnect);
-      // Per side: each trial's time to the last watcher, and the server's CPU over all trials.
-      const grpc = { watchers: overGrpc, ms: [] as number[], cpuSeconds: 0 };
-      const connect = { watchers: overConnect, ms: [] as number[], cpuSeconds: 0 };
-      /** RSS per stream of each, read every 5 trials (one reading swung by 2x between runs). */
-      const rss = { grpc: [] as number[], connect: [] as number[] };
-      for (let trial = 0; trial < TRIALS; trial++) {
-        if (trial % 5 === 4) {
-          rss.grpc.push(await overGrpc.rssPerStream());
-          rss.connect.push(await overConnect.rssPerStream());
-        }
-        const trialOf = async (side: typeof grpc): Promise<void> => {
-          const { lastMs, serverCpuSeconds } = await side.watchers.trial();
-          side.ms.push(lastMs);
-          side.cpuSeconds += serverCpuSeconds;
-        };
-        await measurePair(
-          trial,
-          () => trialOf(connect),
-          () => trialOf(grpc),
-        );
-      }
-      const ratios = connect.ms.map((ms, trial) => ms / (grpc.ms[trial] ?? Number.NaN));
-      const perMessage = (cpuSeconds: number): number => (cpuSeconds * 1e6) / (TRIALS * streams);
-      const label = `fan-out to ${streams.toLocaleString("en-US")} watchers over Connect binary (HTTP/2), memory store`;
-      rows.push(
-        {
-          name: `${label}: Bump to last watcher`,
-          value: median(connect.ms),
-          baselineName: "the same over gRPC",
-          baselineValue: median(grpc.ms),
-          unit: "ms",
-          better: "lower",
-          ...pairStats(ratios),
-        },
-        {
-          name: `${label}: server CPU per message delivered`,
-          value: perMessage(connect.cpuSeconds),
-          baselineName: "the same over gRPC",
-          baselineValue: perMessage(grpc.cpuSeconds),
-          unit: "µs",
-          better: "lower",
-        },
-        {
-          name: `${label}: server RSS per open stream`,
-          value: median(rss.connect) / 1024,
-          baselineName: "the same over gRPC",
-          baselineValue: median(rss.grpc) / 1024,
-          unit: "KiB",
-          better: "lower",
-          ...pairStats(rss.connect.map((bytes, index) => bytes / (rss.grpc[index] ?? Number.NaN))),
-        },
-      );
-    } finally {
-      await Promise.all(opened.map((watchers) => watchers.close()));
-      grpcClient.close();
-      connectClient.close();
-      await Promise.all([grpcServer.stop(), connectServer.stop()]);
+    const segments: { grpc: FanOutSide; connect: FanOutSide }[] = [];
+    for (let index = 0; index < SEGMENTS; index++) {
+      const first = Math.round((index * TRIALS) / SEGMENTS);
+      const next = Math.round(((index + 1) * TRIALS) / SEGMENTS);
+      segments.push(await connectFanOutSegment(streams, first, next - first));
     }
+    const ms = (side: "grpc" | "connect"): number[] => segments.flatMap((segment) => segment[side].ms);
+    const rss = (side: "grpc" | "connect"): number[][] => segments.map((segment) => segment[side].rss);
+    const perMessage = (side: "grpc" | "connect"): number =>
+      (segments.reduce((sum, segment) => sum + segment[side].cpuSeconds, 0) * 1e6) / (TRIALS * streams);
+    const [grpcMs, connectMs] = [ms("grpc"), ms("connect")];
+    const label = `fan-out to ${streams.toLocaleString("en-US")} watchers over Connect binary (HTTP/2), memory store`;
+    const baseline = { baselineName: "the same over gRPC", better: "lower" } as const;
+    rows.push(
+      {
+        name: `${label}: Bump to last watcher`,
+        value: median(connectMs),
+        baselineValue: median(grpcMs),
+        unit: "ms",
+        ...baseline,
+        ...pairStats(connectMs.map((value, trial) => value / (grpcMs[trial] ?? Number.NaN))),
+      },
+      {
+        name: `${label}: server CPU per message delivered`,
+        value: perMessage("connect"),
+        baselineValue: perMessage("grpc"),
+        unit: "µs",
+        ...baseline,
+      },
+      {
+        name: `${label}: server RSS per open stream`,
+        ...rssRow(rss("connect"), rss("grpc")),
+        unit: "KiB",
+        ...baseline,
+      },
+    );
   }
   return rows;
 }
