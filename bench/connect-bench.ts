@@ -16,7 +16,7 @@
  *   and each trial over a second, which would add ~15 s to this benchmark's ~60.
  */
 import { createGenerationClient } from "../src/client/index.js";
-import { FanOutWatchers, rssRow, TRIALS } from "./fanout-bench.js";
+import { FanOutWatchers, rssRow, TRIALS, untimedTrials, WARM_TRIALS } from "./fanout-bench.js";
 import { ServerProcess, UnaryLoad } from "./processes.js";
 import { type BenchRow, measurePair, median, pairStats } from "./report.js";
 import { pooledP99, ROUNDS, type Run, type RunRatios, ratios, run, warmUp } from "./unary-bench.js";
@@ -156,6 +156,7 @@ async function connectFanOutSegment(
     opened.push(overConnect);
     const grpc: FanOutSide = { ms: [], cpuSeconds: 0, rss: [] };
     const connect: FanOutSide = { ms: [], cpuSeconds: 0, rss: [] };
+    await untimedTrials([overGrpc, overConnect], WARM_TRIALS);
     const trialOf = async (watchers: FanOutWatchers, side: FanOutSide): Promise<void> => {
       const { lastMs, serverCpuSeconds } = await watchers.trial();
       side.ms.push(lastMs);

@@ -125,8 +125,21 @@ function fanOutSegments(streams: number): number {
 
 /** Server RSS is read every this many pairs (both servers, as they are and after a forced GC). */
 const RSS_EVERY = 20;
-/** Untimed trials of each server before the pairs and after each reading. */
+/**
+ * Untimed trials of fresh servers before the pairs. In a trace of every trial of fresh pairs
+ * of servers, the first 5-6 trials of both were 1.5-5x the rest at 1,000 watchers (the first
+ * 2x at 10,000), and syncgen's 12th took 3-4x its neighbours in each of three segments: with
+ * 2 untimed trials, such start-up trials were most of the p99's tail (0.93x, against 0.62x
+ * on one pair of servers run as long).
+ */
+export const WARM_TRIALS = 20;
+/** Untimed trials of each server after each RSS reading. */
 const SETTLE_TRIALS = 2;
+
+/** Runs `count` untimed trials of each of `sides` at once. */
+export async function untimedTrials(sides: FanOutWatchers[], count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await Promise.all(sides.map((side) => side.trial()));
+}
 
 /** One segment's figures: per pair, each side's time to the last watcher; per reading, each side's RSS per stream. */
 interface Segment {
@@ -152,17 +165,7 @@ async function fanOutSegment(redisUrl: string, streams: number, firstPair: numbe
       bareMs: [],
       rss: { measured: [], baseline: [], measuredGc: [], baselineGc: [] },
     };
-    /**
-     * Untimed trials of both servers: before the first pair (the first writes to fresh
-     * streams allocate what later ones reuse) and after each RSS reading (its forced GCs
-     * leave both servers sweeping on their core for a while). In a run without them, the
-     * bare server's four slowest of 201 trials at 10,000 watchers each came right after a
-     * reading, and decided its p99.
-     */
-    const settle = async (): Promise<void> => {
-      for (let i = 0; i < SETTLE_TRIALS; i++) await Promise.all([measured.trial(), baseline.trial()]);
-    };
-    await settle();
+    await untimedTrials([measured, baseline], WARM_TRIALS);
     for (let pair = firstPair; pair < firstPair + pairs; pair++) {
       if (pair % RSS_EVERY === RSS_EVERY - 1) {
         // Read during the trials, in the steady state: right after opening, garbage from
@@ -171,7 +174,10 @@ async function fanOutSegment(redisUrl: string, streams: number, firstPair: numbe
         segment.rss.baseline.push(await baseline.rssPerStream());
         segment.rss.measuredGc.push(await measured.rssPerStream(true));
         segment.rss.baselineGc.push(await baseline.rssPerStream(true));
-        await settle();
+        // The reading's forced GCs leave both servers sweeping on their core for a while: in
+        // a run without these trials, the bare server's four slowest of 201 trials at 10,000
+        // watchers each came right after a reading, and decided its p99.
+        await untimedTrials([measured, baseline], SETTLE_TRIALS);
       }
       const [ours, theirs] = await measurePair(
         pair,
