@@ -2,8 +2,8 @@
  * Watch fan-out: 1,000 and 10,000 watchers of one key, 100 streams per connection; the time
  * from a Bump to the last watcher receiving it, beside a bare grpc-js server pushing one
  * message to as many streams (both watched at once, trials alternating between them); and
- * server RSS per open stream, beside the bare server's. The trials run in segments, each on
- * a fresh pair of servers.
+ * server RSS per open stream, beside the bare server's, read from several fresh pairs of
+ * servers.
  */
 import { performance } from "node:perf_hooks";
 import { createGenerationClient } from "../src/client/index.js";
@@ -114,42 +114,45 @@ function fanOutPairs(streams: number): number {
 }
 
 /**
- * Fresh servers per this many pairs: RSS per stream differs more between two processes than
- * between readings of one. The bare server held 15.0, 19.6 and 16.8 KiB per stream at 1,000
- * in three runs, each steady within its run (p10-p90 of its readings within 8%), so a row
- * read from one pair of processes was one sample, however many readings it took.
+ * Fresh pairs of servers whose RSS is read, apart from the timed trials: RSS per stream
+ * differs more between two processes than between readings of one. The bare server held
+ * 15.0, 19.6 and 16.8 KiB per stream at 1,000 in three runs, each steady within its run
+ * (p10-p90 of its readings within 8%), so a row read from one pair of processes was one
+ * sample, however many readings it took.
  */
-function fanOutSegments(streams: number): number {
+function rssSamples(streams: number): number {
   return streams >= 10_000 ? 3 : 6;
 }
 
-/** Server RSS is read every this many pairs (both servers, as they are and after a forced GC). */
-const RSS_EVERY = 20;
+/** RSS is read this many times per sample, every RSS_EVERY trials. */
+const RSS_READINGS = 3;
+const RSS_EVERY = 10;
 /**
  * Untimed trials of fresh servers before the pairs. In a trace of every trial of fresh pairs
  * of servers, the first 5-6 trials of both were 1.5-5x the rest at 1,000 watchers (the first
- * 2x at 10,000), and syncgen's 12th took 3-4x its neighbours in each of three segments: with
- * 2 untimed trials, such start-up trials were most of the p99's tail (0.93x, against 0.62x
- * on one pair of servers run as long).
+ * 2x at 10,000), and syncgen's 12th took 3-4x its neighbours on each of three fresh pairs.
  */
 export const WARM_TRIALS = 20;
-/** Untimed trials of each server after each RSS reading. */
-const SETTLE_TRIALS = 2;
 
 /** Runs `count` untimed trials of each of `sides` at once. */
 export async function untimedTrials(sides: FanOutWatchers[], count: number): Promise<void> {
   for (let i = 0; i < count; i++) await Promise.all(sides.map((side) => side.trial()));
 }
 
-/** One segment's figures: per pair, each side's time to the last watcher; per reading, each side's RSS per stream. */
-interface Segment {
-  syncgenMs: number[];
-  bareMs: number[];
-  rss: { measured: number[]; baseline: number[]; measuredGc: number[]; baselineGc: number[] };
+/** Each side's RSS per stream, as read from one pair of servers. */
+interface RssReadings {
+  measured: number[];
+  baseline: number[];
+  measuredGc: number[];
+  baselineGc: number[];
 }
 
-/** Starts a bare server and syncgen, opens `streams` watchers on each, and runs `pairs` pairs from `firstPair` on. */
-async function fanOutSegment(redisUrl: string, streams: number, firstPair: number, pairs: number): Promise<Segment> {
+/** A bare server and syncgen, each with `streams` open watchers of one key, warmed up. */
+async function withFanOutPair<T>(
+  redisUrl: string,
+  streams: number,
+  use: (measured: FanOutWatchers, baseline: FanOutWatchers) => Promise<T>,
+): Promise<T> {
   const bare = await ServerProcess.echo();
   const syncgen = await ServerProcess.syncgen(["--redis", redisUrl, "--prefix", `bench-fanout-${streams}:`]);
   const bareClient = createGenerationClient(bare.address);
@@ -160,34 +163,8 @@ async function fanOutSegment(redisUrl: string, streams: number, firstPair: numbe
     opened.push(baseline);
     const measured = await FanOutWatchers.open(syncgen, streams, "fanout", () => client.bump("fanout"));
     opened.push(measured);
-    const segment: Segment = {
-      syncgenMs: [],
-      bareMs: [],
-      rss: { measured: [], baseline: [], measuredGc: [], baselineGc: [] },
-    };
     await untimedTrials([measured, baseline], WARM_TRIALS);
-    for (let pair = firstPair; pair < firstPair + pairs; pair++) {
-      if (pair % RSS_EVERY === RSS_EVERY - 1) {
-        // Read during the trials, in the steady state: right after opening, garbage from
-        // the opening itself (decoded requests, first writes) inflates RSS by chance amounts.
-        segment.rss.measured.push(await measured.rssPerStream());
-        segment.rss.baseline.push(await baseline.rssPerStream());
-        segment.rss.measuredGc.push(await measured.rssPerStream(true));
-        segment.rss.baselineGc.push(await baseline.rssPerStream(true));
-        // The reading's forced GCs leave both servers sweeping on their core for a while: in
-        // a run without these trials, the bare server's four slowest of 201 trials at 10,000
-        // watchers each came right after a reading, and decided its p99.
-        await untimedTrials([measured, baseline], SETTLE_TRIALS);
-      }
-      const [ours, theirs] = await measurePair(
-        pair,
-        async () => (await measured.trial()).lastMs,
-        async () => (await baseline.trial()).lastMs,
-      );
-      segment.syncgenMs.push(ours);
-      segment.bareMs.push(theirs);
-    }
-    return segment;
+    return await use(measured, baseline);
   } finally {
     await Promise.all(opened.map((watchers) => watchers.close()));
     bareClient.close();
@@ -197,8 +174,51 @@ async function fanOutSegment(redisUrl: string, streams: number, firstPair: numbe
 }
 
 /**
- * RSS per stream: the median of every reading of every segment, beside the bare server's;
- * the pairs column is over segments (each one's ratio of medians), and so is the interval.
+ * The timed trials, all on one pair of servers: the slowest trials of fresh servers are
+ * theirs (above), and with the trials split over six fresh pairs the p99 rows rose from
+ * 0.62x to 0.80-0.93x. No RSS is read here: a reading's forced GCs leave both servers
+ * sweeping on their core, and the bare server's four slowest of 201 trials at 10,000
+ * watchers once each came right after one.
+ */
+function timedTrials(redisUrl: string, streams: number): Promise<{ syncgenMs: number[]; bareMs: number[] }> {
+  return withFanOutPair(redisUrl, streams, async (measured, baseline) => {
+    const syncgenMs: number[] = [];
+    const bareMs: number[] = [];
+    for (let pair = 0; pair < fanOutPairs(streams); pair++) {
+      const [ours, theirs] = await measurePair(
+        pair,
+        async () => (await measured.trial()).lastMs,
+        async () => (await baseline.trial()).lastMs,
+      );
+      syncgenMs.push(ours);
+      bareMs.push(theirs);
+    }
+    return { syncgenMs, bareMs };
+  });
+}
+
+/**
+ * RSS per stream of one fresh pair, read during trials, in the steady state: right after
+ * opening, garbage from the opening itself (decoded requests, first writes) inflates RSS by
+ * chance amounts.
+ */
+function rssSample(redisUrl: string, streams: number): Promise<RssReadings> {
+  return withFanOutPair(redisUrl, streams, async (measured, baseline) => {
+    const readings: RssReadings = { measured: [], baseline: [], measuredGc: [], baselineGc: [] };
+    for (let reading = 0; reading < RSS_READINGS; reading++) {
+      await untimedTrials([measured, baseline], RSS_EVERY);
+      readings.measured.push(await measured.rssPerStream());
+      readings.baseline.push(await baseline.rssPerStream());
+      readings.measuredGc.push(await measured.rssPerStream(true));
+      readings.baselineGc.push(await baseline.rssPerStream(true));
+    }
+    return readings;
+  });
+}
+
+/**
+ * RSS per stream: the median of every reading of every pair of servers, beside the bare server's;
+ * the pairs column is over pairs of servers (each one's ratio of medians), and so is the interval.
  */
 export function rssRow(
   measured: number[][],
@@ -217,17 +237,10 @@ export function rssRow(
 export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const streams of [1000, 10_000]) {
-    const trials = fanOutPairs(streams);
-    const segmentCount = fanOutSegments(streams);
-    const segments: Segment[] = [];
-    for (let index = 0; index < segmentCount; index++) {
-      const first = Math.round((index * trials) / segmentCount);
-      const next = Math.round(((index + 1) * trials) / segmentCount);
-      segments.push(await fanOutSegment(redisUrl, streams, first, next - first));
-    }
-    const syncgenMs = segments.flatMap((segment) => segment.syncgenMs);
-    const bareMs = segments.flatMap((segment) => segment.bareMs);
-    const rss = (side: keyof Segment["rss"]): number[][] => segments.map((segment) => segment.rss[side]);
+    const { syncgenMs, bareMs } = await timedTrials(redisUrl, streams);
+    const samples: RssReadings[] = [];
+    for (let sample = 0; sample < rssSamples(streams); sample++) samples.push(await rssSample(redisUrl, streams));
+    const rss = (side: keyof RssReadings): number[][] => samples.map((sample) => sample[side]);
     const label = `fan-out to ${streams.toLocaleString("en-US")} watchers`;
     const latency = {
       baselineName: "bare grpc-js push to as many streams",
@@ -245,7 +258,7 @@ export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
         ...pairStats(syncgenMs.map((ms, pair) => ms / (bareMs[pair] ?? Number.NaN))),
       },
       {
-        name: `${label}: Bump to last watcher, p99 of ${trials} trials`,
+        name: `${label}: Bump to last watcher, p99 of ${syncgenMs.length} trials`,
         ...percentileOfTrials(syncgenMs, bareMs, 99),
         ...latency,
       },
