@@ -175,8 +175,8 @@ async function withFanOutPair<T>(
 
 /**
  * The timed trials, all on one pair of servers: the slowest trials of fresh servers are
- * theirs (above), and with the trials split over six fresh pairs the p99 rows rose from
- * 0.62x to 0.80-0.93x. No RSS is read here: a reading's forced GCs leave both servers
+ * theirs (above), and with the trials split over six fresh pairs every pair's start-up
+ * trials were timed. No RSS is read here: a reading's forced GCs leave both servers
  * sweeping on their core, and the bare server's four slowest of 201 trials at 10,000
  * watchers once each came right after one.
  */

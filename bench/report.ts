@@ -74,7 +74,7 @@ function mulberry32(seed: number): () => number {
 }
 
 /** The values at `indices`. */
-export function pick(values: ArrayLike<number>, indices: Uint32Array): Float64Array {
+function pick(values: ArrayLike<number>, indices: Uint32Array): Float64Array {
   const picked = new Float64Array(indices.length);
   for (let i = 0; i < indices.length; i++) picked[i] = values[indices[i] as number] as number;
   return picked;
