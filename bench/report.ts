@@ -4,6 +4,7 @@
  */
 import { mkdir, writeFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import { mulberry32 } from "../test/helpers/prng.js";
 
 /** One measured figure against its baseline. */
 export interface BenchRow {
@@ -59,18 +60,6 @@ export function bootstrapInterval(
   };
   const values = Array.from({ length: resamples }, () => statistic(resample));
   return { low: percentile(values, 5), high: percentile(values, 95) };
-}
-
-/** A small seeded PRNG (mulberry32): resampling needs repeatable, not secure, numbers. */
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The values at `indices`. */

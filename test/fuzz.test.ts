@@ -20,6 +20,7 @@ import {
   WatchRequestSchema,
 } from "../src/gen/generation/v1/generation_pb.js";
 import { withDeadline } from "./helpers/deadline.js";
+import { mulberry32 } from "./helpers/prng.js";
 import { type CallStatus, framed, rawUnary } from "./helpers/raw-grpc.js";
 import { type SharedRedis, sharedRedis } from "./helpers/redis-process.js";
 import { ServeProcess } from "./helpers/serve-process.js";
@@ -30,18 +31,6 @@ const MAX_KEY_BYTES = 256;
 /** Statuses a malformed or hostile request may get. */
 const CLIENT_ERRORS = new Set([grpc.status.OK, grpc.status.INVALID_ARGUMENT, grpc.status.RESOURCE_EXHAUSTED]);
 
-/** mulberry32: a small seeded PRNG, so every run sends the same cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type Method = "Get" | "Bump" | "Clear" | "Watch";
 const METHODS: Method[] = ["Get", "Bump", "Clear", "Watch"];
 
@@ -49,7 +38,7 @@ const METHODS: Method[] = ["Get", "Bump", "Clear", "Watch"];
 class CaseMaker {
   readonly random: () => number;
   constructor(seed: number) {
-    this.random = prng(seed);
+    this.random = mulberry32(seed);
   }
 
   int(n: number): number {
