@@ -15,8 +15,14 @@
  *   and 5,000, not fanout-bench.ts's 10,000: opening 10,000 Connect streams takes ~7 s here
  *   and each trial over a second, which would add ~15 s to this benchmark's ~60.
  */
-import { createGenerationClient } from "../src/client/index.js";
-import { FanOutWatchers, rssRow, TRIALS, untimedTrials, WARM_TRIALS } from "./fanout-bench.js";
+import {
+  type FanOutWatchers,
+  rssRow,
+  TRIALS,
+  type WatchedServer,
+  type WatchVia,
+  withWatchedPair,
+} from "./fanout-bench.js";
 import { ServerProcess, UnaryLoad } from "./processes.js";
 import { type BenchRow, measurePair, median, pairStats } from "./report.js";
 import { pooledP99, ROUNDS, type Run, type RunRatios, ratios, run, warmUp } from "./unary-bench.js";
@@ -134,29 +140,19 @@ interface FanOutSide {
 }
 
 /** Starts two identical servers (so each one's RSS counts only its own watchers), opens `streams` watchers over gRPC on one and Connect on the other, and runs their trials from `firstTrial` on. */
-async function connectFanOutSegment(
+function connectFanOutSegment(
   streams: number,
   firstTrial: number,
   trials: number,
 ): Promise<{ grpc: FanOutSide; connect: FanOutSide }> {
-  const [grpcServer, connectServer] = await Promise.all([ServerProcess.syncgen(HTTP), ServerProcess.syncgen(HTTP)]);
-  const grpcClient = createGenerationClient(grpcServer.address);
-  const connectClient = createGenerationClient(connectServer.address);
-  const opened: FanOutWatchers[] = [];
-  try {
-    const overGrpc = await FanOutWatchers.open(grpcServer, streams, "fanout", () => grpcClient.bump("fanout"));
-    opened.push(overGrpc);
-    const overConnect = await FanOutWatchers.open(
-      connectServer,
-      streams,
-      "fanout",
-      () => connectClient.bump("fanout"),
-      { protocol: "connect" },
-    );
-    opened.push(overConnect);
+  const server = (via?: WatchVia): WatchedServer => ({
+    start: () => ServerProcess.syncgen(HTTP),
+    trigger: (client) => client.bump("fanout"),
+    ...(via ? { via } : {}),
+  });
+  return withWatchedPair(streams, [server(), server({ protocol: "connect" })], async (overGrpc, overConnect) => {
     const grpc: FanOutSide = { ms: [], cpuSeconds: 0, rss: [] };
     const connect: FanOutSide = { ms: [], cpuSeconds: 0, rss: [] };
-    await untimedTrials([overGrpc, overConnect], WARM_TRIALS);
     const trialOf = async (watchers: FanOutWatchers, side: FanOutSide): Promise<void> => {
       const { lastMs, serverCpuSeconds } = await watchers.trial();
       side.ms.push(lastMs);
@@ -174,12 +170,7 @@ async function connectFanOutSegment(
       );
     }
     return { grpc, connect };
-  } finally {
-    await Promise.all(opened.map((watchers) => watchers.close()));
-    grpcClient.close();
-    connectClient.close();
-    await Promise.all([grpcServer.stop(), connectServer.stop()]);
-  }
+  });
 }
 
 /** Watch fan-out with the watchers over Connect binary (HTTP/2), beside as many over gRPC. */

@@ -6,7 +6,7 @@
  * servers.
  */
 import { performance } from "node:perf_hooks";
-import { createGenerationClient } from "../src/client/index.js";
+import { createGenerationClient, type GenerationClient } from "../src/client/index.js";
 import { ServerProcess } from "./processes.js";
 import {
   type BenchRow,
@@ -147,30 +147,52 @@ interface RssReadings {
   baselineGc: number[];
 }
 
-/** A bare server and syncgen, each with `streams` open watchers of one key, warmed up. */
-async function withFanOutPair<T>(
+/** A server whose watchers a fan-out times: how it starts, what triggers a change, how they connect. */
+export interface WatchedServer {
+  start: () => Promise<ServerProcess>;
+  trigger: (client: GenerationClient) => Promise<unknown>;
+  via?: WatchVia;
+}
+
+/** Starts both servers, opens `streams` watchers of one key on each, warms them up, and stops them all after `use`. */
+export async function withWatchedPair<T>(
+  streams: number,
+  sides: [WatchedServer, WatchedServer],
+  use: (a: FanOutWatchers, b: FanOutWatchers) => Promise<T>,
+): Promise<T> {
+  const servers: ServerProcess[] = [];
+  const clients: GenerationClient[] = [];
+  const opened: FanOutWatchers[] = [];
+  try {
+    for (const side of sides) {
+      const server = await side.start();
+      servers.push(server);
+      const client = createGenerationClient(server.address);
+      clients.push(client);
+      opened.push(await FanOutWatchers.open(server, streams, "fanout", () => side.trigger(client), side.via));
+    }
+    const [a, b] = opened as [FanOutWatchers, FanOutWatchers];
+    await untimedTrials([a, b], WARM_TRIALS);
+    return await use(a, b);
+  } finally {
+    await Promise.all(opened.map((watchers) => watchers.close()));
+    for (const client of clients) client.close();
+    await Promise.all(servers.map((server) => server.stop()));
+  }
+}
+
+/** syncgen (on `redisUrl`) and a bare server, each with `streams` watchers, warmed up. */
+function withFanOutPair<T>(
   redisUrl: string,
   streams: number,
   use: (measured: FanOutWatchers, baseline: FanOutWatchers) => Promise<T>,
 ): Promise<T> {
-  const bare = await ServerProcess.echo();
-  const syncgen = await ServerProcess.syncgen(["--redis", redisUrl, "--prefix", `bench-fanout-${streams}:`]);
-  const bareClient = createGenerationClient(bare.address);
-  const client = createGenerationClient(syncgen.address);
-  const opened: FanOutWatchers[] = [];
-  try {
-    const baseline = await FanOutWatchers.open(bare, streams, "fanout", () => bareClient.clear("fanout"));
-    opened.push(baseline);
-    const measured = await FanOutWatchers.open(syncgen, streams, "fanout", () => client.bump("fanout"));
-    opened.push(measured);
-    await untimedTrials([measured, baseline], WARM_TRIALS);
-    return await use(measured, baseline);
-  } finally {
-    await Promise.all(opened.map((watchers) => watchers.close()));
-    bareClient.close();
-    client.close();
-    await Promise.all([bare.stop(), syncgen.stop()]);
-  }
+  const syncgen: WatchedServer = {
+    start: () => ServerProcess.syncgen(["--redis", redisUrl, "--prefix", `bench-fanout-${streams}:`]),
+    trigger: (client) => client.bump("fanout"),
+  };
+  const bare: WatchedServer = { start: () => ServerProcess.echo(), trigger: (client) => client.clear("fanout") };
+  return withWatchedPair(streams, [syncgen, bare], use);
 }
 
 /**
