@@ -8,8 +8,13 @@ import { readFile } from "node:fs/promises";
 import { AGREEMENT, compareRuns, type PublishedRow } from "./report.js";
 
 async function rows(path: string): Promise<PublishedRow[]> {
-  const parsed: { results: PublishedRow[] } = JSON.parse(await readFile(path, "utf8"));
-  return parsed.results;
+  try {
+    const parsed: { results: PublishedRow[] } = JSON.parse(await readFile(path, "utf8"));
+    return parsed.results;
+  } catch (error) {
+    console.error(`cannot read ${path} as a bench report (bench/results/latest.json): ${(error as Error).message}`);
+    process.exit(2);
+  }
 }
 
 const [first, second] = process.argv.slice(2);
