@@ -5,8 +5,9 @@
  * server RSS per open stream, beside the bare server's, read from several fresh pairs of
  * servers.
  */
-import { performance } from "node:perf_hooks";
+
 import { createGenerationClient, type GenerationClient } from "../src/client/index.js";
+import { monotonicMs } from "./clock.js";
 import { ServerProcess } from "./processes.js";
 import {
   type BenchRow,
@@ -23,7 +24,6 @@ import { WatchLoad } from "./watch-load-process.js";
  * between runs, 15 by 13-26%. A trial at 5,000 watchers takes about 0.7 s.
  */
 export const TRIALS = 31;
-const now = (): number => performance.timeOrigin + performance.now();
 
 /** How the watchers reach the server: over gRPC (the default) or Connect on its HTTP port. */
 export interface WatchVia {
@@ -74,7 +74,7 @@ export class FanOutWatchers {
   async trial(): Promise<{ lastMs: number; serverCpuSeconds: number }> {
     await this.arm();
     const cpuBefore = await this.server.cpuSeconds();
-    const start = now();
+    const start = monotonicMs();
     await this.trigger();
     const { last } = await this.delivered();
     return { lastMs: last - start, serverCpuSeconds: (await this.server.cpuSeconds()) - cpuBefore };
@@ -85,7 +85,7 @@ export class FanOutWatchers {
     return this.load.arm();
   }
 
-  /** Resolves once every armed watcher has its next message, with when the first and last got it (epoch ms). */
+  /** Resolves once every armed watcher has its next message, with when the first and last got it (monotonicMs()). */
   delivered(): Promise<{ first: number; last: number }> {
     return this.load.result();
   }

@@ -12,12 +12,11 @@ import { GenerationService, WatchRequestSchema, type WatchResponse } from "../sr
 import { grpcServiceDefinition } from "../src/rpc/service-definition.js";
 import { RedisKeys } from "../src/server/store/redis-keys.js";
 import { WRITE_SCRIPT } from "../src/server/store/redis-scripts.js";
+import { monotonicMs } from "./clock.js";
 import type { ServerProcess } from "./processes.js";
 import type { BenchRow } from "./report.js";
 import { median, pairStats, percentileOfTrials } from "./report.js";
 import { WatchLoad } from "./watch-load-process.js";
-
-const now = (): number => performance.timeOrigin + performance.now();
 
 /**
  * Bump on B, watcher on A (in its own process), trial after trial; each trial also times one
@@ -47,12 +46,12 @@ export async function propagationBench(
   try {
     for (let i = 0; i < trials; i++) {
       await load.arm();
-      const start = now();
+      const start = monotonicMs();
       await bumper.bump(key);
-      roundTrips.push(now() - start);
+      roundTrips.push(monotonicMs() - start);
       latencies.push((await load.result()).last - start);
       await load.arm();
-      const written = now();
+      const written = monotonicMs();
       await write();
       fromRedis.push((await load.result()).last - written);
       raw.push(await rawPubSub.sample());

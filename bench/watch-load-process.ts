@@ -43,7 +43,7 @@ export class WatchLoad {
     await this.agent.ask(JSON.stringify({ op: "arm" }), 10_000);
   }
 
-  /** Resolves with the arrival times of the first and last stream's message (epoch ms). */
+  /** Resolves with the arrival times of the first and last stream's message (ms on the machine's monotonic clock, clock.ts). */
   async result(): Promise<{ first: number; last: number }> {
     // The load process reports exactly these two fields.
     return (await this.agent.next(30_000, "the watch load's result")) as { first: number; last: number };

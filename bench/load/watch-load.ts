@@ -7,11 +7,10 @@
  * streams. Driven over stdin/stdout, one JSON line each way:
  *
  *   -> {"op":"arm"}     reset: the next message on every stream counts
- *   <- {"first":t,"last":t}  once every stream has received it (epoch ms, fractional)
+ *   <- {"first":t,"last":t}  once every stream has received it (ms on the machine's monotonic clock: clock.ts)
  *
  * It prints {"live":true} once every stream has its first response.
  */
-import { performance } from "node:perf_hooks";
 import { createInterface } from "node:readline";
 import { create } from "@bufbuild/protobuf";
 import { type Client as ConnectClient, createClient } from "@connectrpc/connect";
@@ -23,6 +22,7 @@ import {
   type WatchResponse,
 } from "../../src/gen/generation/v1/generation_pb.js";
 import { grpcServiceDefinition } from "../../src/rpc/service-definition.js";
+import { monotonicMs } from "../clock.js";
 
 interface WatchSpec {
   /** gRPC HOST:PORT, or for Connect the HTTP port's http://HOST:PORT. */
@@ -38,7 +38,6 @@ interface WatchSpec {
 
 const spec = JSON.parse(process.argv[2] ?? "{}") as WatchSpec;
 const method = grpcServiceDefinition(GenerationService).watch;
-const now = (): number => performance.timeOrigin + performance.now();
 
 const clients: Client[] = [];
 /** Ends every stream. */
@@ -59,7 +58,7 @@ function onResponses(): (response: WatchResponse) => void {
       return;
     }
     if (!armed || response.changes.length === 0) return;
-    const t = now();
+    const t = monotonicMs();
     if (received === 0) first = t;
     last = t;
     if (++received === spec.streams) {
