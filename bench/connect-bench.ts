@@ -8,9 +8,10 @@
  *   reports the median of the per-round ratios, as unary-bench.ts does.
  * - Watch fan-out (as fanout-bench.ts): Bump to the last of N watchers opened over Connect
  *   binary on HTTP/2, beside as many watchers over gRPC on a second, identical server; the
- *   trials alternate between the two, and the table reports the median per-pair ratio. The
- *   time includes each protocol's client, so server CPU per message delivered is reported
- *   too (the server's alone). And server RSS per open stream, each server's own. The trials
+ *   trials alternate between the two, and the table reports the median per-pair ratio. Both
+ *   kinds of watcher are one minimal client (load/watch-load.ts), so the difference is the
+ *   server's; server CPU per message delivered is reported too. And server RSS per open
+ *   stream, each server's own. The trials
  *   run in three parts, each on two fresh servers, as RSS differs between processes. N is 1,000
  *   and 5,000, not fanout-bench.ts's 10,000: opening 10,000 Connect streams takes ~7 s here
  *   and each trial over a second, which would add ~15 s to this benchmark's ~60.

@@ -28,8 +28,6 @@ export const TRIALS = 31;
 /** How the watchers reach the server: over gRPC (the default) or Connect on its HTTP port. */
 export interface WatchVia {
   protocol?: "grpc" | "connect";
-  /** Connect: JSON instead of binary. */
-  json?: boolean;
   /** Watchers at the lowest CPU priority, so the trigger's own round trip is not queued behind them. */
   lowPriority?: boolean;
 }

@@ -12,10 +12,8 @@ export class WatchLoad {
   static async start(spec: {
     /** gRPC HOST:PORT, or with protocol "connect" the HTTP port's http://HOST:PORT. */
     target: string;
-    /** "grpc" (default): bare grpc-js calls; "connect": Connect's Node client over HTTP/2. */
+    /** "grpc" (default), or "connect": Connect streaming calls (binary) over HTTP/2. */
     protocol?: "grpc" | "connect";
-    /** Connect: JSON instead of binary. */
-    json?: boolean;
     key: string;
     streams: number;
     perConnection: number;
