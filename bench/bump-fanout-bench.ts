@@ -11,7 +11,7 @@
  * Bumps are timed by a writer process that does nothing else (load/writer.ts says why).
  */
 import { FanOutWatchers } from "./fanout-bench.js";
-import { BumpWriter, ServerProcess } from "./processes.js";
+import { KeyWriter, ServerProcess } from "./processes.js";
 import { type BenchRow, measurePair, median, pairStats } from "./report.js";
 
 /** Pairs per configuration: one round trip is noisy on two cores, the median of many is not. */
@@ -23,7 +23,7 @@ export async function bumpUnderFanOutBench(redisUrl: string): Promise<BenchRow[]
     for (const streams of [1000, 10_000]) {
       const args = store === "Redis" ? ["--redis", redisUrl, "--prefix", `bench-bump-fanout-${streams}:`] : [];
       const server = await ServerProcess.syncgen(args);
-      const writer = new BumpWriter(server.address);
+      const writer = new KeyWriter(server.address);
       try {
         const watchers = await FanOutWatchers.open(server, streams, "watched", () => writer.bump("watched"), {
           lowPriority: true,
@@ -35,12 +35,12 @@ export async function bumpUnderFanOutBench(redisUrl: string): Promise<BenchRow[]
           /** A Bump of a key nobody watches, after the same preparation as a trial's. */
           const bumpIdle = async (): Promise<number> => {
             await watchers.arm();
-            return writer.bump("nobody-watches");
+            return (await writer.bump("nobody-watches")).ms;
           };
           /** A Bump of the watched key, then the wait for every watcher to have it. */
           const bumpWatched = async (): Promise<number> => {
             await watchers.arm();
-            const ms = await writer.bump("watched");
+            const { ms } = await writer.bump("watched");
             await watchers.delivered();
             return ms;
           };

@@ -148,7 +148,7 @@ function connectFanOutSegment(
 ): Promise<{ grpc: FanOutSide; connect: FanOutSide }> {
   const server = (via?: WatchVia): WatchedServer => ({
     start: () => ServerProcess.syncgen(HTTP),
-    trigger: (client) => client.bump("fanout"),
+    trigger: (writer) => writer.bump("fanout"),
     ...(via ? { via } : {}),
   });
   return withWatchedPair(streams, [server(), server({ protocol: "connect" })], async (overGrpc, overConnect) => {

@@ -3,12 +3,11 @@
  * from a Bump to the last watcher receiving it, beside a bare grpc-js server pushing one
  * message to as many streams (both watched at once, trials alternating between them); and
  * server RSS per open stream, beside the bare server's, read from several fresh pairs of
- * servers.
+ * servers. Each trial's change is sent by a writer process of its own (load/writer.ts says
+ * why), once both servers are quiet (processes.ts: untilQuiet).
  */
 
-import { createGenerationClient, type GenerationClient } from "../src/client/index.js";
-import { monotonicMs } from "./clock.js";
-import { ServerProcess } from "./processes.js";
+import { KeyWriter, ServerProcess, type TimedWrite, untilQuiet } from "./processes.js";
 import {
   type BenchRow,
   measurePair,
@@ -37,18 +36,24 @@ export class FanOutWatchers {
   private constructor(
     private readonly server: ServerProcess,
     private readonly streams: number,
-    private readonly trigger: () => Promise<unknown>,
+    private readonly trigger: () => Promise<TimedWrite>,
     private readonly load: WatchLoad,
     private readonly rssBefore: { plain: number; afterGc: number },
+    private readonly coreSharers: readonly ServerProcess[],
   ) {}
 
-  /** Opens `streams` watchers of `key` on `server` (over `via`), after a warm-up batch. */
+  /**
+   * Opens `streams` watchers of `key` on `server` (over `via`), after a warm-up batch.
+   * `coreSharers` are the servers on its core (itself among them), whose work from before
+   * must be over when a trial starts.
+   */
   static async open(
     server: ServerProcess,
     streams: number,
     key: string,
-    trigger: () => Promise<unknown>,
+    trigger: () => Promise<TimedWrite>,
     via: WatchVia = {},
+    coreSharers: readonly ServerProcess[] = [server],
   ): Promise<FanOutWatchers> {
     const target = via.protocol === "connect" ? server.httpUrl : server.address;
     if (target === undefined) throw new Error("Connect watchers need a server started with --http-listen");
@@ -62,18 +67,19 @@ export class FanOutWatchers {
     await warmup.close();
     const rssBefore = { plain: await server.rssBytes(), afterGc: await server.rssAfterGc() };
     const load = await WatchLoad.start({ ...spec, streams });
-    return new FanOutWatchers(server, streams, trigger, load, rssBefore);
+    return new FanOutWatchers(server, streams, trigger, load, rssBefore, coreSharers);
   }
 
   /**
-   * Times one `trigger` until the last watcher received it (ms); and counts the server's CPU
+   * Times one `trigger`, from when its writer process sent it until the last watcher received
+   * it (ms); and counts the server's CPU
    * time from before the trigger until the last watcher has it (s).
    */
   async trial(): Promise<{ lastMs: number; serverCpuSeconds: number }> {
+    await untilQuiet(this.coreSharers);
     await this.arm();
     const cpuBefore = await this.server.cpuSeconds();
-    const start = monotonicMs();
-    await this.trigger();
+    const { start } = await this.trigger();
     const { last } = await this.delivered();
     return { lastMs: last - start, serverCpuSeconds: (await this.server.cpuSeconds()) - cpuBefore };
   }
@@ -83,7 +89,7 @@ export class FanOutWatchers {
     return this.load.arm();
   }
 
-  /** Resolves once every armed watcher has its next message, with when the first and last got it (monotonicMs()). */
+  /** Resolves once every armed watcher has its next message, with when the first and last got it (clock.ts). */
   delivered(): Promise<{ first: number; last: number }> {
     return this.load.result();
   }
@@ -148,7 +154,8 @@ interface RssReadings {
 /** A server whose watchers a fan-out times: how it starts, what triggers a change, how they connect. */
 export interface WatchedServer {
   start: () => Promise<ServerProcess>;
-  trigger: (client: GenerationClient) => Promise<unknown>;
+  /** Makes the change every watcher is sent, through the writer process of this server. */
+  trigger: (writer: KeyWriter) => Promise<TimedWrite>;
   via?: WatchVia;
 }
 
@@ -159,22 +166,22 @@ export async function withWatchedPair<T>(
   use: (a: FanOutWatchers, b: FanOutWatchers) => Promise<T>,
 ): Promise<T> {
   const servers: ServerProcess[] = [];
-  const clients: GenerationClient[] = [];
+  const writers: KeyWriter[] = [];
   const opened: FanOutWatchers[] = [];
   try {
-    for (const side of sides) {
-      const server = await side.start();
-      servers.push(server);
-      const client = createGenerationClient(server.address);
-      clients.push(client);
-      opened.push(await FanOutWatchers.open(server, streams, "fanout", () => side.trigger(client), side.via));
+    for (const side of sides) servers.push(await side.start());
+    for (const [index, side] of sides.entries()) {
+      const server = servers[index] as ServerProcess;
+      const writer = new KeyWriter(server.address);
+      writers.push(writer);
+      opened.push(await FanOutWatchers.open(server, streams, "fanout", () => side.trigger(writer), side.via, servers));
     }
     const [a, b] = opened as [FanOutWatchers, FanOutWatchers];
     await untimedTrials([a, b], WARM_TRIALS);
     return await use(a, b);
   } finally {
     await Promise.all(opened.map((watchers) => watchers.close()));
-    for (const client of clients) client.close();
+    await Promise.all(writers.map((writer) => writer.close()));
     await Promise.all(servers.map((server) => server.stop()));
   }
 }
@@ -187,9 +194,9 @@ function withFanOutPair<T>(
 ): Promise<T> {
   const syncgen: WatchedServer = {
     start: () => ServerProcess.syncgen(["--redis", redisUrl, "--prefix", `bench-fanout-${streams}:`]),
-    trigger: (client) => client.bump("fanout"),
+    trigger: (writer) => writer.bump("fanout"),
   };
-  const bare: WatchedServer = { start: () => ServerProcess.echo(), trigger: (client) => client.clear("fanout") };
+  const bare: WatchedServer = { start: () => ServerProcess.echo(), trigger: (writer) => writer.clear("fanout") };
   return withWatchedPair(streams, [syncgen, bare], use);
 }
 

@@ -4,7 +4,9 @@
  * (the same counters process.cpuUsage() and process.memoryUsage().rss report inside).
  */
 import { execFile } from "node:child_process";
+import { readdir, readFile } from "node:fs/promises";
 import os from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { CliProcess } from "../test/helpers/cli.js";
@@ -86,8 +88,45 @@ export class ServerProcess {
     return (await memoryAfterGc(this.cli)).rss;
   }
 
+  /**
+   * Nanoseconds every thread of the process has run: from /proc/PID/task/TID/schedstat, which
+   * counts in nanoseconds where /proc/PID/stat counts in 10 ms ticks. Threads matter: V8's
+   * marking and sweeping run on helper threads, after the main thread has moved on.
+   */
+  async runNanoseconds(): Promise<number> {
+    const pid = this.cli.child.pid;
+    if (pid === undefined) return 0;
+    const tasks = await readdir(`/proc/${pid}/task`).catch(() => []);
+    // A thread may end between the listing and its reading.
+    const readings = await Promise.all(
+      tasks.map((task) => readFile(`/proc/${pid}/task/${task}/schedstat`, "utf8").catch(() => "0")),
+    );
+    return readings.reduce((sum, reading) => sum + Number(reading.split(" ")[0]), 0);
+  }
+
   async stop(): Promise<void> {
     await this.cli.stop("SIGTERM", 15_000).catch(() => this.cli.stop("SIGKILL"));
+  }
+}
+
+/** untilQuiet(): a server is quiet when it ran less than this share of a window's time. */
+const QUIET = { windowMs: 10, busyShare: 0.05, timeoutMs: 5_000 };
+
+/**
+ * Resolves once none of `servers` has done more than a trace of work for a short window, or
+ * after a few seconds (then the trial runs anyway). Servers under test share a core, and one
+ * server's leftover work runs in the other's trials: at 10,000 watchers, the bare server's
+ * major GCs (60 ms of marking, finished on helper threads after its trial) fell in syncgen's
+ * next trial, and made syncgen's three slowest of 150 (133-162 ms against a 51 ms median).
+ */
+export async function untilQuiet(servers: readonly ServerProcess[]): Promise<void> {
+  const deadline = Date.now() + QUIET.timeoutMs;
+  let before = await Promise.all(servers.map((server) => server.runNanoseconds()));
+  while (Date.now() < deadline) {
+    await sleep(QUIET.windowMs);
+    const after = await Promise.all(servers.map((server) => server.runNanoseconds()));
+    if (after.every((ns, index) => ns - (before[index] ?? 0) < QUIET.windowMs * 1e6 * QUIET.busyShare)) return;
+    before = after;
   }
 }
 
@@ -120,8 +159,14 @@ export class UnaryLoad {
   }
 }
 
-/** A load/writer.ts process: Bumps timed in a process that does nothing else. */
-export class BumpWriter {
+/** A Bump or Clear the writer made: when it was sent (monotonicMs()) and its round trip (ms). */
+export interface TimedWrite {
+  start: number;
+  ms: number;
+}
+
+/** A load/writer.ts process: Bumps and Clears timed in a process that does nothing else. */
+export class KeyWriter {
   readonly #agent: LineAgent;
 
   /** Starts a writer of the server at `address` (gRPC HOST:PORT). */
@@ -133,11 +178,22 @@ export class BumpWriter {
     );
   }
 
-  /** Bumps `key`; resolves with the round trip the writer timed (ms). */
-  async bump(key: string): Promise<number> {
-    const answer = await this.#agent.ask(JSON.stringify({ key }), 30_000);
-    if (typeof answer.ms !== "number") throw new Error(`the writer's Bump of "${key}" failed: ${String(answer.error)}`);
-    return answer.ms;
+  /** Bumps `key`; resolves with when the writer sent it and the round trip it timed. */
+  bump(key: string): Promise<TimedWrite> {
+    return this.#write("bump", key);
+  }
+
+  /** Clears `key`, as bump() does. */
+  clear(key: string): Promise<TimedWrite> {
+    return this.#write("clear", key);
+  }
+
+  async #write(op: "bump" | "clear", key: string): Promise<TimedWrite> {
+    const answer = await this.#agent.ask(JSON.stringify({ op, key }), 30_000);
+    if (typeof answer.ms !== "number" || typeof answer.start !== "number") {
+      throw new Error(`the writer's ${op} of "${key}" failed: ${String(answer.error)}`);
+    }
+    return { start: answer.start, ms: answer.ms };
   }
 
   close(): Promise<void> {
