@@ -11,10 +11,10 @@
  *   trials alternate between the two, and the table reports the median per-pair ratio. Both
  *   kinds of watcher are one minimal client (load/watch-load.ts), so the difference is the
  *   server's; server CPU per message delivered is reported too. And server RSS per open
- *   stream, each server's own. The trials
- *   run in three parts, each on two fresh servers, as RSS differs between processes. N is 1,000
- *   and 5,000, not fanout-bench.ts's 10,000: opening 10,000 Connect streams takes ~7 s here
- *   and each trial over a second, which would add ~15 s to this benchmark's ~60.
+ *   stream, each server's own. The trials run in three parts, each on two fresh servers, as
+ *   RSS differs between processes. N is 1,000 and 5,000, not fanout-bench.ts's 10,000:
+ *   opening 10,000 Connect streams takes ~7 s here and each trial over a second, which would
+ *   add ~15 s to this benchmark's ~60.
  */
 import {
   type FanOutWatchers,

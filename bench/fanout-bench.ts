@@ -72,8 +72,7 @@ export class FanOutWatchers {
 
   /**
    * Times one `trigger`, from when its writer process sent it until the last watcher received
-   * it (ms); and counts the server's CPU
-   * time from before the trigger until the last watcher has it (s).
+   * it (ms); and counts the server's CPU time from before the trigger until then (s).
    */
   async trial(): Promise<{ lastMs: number; serverCpuSeconds: number }> {
     await untilQuiet(this.coreSharers);
