@@ -114,7 +114,7 @@ const QUIET = { windowMs: 10, busyShare: 0.05, timeoutMs: 5_000 };
 
 /**
  * Resolves once none of `servers` has done more than a trace of work for a short window, or
- * after a few seconds (then the trial runs anyway). Servers under test share a core, and one
+ * after a few seconds (then the trial runs anyway, and stderr says so). Servers under test share a core, and one
  * server's leftover work runs in the other's trials: at 10,000 watchers, the bare server's
  * major GCs (60 ms of marking, finished on helper threads after its trial) fell in syncgen's
  * next trial, and made syncgen's three slowest of 150 (133-162 ms against a 51 ms median).
@@ -128,6 +128,7 @@ export async function untilQuiet(servers: readonly ServerProcess[]): Promise<voi
     if (after.every((ns, index) => ns - (before[index] ?? 0) < QUIET.windowMs * 1e6 * QUIET.busyShare)) return;
     before = after;
   }
+  console.error(`a server under test was still busy after ${QUIET.timeoutMs / 1000} s; timing the trial anyway`);
 }
 
 /**

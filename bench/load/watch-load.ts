@@ -7,7 +7,9 @@
  *   -> {"op":"arm"}     reset: the next message on every stream counts
  *   <- {"first":t,"last":t}  once every stream has received it (ms on the machine's monotonic clock: clock.ts)
  *
- * It prints {"live":true} once every stream has its first response.
+ * It prints {"live":true} once every stream has its first response. A stream that ends
+ * before it is told to close (the server gone, or the Watch refused) ends the process, with
+ * why on stderr: a trial waiting on it would otherwise wait out its deadline.
  *
  * The client is a minimal one over Node's HTTP/2, the same against every server: it reads
  * each response's 5-byte envelope header (gRPC's length prefix and Connect's streaming
@@ -49,6 +51,7 @@ const END_STREAM = 0b10;
 
 const sessions: ClientHttp2Session[] = [];
 const streams: ClientHttp2Stream[] = [];
+let closing = false;
 let live = 0;
 let armed = false;
 let received = 0;
@@ -91,7 +94,18 @@ function watch(i: number): void {
     sessions.push(session);
   }
   const stream = (sessions[sessions.length - 1] as ClientHttp2Session).request(headers);
-  stream.on("error", () => {});
+  /** What the server said of the stream's end: HTTP status, then gRPC status or Connect's end message. */
+  const said: string[] = [];
+  stream.on("response", (response) => said.push(`HTTP ${response[constants.HTTP2_HEADER_STATUS]}`));
+  stream.on("trailers", (trailers) =>
+    said.push(`grpc-status ${trailers["grpc-status"]}: ${decodeURIComponent(String(trailers["grpc-message"] ?? ""))}`),
+  );
+  stream.on("error", (error) => said.push(error.message));
+  stream.on("close", () => {
+    if (closing) return;
+    process.stderr.write(`Watch stream ${i} of ${spec.target} ended: ${said.join("; ") || "no answer"}\n`);
+    process.exit(1);
+  });
   stream.end(request);
   const onResponse = onResponses();
   let pending: Buffer = Buffer.alloc(0);
@@ -101,6 +115,7 @@ function watch(i: number): void {
       const length = unread.readUInt32BE(1);
       if (unread.length < 5 + length) break;
       if (((unread[0] ?? 0) & END_STREAM) === 0) onResponse(length > 0);
+      else said.push(unread.subarray(5, 5 + length).toString());
       unread = unread.subarray(5 + length);
     }
     pending = unread;
@@ -110,15 +125,24 @@ function watch(i: number): void {
 
 for (let i = 0; i < spec.streams; i++) watch(i);
 
-createInterface({ input: process.stdin }).on("line", (line) => {
-  const { op } = JSON.parse(line) as { op: string };
-  if (op === "arm") {
-    received = 0;
-    armed = true;
-    process.stdout.write(`${JSON.stringify({ armed: true })}\n`);
-  } else if (op === "close") {
-    for (const stream of streams) stream.close(constants.NGHTTP2_CANCEL);
-    for (const session of sessions) session.close();
-    process.exit(0);
-  }
-});
+/** Ends every stream and the process. */
+function close(): never {
+  closing = true;
+  for (const stream of streams) stream.close(constants.NGHTTP2_CANCEL);
+  for (const session of sessions) session.close();
+  process.exit(0);
+}
+
+createInterface({ input: process.stdin })
+  // Without its orchestrator (stdin closed), a watcher has nobody to answer.
+  .on("close", close)
+  .on("line", (line) => {
+    const { op } = JSON.parse(line) as { op: string };
+    if (op === "arm") {
+      received = 0;
+      armed = true;
+      process.stdout.write(`${JSON.stringify({ armed: true })}\n`);
+    } else if (op === "close") {
+      close();
+    }
+  });

@@ -9,6 +9,8 @@ export class LineAgent {
   readonly #answers: string[] = [];
   readonly #answered = new Condition();
   #stderr = "";
+  /** Its output is over: it exited and every line it wrote has been read. */
+  #ended = false;
 
   constructor(command: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = process.env) {
     this.#child = spawn(command, args, { cwd, env, stdio: ["pipe", "pipe", "pipe"] });
@@ -16,8 +18,16 @@ export class LineAgent {
       this.#answers.push(line);
       this.#answered.notify();
     });
+    // Writing to an agent that has exited fails; next() says so, with its stderr.
+    this.#child.stdin?.on("error", () => {});
     this.#child.stderr?.on("data", (chunk: Buffer) => {
       this.#stderr += chunk.toString();
+    });
+    // Whoever waits for an answer learns at once that none will come. ("close", not "exit":
+    // it comes after the last line on stdout.)
+    this.#child.on("close", () => {
+      this.#ended = true;
+      this.#answered.notify();
     });
   }
 
@@ -32,10 +42,20 @@ export class LineAgent {
     this.#child.stdin?.write(`${line}\n`);
   }
 
-  /** Resolves with the next JSON line the agent writes (unprompted, or to what was sent). */
+  /**
+   * Resolves with the next JSON line the agent writes (unprompted, or to what was sent);
+   * rejects, with what it wrote on stderr, if it exits with none left to read.
+   */
   async next(ms = 10_000, what = "a line from the agent"): Promise<Record<string, unknown>> {
     const line = await this.#answered.until(
-      () => this.#answers.shift(),
+      () => {
+        const answer = this.#answers.shift();
+        if (answer === undefined && this.#ended) {
+          const exit = this.#child.exitCode ?? this.#child.signalCode;
+          throw new Error(`the agent exited (${exit}) before ${what}; stderr: ${this.#stderr}`);
+        }
+        return answer;
+      },
       ms,
       () => `${what} (stderr: ${this.#stderr})`,
     );
