@@ -24,6 +24,7 @@ import { type ClientHttp2Session, type ClientHttp2Stream, connect, constants } f
 import { createInterface } from "node:readline";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { GenerationService, WatchRequestSchema } from "../../src/gen/generation/v1/generation_pb.js";
+import { framed } from "../../test/helpers/raw-grpc.js";
 import { monotonicMs } from "../clock.js";
 
 interface WatchSpec {
@@ -45,7 +46,7 @@ const headers = {
   [constants.HTTP2_HEADER_CONTENT_TYPE]: overConnect ? "application/connect+proto" : "application/grpc",
   ...(overConnect ? {} : { [constants.HTTP2_HEADER_TE]: "trailers" }),
 };
-const request = envelope(toBinary(WatchRequestSchema, create(WatchRequestSchema, { keys: [spec.key] })));
+const request = framed(toBinary(WatchRequestSchema, create(WatchRequestSchema, { keys: [spec.key] })));
 /** Flag of the Connect envelope that ends a stream (it carries the trailers, as JSON). */
 const END_STREAM = 0b10;
 
@@ -57,14 +58,6 @@ let armed = false;
 let received = 0;
 let first = 0;
 let last = 0;
-
-/** `message` with the 5-byte header both protocols put before each message: flags, then its length. */
-function envelope(message: Uint8Array): Buffer {
-  const framed = Buffer.alloc(5 + message.length);
-  framed.writeUInt32BE(message.length, 1);
-  framed.set(message, 5);
-  return framed;
-}
 
 /** A stream's handler of each response: a heartbeat is an empty WatchResponse, a change is not. */
 function onResponses(): (isChange: boolean) => void {
