@@ -64,6 +64,17 @@ const RAW_DURATION_MS = 3000;
  * per path it moved by 0-10%.
  */
 const WARMUP_MS = 8000;
+/**
+ * How long a syncgen server is driven, untimed, when it comes back to work after idling
+ * through the other store's runs (10-14 s; echo serves every pair and never idles). Idle for
+ * over ~8 s, V8's memory reducer shrinks the heap, and the first run after it paid to grow it
+ * back: memory-store Get, always first after the idle stretch, read 1.36-1.45x echo's CPU per
+ * call at c=16 where Bump on the same server read 1.07-1.14x. In a focused test (idle 12 s,
+ * then two Get runs), the first cost 0.92-1.65x the second (median 1.27x); with the server
+ * started with --no-memory-reducer, 0.78-1.36x (median 1.03x). Production traffic that idles
+ * pays this too; a figure per call at steady load should not.
+ */
+const REWARM_MS = 2000;
 
 /**
  * Drives each distinct spec for WARMUP_MS, so no figure pays for a cold JIT, heap or
@@ -188,8 +199,13 @@ export async function unaryBench(redisUrl: string): Promise<BenchRow[]> {
         .filter((c) => c.spec.concurrency === 16)
         .flatMap((config) => [config.spec, config.echo.spec, ...(config.raw ? [config.raw.spec] : [])]),
     );
+    let lastServer: ServerProcess | undefined;
     for (let round = 0; round < ROUNDS; round++) {
       for (const config of configs) {
+        if (config.server !== lastServer) {
+          await load.run({ ...config.spec, latencies: false, warmupMs: 0, durationMs: REWARM_MS });
+          lastServer = config.server;
+        }
         const [measured, baseline] =
           config.spec.concurrency === 1
             ? await runAlternating(load, [config.spec, config.server], [config.echo.spec, echo])
