@@ -22,6 +22,26 @@ const BENCH = fileURLToPath(new URL(".", import.meta.url));
  */
 export const CORES = os.cpus().length >= 2 ? { server: 0, load: 1 } : undefined;
 
+/**
+ * CPU time so far (in the kernel's ticks) of all cores, or of core `cpu`, and how much of it
+ * the hypervisor stole: on a shared virtual machine, how busy the host was. A stolen stretch
+ * on the server core lands in whatever that core was running, tens of ms at a time.
+ */
+export async function cpuTimes(cpu?: number): Promise<{ total: number; steal: number }> {
+  const line = cpu === undefined ? "cpu" : `cpu${cpu}`;
+  const fields =
+    (await readFile("/proc/stat", "utf8"))
+      .split("\n")
+      .find((entry) => entry.split(/\s+/)[0] === line)
+      ?.trim()
+      .split(/\s+/)
+      .slice(1)
+      .map(Number) ?? [];
+  // user nice system idle iowait irq softirq steal (guest time is counted in user already).
+  const counted = fields.slice(0, 8);
+  return { total: counted.reduce((sum, value) => sum + value, 0), steal: counted[7] ?? 0 };
+}
+
 /** Pins every thread of process `pid` to `cpu` (taskset, from util-linux). */
 export async function pin(pid: number | undefined, cpu: number): Promise<void> {
   if (pid === undefined) throw new Error("the process has no pid: it did not start");

@@ -3,7 +3,6 @@
  * processes, runs every benchmark, prints one table of figures beside their baselines (as
  * ratios), and writes bench/results/latest.{json,md}.
  */
-import { readFile } from "node:fs/promises";
 import os from "node:os";
 import { RedisProcess } from "../test/helpers/redis-process.js";
 import { bumpUnderFanOutBench } from "./bump-fanout-bench.js";
@@ -11,21 +10,10 @@ import { clientBench } from "./client-bench.js";
 import { clusterBench } from "./cluster-bench.js";
 import { connectFanOutBench, connectUnaryBench } from "./connect-bench.js";
 import { fanOutBench } from "./fanout-bench.js";
-import { pinLoad, ServerProcess } from "./processes.js";
+import { cpuTimes, pinLoad, ServerProcess } from "./processes.js";
 import { type BenchRow, publish } from "./report.js";
 import { unaryBench } from "./unary-bench.js";
 import { bigWatchBench, propagationBench } from "./watch-bench.js";
-
-/**
- * The machine's CPU time so far (jiffies, all cores), and how much of it the hypervisor
- * stole: on a shared virtual machine, how busy the host was during the run.
- */
-async function cpuTimes(): Promise<{ total: number; steal: number }> {
-  const fields = (await readFile("/proc/stat", "utf8")).split("\n")[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
-  // user nice system idle iowait irq softirq steal (guest time is counted in user already).
-  const counted = fields.slice(0, 8);
-  return { total: counted.reduce((sum, value) => sum + value, 0), steal: counted[7] ?? 0 };
-}
 
 const started = Date.now();
 const cpuAtStart = await cpuTimes();
