@@ -1,10 +1,12 @@
 /**
  * Watch fan-out: 1,000 and 10,000 watchers of one key, 100 streams per connection; the time
  * from a Bump to the last watcher receiving it, beside a bare grpc-js server pushing one
- * message to as many streams (both watched at once, trials alternating between them); and
- * server RSS per open stream, beside the bare server's, read from several fresh pairs of
- * servers. Each trial's change is sent by a writer process of its own (load/writer.ts says
- * why), once both servers are quiet (processes.ts: untilQuiet).
+ * message to as many streams (both watched at once, trials alternating between them), on
+ * each store: on Redis the change reaches the hub through the store's pub/sub, a hop the
+ * bare server does not make, so the memory store's rows time the fan-out itself. And server
+ * RSS per open stream (Redis store), beside the bare server's, read from several fresh pairs
+ * of servers. Each trial's change is sent by a writer process of its own (load/writer.ts
+ * says why), once both servers are quiet (processes.ts: untilQuiet).
  */
 
 import { CORES, cpuTimes, KeyWriter, ServerProcess, type TimedWrite, untilQuiet } from "./processes.js";
@@ -185,14 +187,18 @@ export async function withWatchedPair<T>(
   }
 }
 
-/** syncgen (on `redisUrl`) and a bare server, each with `streams` watchers, warmed up. */
+/** The store a syncgen server under test keeps its generations in. */
+type Store = { kind: "Redis"; url: string } | { kind: "memory" };
+
+/** syncgen (on `store`) and a bare server, each with `streams` watchers, warmed up. */
 function withFanOutPair<T>(
-  redisUrl: string,
+  store: Store,
   streams: number,
   use: (measured: FanOutWatchers, baseline: FanOutWatchers) => Promise<T>,
 ): Promise<T> {
+  const storeArgs = store.kind === "Redis" ? ["--redis", store.url, "--prefix", `bench-fanout-${streams}:`] : [];
   const syncgen: WatchedServer = {
-    start: () => ServerProcess.syncgen(["--redis", redisUrl, "--prefix", `bench-fanout-${streams}:`]),
+    start: () => ServerProcess.syncgen(storeArgs),
     trigger: (writer) => writer.bump("fanout"),
   };
   const bare: WatchedServer = { start: () => ServerProcess.echo(), trigger: (writer) => writer.clear("fanout") };
@@ -206,8 +212,8 @@ function withFanOutPair<T>(
  * sweeping on their core, and the bare server's four slowest of 201 trials at 10,000
  * watchers once each came right after one.
  */
-function timedTrials(redisUrl: string, streams: number): Promise<TimedTrials> {
-  return withFanOutPair(redisUrl, streams, async (measured, baseline) => {
+function timedTrials(store: Store, streams: number): Promise<TimedTrials> {
+  return withFanOutPair(store, streams, async (measured, baseline) => {
     const trials: TimedTrials = { syncgenMs: [], bareMs: [], unstolen: { syncgenMs: [], bareMs: [] } };
     for (let pair = 0; pair < fanOutPairs(streams); pair++) {
       const [ours, theirs] = await measurePair(
@@ -256,7 +262,7 @@ async function trialWithSteal(side: FanOutWatchers): Promise<{ lastMs: number; s
  * chance amounts.
  */
 function rssSample(redisUrl: string, streams: number): Promise<RssReadings> {
-  return withFanOutPair(redisUrl, streams, async (measured, baseline) => {
+  return withFanOutPair({ kind: "Redis", url: redisUrl }, streams, async (measured, baseline) => {
     const readings: RssReadings = { measured: [], baseline: [], measuredGc: [], baselineGc: [] };
     for (let reading = 0; reading < RSS_READINGS; reading++) {
       await untimedTrials([measured, baseline], RSS_EVERY);
@@ -287,43 +293,50 @@ export function rssRow(
   };
 }
 
+/** The Bump-to-last-watcher rows of one store's timed trials. */
+function lastWatcherRows(label: string, { syncgenMs, bareMs, unstolen }: TimedTrials): BenchRow[] {
+  const lastWatcher = { baselineName: "bare grpc-js push to as many streams", unit: "ms", better: "lower" } as const;
+  const latency = { ...lastWatcher, target: 0.8 } as const;
+  // Left out when the hypervisor took time during every pair: there is no figure to give.
+  const unstolenP99: BenchRow[] =
+    unstolen.syncgenMs.length === 0
+      ? []
+      : [
+          {
+            name: `${label}: Bump to last watcher, p99 of the trials the hypervisor took no server-core time from`,
+            ...percentileOfTrials(unstolen.syncgenMs, unstolen.bareMs, 99),
+            pairs: pairStats(unstolen.syncgenMs.map((ms, pair) => ms / (unstolen.bareMs[pair] ?? Number.NaN))).pairs,
+            ...lastWatcher,
+          },
+        ];
+  return [
+    {
+      name: `${label}: Bump to last watcher, p50`,
+      value: median(syncgenMs),
+      baselineValue: median(bareMs),
+      ...latency,
+      ...pairStats(syncgenMs.map((ms, pair) => ms / (bareMs[pair] ?? Number.NaN))),
+    },
+    {
+      name: `${label}: Bump to last watcher, p99 of ${syncgenMs.length} trials`,
+      ...percentileOfTrials(syncgenMs, bareMs, 99),
+      ...latency,
+    },
+    ...unstolenP99,
+  ];
+}
+
 export async function fanOutBench(redisUrl: string): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   for (const streams of [1000, 10_000]) {
-    const { syncgenMs, bareMs, unstolen } = await timedTrials(redisUrl, streams);
+    const label = `fan-out to ${streams.toLocaleString("en-US")} watchers`;
+    rows.push(...lastWatcherRows(label, await timedTrials({ kind: "Redis", url: redisUrl }, streams)));
+    rows.push(...lastWatcherRows(`${label}, memory store`, await timedTrials({ kind: "memory" }, streams)));
     const samples: RssReadings[] = [];
     for (let sample = 0; sample < rssSamples(streams); sample++) samples.push(await rssSample(redisUrl, streams));
     const rss = (side: keyof RssReadings): number[][] => samples.map((sample) => sample[side]);
-    const label = `fan-out to ${streams.toLocaleString("en-US")} watchers`;
-    const lastWatcher = { baselineName: "bare grpc-js push to as many streams", unit: "ms", better: "lower" } as const;
-    const latency = { ...lastWatcher, target: 0.8 } as const;
     const memory = { baselineName: "bare grpc-js server", unit: "KiB", better: "lower", target: 1 } as const;
-    // Left out when the hypervisor took time during every pair: there is no figure to give.
-    const unstolenP99: BenchRow[] =
-      unstolen.syncgenMs.length === 0
-        ? []
-        : [
-            {
-              name: `${label}: Bump to last watcher, p99 of the trials the hypervisor took no server-core time from`,
-              ...percentileOfTrials(unstolen.syncgenMs, unstolen.bareMs, 99),
-              pairs: pairStats(unstolen.syncgenMs.map((ms, pair) => ms / (unstolen.bareMs[pair] ?? Number.NaN))).pairs,
-              ...lastWatcher,
-            },
-          ];
     rows.push(
-      {
-        name: `${label}: Bump to last watcher, p50`,
-        value: median(syncgenMs),
-        baselineValue: median(bareMs),
-        ...latency,
-        ...pairStats(syncgenMs.map((ms, pair) => ms / (bareMs[pair] ?? Number.NaN))),
-      },
-      {
-        name: `${label}: Bump to last watcher, p99 of ${syncgenMs.length} trials`,
-        ...percentileOfTrials(syncgenMs, bareMs, 99),
-        ...latency,
-      },
-      ...unstolenP99,
       {
         name: `${label}: server RSS per open stream (no forced GC)`,
         ...rssRow(rss("measured"), rss("baseline")),
