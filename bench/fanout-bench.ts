@@ -297,9 +297,10 @@ export function rssRow(
 function lastWatcherRows(label: string, { syncgenMs, bareMs, unstolen }: TimedTrials): BenchRow[] {
   const lastWatcher = { baselineName: "bare grpc-js push to as many streams", unit: "ms", better: "lower" } as const;
   const latency = { ...lastWatcher, target: 0.8 } as const;
-  // Left out when the hypervisor took time during every pair: there is no figure to give.
+  // Left out when the hypervisor took time during every pair (there is no figure to give),
+  // and when it took none during any (the row would repeat the one before it).
   const unstolenP99: BenchRow[] =
-    unstolen.syncgenMs.length === 0
+    unstolen.syncgenMs.length === 0 || unstolen.syncgenMs.length === syncgenMs.length
       ? []
       : [
           {
