@@ -238,6 +238,11 @@ interface PairedTrials {
   bareMs: number[];
 }
 
+/** Each pair's ratio, syncgen's trial to the bare server's. */
+function pairRatios({ syncgenMs, bareMs }: PairedTrials): number[] {
+  return syncgenMs.map((ms, pair) => ms / (bareMs[pair] ?? Number.NaN));
+}
+
 /** Every pair, and apart those during which the hypervisor took no time from the server core. */
 interface TimedTrials extends PairedTrials {
   unstolen: PairedTrials;
@@ -294,7 +299,8 @@ export function rssRow(
 }
 
 /** The Bump-to-last-watcher rows of one store's timed trials. */
-function lastWatcherRows(label: string, { syncgenMs, bareMs, unstolen }: TimedTrials): BenchRow[] {
+function lastWatcherRows(label: string, trials: TimedTrials): BenchRow[] {
+  const { syncgenMs, bareMs, unstolen } = trials;
   const lastWatcher = { baselineName: "bare grpc-js push to as many streams", unit: "ms", better: "lower" } as const;
   const latency = { ...lastWatcher, target: 0.8 } as const;
   // Left out when the hypervisor took time during every pair (there is no figure to give),
@@ -306,7 +312,7 @@ function lastWatcherRows(label: string, { syncgenMs, bareMs, unstolen }: TimedTr
           {
             name: `${label}: Bump to last watcher, p99 of the trials the hypervisor took no server-core time from`,
             ...percentileOfTrials(unstolen.syncgenMs, unstolen.bareMs, 99),
-            pairs: pairStats(unstolen.syncgenMs.map((ms, pair) => ms / (unstolen.bareMs[pair] ?? Number.NaN))).pairs,
+            pairs: pairStats(pairRatios(unstolen)).pairs,
             ...lastWatcher,
           },
         ];
@@ -316,7 +322,7 @@ function lastWatcherRows(label: string, { syncgenMs, bareMs, unstolen }: TimedTr
       value: median(syncgenMs),
       baselineValue: median(bareMs),
       ...latency,
-      ...pairStats(syncgenMs.map((ms, pair) => ms / (bareMs[pair] ?? Number.NaN))),
+      ...pairStats(pairRatios(trials)),
     },
     {
       name: `${label}: Bump to last watcher, p99 of ${syncgenMs.length} trials`,

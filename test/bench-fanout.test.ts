@@ -43,6 +43,14 @@ describe("fan-out bench", () => {
     await withWatchedPair(STREAMS, [syncgen(), bare], expectTrials);
   }, 120_000);
 
+  test("a Bump on syncgen's memory store reaches every gRPC watcher, as on Redis", async () => {
+    const memory: WatchedServer = {
+      start: () => ServerProcess.syncgen([]),
+      trigger: (writer) => writer.bump("fanout"),
+    };
+    await withWatchedPair(STREAMS, [memory, bare], expectTrials);
+  }, 120_000);
+
   test("Connect watchers on syncgen's HTTP port get every Bump, as gRPC ones do", async () => {
     await withWatchedPair(STREAMS, [syncgen(), syncgen({ protocol: "connect" })], expectTrials);
   }, 120_000);
